@@ -1,0 +1,89 @@
+// File: voxq/config.hpp
+//
+// QueueConfig: everything a WorkerQueue needs to know, with the defaults of the
+// user's guide. Build it by hand (designated initializers work) or from the
+// environment with QueueConfig::from_env(). validate() is called by both
+// from_env() and WorkerQueue's constructor.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace voxq {
+
+// Where the data lives, parsed from a SQLAlchemy-style URL.
+struct DatabaseLocation {
+    enum class Kind : std::uint8_t { Sqlite, Postgres };
+    Kind kind = Kind::Sqlite;
+    // Sqlite: a file path (relative to the working directory, or absolute), or
+    // ":memory:". Postgres: the URL handed to libpq, without any "+driver".
+    std::string target;
+};
+
+// Parses `url`. Accepted: sqlite:///rel.db, sqlite+aiosqlite:///rel.db,
+// sqlite:////abs.db, sqlite:///:memory:, postgresql://, postgres://,
+// postgresql+asyncpg://, postgresql+psycopg://. Throws ConfigError naming
+// `variable` and the URL otherwise.
+[[nodiscard]] DatabaseLocation parse_database_url(const std::string& url,
+                                                  const std::string& variable = "database_url");
+
+// How often SQLite syncs to disk. Full: a returned write survives power loss.
+// Normal: survives a process crash, may lose the last moments on power loss.
+enum class SqliteSynchronous : std::uint8_t { Full, Normal };
+
+struct QueueConfig {
+    // --- Parameters of the guide (QUEUE_* variables) ---
+
+    // QUEUE_DATABASE_URL. Default: sqlite+aiosqlite:///data/queue.db
+    std::string database_url = "sqlite+aiosqlite:///data/queue.db";
+    // QUEUE_MAX_ATTEMPTS (>= 1). Attempts before the retry sweep discards a task,
+    // for tasks whose own max_attempts is 0. Default: 3.
+    std::int64_t default_max_attempts = 3;
+    // QUEUE_VISIBILITY_TIMEOUT, seconds (> 0). A PROCESSING task whose lease is
+    // older than this is presumed abandoned by the retry sweep. Default: 3600.
+    double default_visibility_timeout = 3600;
+    // QUEUE_RETRY_BACKOFF_MULTIPLIER (>= 1.0). Default: 2.0.
+    double retry_backoff_multiplier = 2.0;
+    // QUEUE_RETRY_BASE_DELAY, seconds (>= 0). Delay after the first attempt. Default: 60.
+    double retry_base_delay = 60;
+    // QUEUE_MAX_RETRY_DELAY, seconds (>= retry_base_delay). Cap. Default: 3600.
+    double max_retry_delay = 3600;
+    // QUEUE_BATCH_SIZE (>= 1). Default size of dequeue() and retry(). Default: 100.
+    std::int64_t batch_size = 100;
+
+    // --- Beyond the guide (VOXQ_* variables) ---
+
+    // VOXQ_MAX_TEXT_LENGTH, bytes (1 .. 1,000,000). Default: 10,000.
+    std::int64_t max_text_length = 10'000;
+    // VOXQ_SQLITE_SYNCHRONOUS: FULL (default) or NORMAL. See SqliteSynchronous.
+    SqliteSynchronous sqlite_synchronous = SqliteSynchronous::Full;
+    // VOXQ_SQLITE_BUSY_TIMEOUT_MS (>= 0): how long a write waits for another
+    // process holding the database's write lock before failing with StoreError.
+    // Default: 10,000.
+    std::int64_t sqlite_busy_timeout_ms = 10'000;
+    // VOXQ_ERROR_HISTORY (>= 1): errors kept per task. Default: 10.
+    std::int64_t error_history_limit = 10;
+
+    // Reads the variables above from the process environment. Unset => default.
+    // Throws ConfigError naming the variable and value when one is malformed or
+    // out of range.
+    [[nodiscard]] static QueueConfig from_env();
+    // The same, from an explicit map (for tests and embedding).
+    [[nodiscard]] static QueueConfig from_map(const std::map<std::string, std::string>& env);
+
+    // Throws ConfigError naming the field when a value is out of range or the
+    // database URL is not understood.
+    void validate() const;
+};
+
+// The retry schedule: delay before attempt n+1, after n attempts (n >= 1):
+// min(base * multiplier^(n-1), max).
+struct RetryPolicy {
+    double base_delay = 60;
+    double multiplier = 2.0;
+    double max_delay = 3600;
+    [[nodiscard]] double delay_after(std::int64_t attempt_count) const;
+};
+
+}  // namespace voxq

@@ -1,0 +1,136 @@
+// File: voxq/queue.hpp
+//
+// WorkerQueue: the durable TTS task queue of the user's guide, in C++.
+//
+//   voxq::WorkerQueue queue(voxq::QueueConfig::from_env());
+//   queue.initialize();
+//   std::vector<voxq::Task> tasks(1);
+//   tasks[0].items.push_back({{"Hello, world!", "kokoro.af_heart"},
+//                             "https://your-webhook.com/callback"});
+//   queue.enqueue(tasks);                      // tasks[0].id is now a ULID
+//   for (auto& task : queue.dequeue(5)) {
+//       queue.mark_as_complete(task.id, task.attempt_count);
+//   }
+//   queue.close();
+//
+// Guarantees: an accepted task is never lost (each operation returns only once
+// its write is durable, see QueueConfig::sqlite_synchronous); one attempt of a
+// task is never handed to two callers; every state change is one atomic
+// conditional write, so a call that throws has changed nothing.
+//
+// Thread-safety: every method may be called from any number of threads at once,
+// and any number of processes may share the database. Concurrent writes from
+// many threads share one transaction and one sync (group commit).
+//
+// Non-copyable, non-movable (workers hold references to it).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "voxq/clock.hpp"
+#include "voxq/config.hpp"
+#include "voxq/errors.hpp"
+#include "voxq/store.hpp"
+#include "voxq/task.hpp"
+
+namespace voxq {
+
+// Filters for list_tasks().
+struct TaskFilter {
+    std::optional<TaskState> state;
+    std::string queue;  // empty = every queue
+};
+
+class WorkerQueue {
+public:
+    // Throws ConfigError if `config` is invalid. Opens nothing yet.
+    explicit WorkerQueue(QueueConfig config,
+                         std::shared_ptr<Clock> clock = SystemClock::instance());
+    // Uses `store` instead of opening config.database_url (for custom stores).
+    WorkerQueue(QueueConfig config, std::unique_ptr<Store> store,
+                std::shared_ptr<Clock> clock = SystemClock::instance());
+    ~WorkerQueue();
+    WorkerQueue(const WorkerQueue&) = delete;
+    WorkerQueue& operator=(const WorkerQueue&) = delete;
+
+    // Opens the store and creates or migrates the schema. Idempotent.
+    // Every other operation before it, or after close(), throws QueueError.
+    void initialize();
+
+    // Validates every task (ValidationError names the index and field; nothing is
+    // stored), fills empty ids with ULIDs and 0 timestamps with now, and stores
+    // all of them atomically. A task whose dedup_key matches a stored task of the
+    // same queue is not stored again; its id is set to the existing task's.
+    // Returns the number of tasks newly stored.
+    std::size_t enqueue(std::vector<Task>& tasks);
+    // The checks enqueue makes on one task, without storing anything: throws
+    // ValidationError naming `index` and the field. Needs no initialize().
+    void validate_task(const Task& task, std::size_t index = 0) const;
+
+    // Claims up to `size` (default batch_size) due PENDING tasks of `queue`
+    // (empty = all queues): highest priority first, then earliest schedule_at,
+    // then id. They come back PROCESSING with attempt_count incremented and a
+    // fresh lease. Returns [] when nothing is due.
+    std::vector<Task> dequeue(std::optional<std::int64_t> size = std::nullopt,
+                              const std::string& queue = "");
+
+    // PROCESSING -> COMPLETED.
+    void mark_as_complete(const std::string& id, std::optional<std::int64_t> attempt = {});
+    // PROCESSING -> RETRYABLE with `error` recorded. `not_before` (Unix seconds),
+    // when given, is the earliest next attempt; the sweep schedules the task at
+    // the later of it and the backoff.
+    void mark_as_retry(const std::string& id, const std::string& error,
+                       std::optional<std::int64_t> attempt = {},
+                       std::optional<double> not_before = {});
+    // PENDING -> CANCELLED.
+    void mark_as_cancelled(const std::string& id, std::optional<std::int64_t> attempt = {});
+    // PROCESSING -> DISCARDED, optionally recording why.
+    void mark_as_discarded(const std::string& id, std::optional<std::int64_t> attempt = {},
+                           const std::optional<std::string>& error = {});
+    // DISCARDED -> PENDING, due now, attempt_count reset to 0 (history kept).
+    void mark_as_resume(const std::string& id, std::optional<std::int64_t> attempt = {});
+    // PROCESSING: pushes the lease forward (heartbeat_at = now).
+    void heartbeat(const std::string& id, std::optional<std::int64_t> attempt = {});
+    // PROCESSING -> PENDING, due now, attempt_count - 1: for a worker stopping
+    // without finishing the task.
+    void release(const std::string& id, std::optional<std::int64_t> attempt = {});
+
+    // The retry sweep. Takes up to `size` tasks that are RETRYABLE, or PROCESSING
+    // with an expired lease (recording "visibility timeout expired"). Those with
+    // attempt_count >= max_attempts (the task's own, else `max_attempts`, else the
+    // config's) become DISCARDED; the others PENDING, due after the backoff.
+    // Returns the moved tasks in their new state.
+    std::vector<Task> retry(std::optional<std::int64_t> size = std::nullopt,
+                            std::optional<double> visibility_timeout = std::nullopt,
+                            std::optional<std::int64_t> max_attempts = std::nullopt);
+
+    // {"pending", "processing", "completed", "retryable", "cancelled",
+    //  "discarded", "total"}, zeros included. `queue` empty = all queues.
+    std::map<std::string, std::int64_t> get_queue_stats(const std::string& queue = "");
+
+    // The task with its error history; throws TaskNotFoundError.
+    Task get_task(const std::string& id);
+    // Newest first; pass the returned next_cursor to get the following page.
+    TaskPage list_tasks(const TaskFilter& filter = {}, std::int64_t limit = 50,
+                        const std::string& cursor = "");
+    // Deletes tasks in `states` (terminal states only: COMPLETED, CANCELLED,
+    // DISCARDED) last updated at least `older_than` seconds ago. Returns how many.
+    std::int64_t purge(const std::vector<TaskState>& states, double older_than);
+
+    // Finishes pending writes, releases the store. Idempotent.
+    void close();
+
+    [[nodiscard]] const QueueConfig& config() const noexcept;
+    [[nodiscard]] const Clock& clock() const noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace voxq

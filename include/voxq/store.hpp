@@ -1,0 +1,126 @@
+// File: voxq/store.hpp
+//
+// The store interface: one implementation per database (SQLite, PostgreSQL), all
+// passing the same conformance suite (tests/store/conformance_test.cpp).
+// WorkerQueue validates input, fills ids and timestamps, and turns each public
+// operation into exactly one call here; the store makes each call one atomic
+// conditional write.
+//
+// Methods are named noun first and take one params struct each. Times are
+// microseconds since the Unix epoch, supplied by the caller (the queue's clock):
+// a store never reads the system clock.
+//
+// Thread-safety: every method may be called from many threads at once, and many
+// processes may open the same database.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "voxq/config.hpp"
+#include "voxq/task.hpp"
+
+namespace voxq {
+
+// Counts per state, indexed by static_cast<size_t>(TaskState).
+using StateCounts = std::array<std::int64_t, std::size(kAllTaskStates)>;
+
+struct TaskInsertParams {
+    // Validated tasks with ids, states and timestamps filled in. On success a task
+    // whose dedup_key matched an existing task of its queue gets that task's id
+    // (and nothing is stored for it). REQUIRES: non-null.
+    std::vector<Task>* tasks = nullptr;
+};
+
+struct TaskClaimParams {
+    std::string queue;  // empty = every queue
+    std::int64_t limit = 1;
+    std::int64_t now_us = 0;
+};
+
+// One guarded transition: moves task `id` from `from` to `to` iff it is in
+// `from` (and, when `attempt` is set, at that attempt). Otherwise throws
+// TaskNotFoundError or InvalidStateTransitionError and changes nothing.
+struct TaskSetStateParams {
+    std::string id;
+    std::string operation;  // the caller's verb, for error messages: "complete", ...
+    TaskState from = TaskState::PROCESSING;
+    TaskState to = TaskState::COMPLETED;
+    std::optional<std::int64_t> attempt;  // fencing token
+    std::int64_t now_us = 0;
+    std::optional<std::string> error;          // set last_error and append to history
+    std::optional<std::int64_t> not_before_us;  // earliest next attempt (Retry-After)
+    std::int64_t attempt_delta = 0;            // added to attempt_count (release: -1)
+    bool reset_attempts = false;               // attempt_count = 0 (resume)
+    bool schedule_now = false;                 // schedule_at = now_us
+    bool touch_heartbeat = false;              // heartbeat_at = now_us
+    std::int64_t error_history_limit = 10;
+};
+
+// The retry sweep (see WorkerQueue::retry).
+struct TaskRescueParams {
+    std::int64_t limit = 100;
+    std::int64_t now_us = 0;
+    std::int64_t visibility_timeout_us = 0;
+    std::int64_t max_attempts = 3;  // for tasks whose own max_attempts is 0
+    RetryPolicy policy;
+    std::int64_t error_history_limit = 10;
+};
+
+struct TaskListParams {
+    std::optional<TaskState> state;
+    std::string queue;     // empty = every queue
+    std::int64_t limit = 50;
+    std::string cursor;    // empty = from the newest; else next_cursor of the previous page
+};
+
+struct TaskPage {
+    std::vector<Task> tasks;  // newest first (by id)
+    std::string next_cursor;  // empty when this was the last page
+};
+
+struct TaskPurgeParams {
+    std::vector<TaskState> states;
+    std::int64_t updated_before_us = 0;  // delete tasks last updated at or before this
+    std::int64_t chunk = 1000;           // rows per transaction
+};
+
+struct TaskCountParams {
+    std::string queue;  // empty = every queue
+};
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    // Creates or upgrades the schema; safe when several processes do it at once.
+    virtual void migrate() = 0;
+    // Schema version now in the database.
+    [[nodiscard]] virtual std::int64_t schema_version() = 0;
+
+    // Stores every task or none; returns how many were newly stored.
+    // Throws DuplicateTaskError when an id exists.
+    virtual std::size_t task_insert(const TaskInsertParams& params) = 0;
+    // Claims due PENDING tasks: highest priority, then earliest schedule_at, then
+    // id. Returns them PROCESSING with attempt_count incremented.
+    virtual std::vector<Task> task_claim(const TaskClaimParams& params) = 0;
+    // Returns the task after the transition.
+    virtual Task task_set_state(const TaskSetStateParams& params) = 0;
+    virtual std::vector<Task> task_rescue(const TaskRescueParams& params) = 0;
+    [[nodiscard]] virtual std::optional<Task> task_get(const std::string& id) = 0;
+    [[nodiscard]] virtual TaskPage task_list(const TaskListParams& params) = 0;
+    virtual std::int64_t task_purge(const TaskPurgeParams& params) = 0;
+    [[nodiscard]] virtual StateCounts task_count(const TaskCountParams& params) = 0;
+
+    // Finishes pending writes and releases the database. Idempotent.
+    virtual void close() = 0;
+};
+
+// Opens the store that `config.database_url` names. Does not migrate.
+[[nodiscard]] std::unique_ptr<Store> open_store(const QueueConfig& config);
+
+}  // namespace voxq

@@ -1,0 +1,413 @@
+#include "cli/commands.hpp"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "voxq/json.hpp"
+#include "voxq/queue.hpp"
+
+namespace voxq::cli {
+
+namespace {
+
+struct Globals {
+    std::string database_url;
+};
+
+// Configuration from the environment, with --database-url taking precedence.
+QueueConfig load_config(const Globals& g) {
+    QueueConfig config = QueueConfig::from_env();
+    if (!g.database_url.empty()) {
+        config.database_url = g.database_url;
+        config.validate();
+    }
+    return config;
+}
+
+// An opened queue for one command.
+struct OpenQueue {
+    WorkerQueue queue;
+    explicit OpenQueue(const Globals& g) : queue(load_config(g)) { queue.initialize(); }
+};
+
+std::string iso_time(double unix_seconds) {
+    if (unix_seconds <= 0) return "-";
+    const auto secs = static_cast<std::time_t>(std::floor(unix_seconds));
+    const auto ms = static_cast<int>((unix_seconds - static_cast<double>(secs)) * 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    return buf;
+}
+
+// "30s", "12h", "7d", "90m", "45" (seconds).
+double parse_duration(const std::string& text) {
+    if (text.empty()) throw ValidationError("duration: empty");
+    char unit = text.back();
+    std::string number = text;
+    double scale = 1;
+    if (std::isalpha(static_cast<unsigned char>(unit))) {
+        number.pop_back();
+        switch (unit) {
+            case 's': scale = 1; break;
+            case 'm': scale = 60; break;
+            case 'h': scale = 3600; break;
+            case 'd': scale = 86400; break;
+            case 'w': scale = 7 * 86400; break;
+            default: throw ValidationError("duration '" + text + "': unit must be s, m, h, d or w");
+        }
+    }
+    std::size_t used = 0;
+    double value = 0;
+    try {
+        value = std::stod(number, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != number.size() || number.empty() || !std::isfinite(value) || value < 0) {
+        throw ValidationError("duration '" + text + "' is not like 30s, 12h or 7d");
+    }
+    return value * scale;
+}
+
+std::string one_line(std::string s, std::size_t max) {
+    for (char& c : s) {
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    }
+    if (s.size() > max) s = s.substr(0, max - 3) + "...";
+    return s;
+}
+
+void print_task_table(const std::vector<Task>& tasks) {
+    std::printf("%-26s  %-10s  %-10s  %4s  %7s  %-24s  %s\n", "ID", "STATE", "QUEUE", "PRI",
+                "ATTEMPT", "SCHEDULE_AT", "LAST_ERROR");
+    for (const Task& t : tasks) {
+        std::printf("%-26s  %-10s  %-10s  %4lld  %7lld  %-24s  %s\n", t.id.c_str(),
+                    std::string(to_string(t.state)).c_str(), one_line(t.queue, 10).c_str(),
+                    static_cast<long long>(t.priority), static_cast<long long>(t.attempt_count),
+                    iso_time(t.schedule_at).c_str(), one_line(t.last_error, 60).c_str());
+    }
+}
+
+// Replaces the leading "task <i>: " of a validation message with "line <n>: ".
+std::string at_line(const std::string& message, std::size_t line) {
+    std::string rest = message;
+    if (rest.rfind("task ", 0) == 0) {
+        if (auto colon = rest.find(": "); colon != std::string::npos) rest = rest.substr(colon + 2);
+    }
+    return "line " + std::to_string(line) + ": " + rest;
+}
+
+class Progress {
+public:
+    explicit Progress(std::size_t total) : total_(total), enabled_(isatty(STDERR_FILENO) != 0) {}
+    void update(std::size_t done) {
+        if (!enabled_ || total_ == 0) return;
+        const int width = 40;
+        const auto filled = static_cast<int>(width * done / total_);
+        std::fprintf(stderr, "\r[%s%s] %zu/%zu", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                     std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done,
+                     total_);
+        if (done == total_) std::fprintf(stderr, "\n");
+        std::fflush(stderr);
+    }
+
+private:
+    std::size_t total_;
+    bool enabled_;
+};
+
+struct EnqueueOptions {
+    std::string text, voice, url, schedule_at, queue = "default", dedup_key, format = "wav", file;
+    std::int64_t priority = 0;
+    double speed = 1.0;
+    bool json = false;
+};
+
+int cmd_enqueue(const Globals& g, const EnqueueOptions& o) {
+    OpenQueue q(g);
+    std::vector<Task> tasks;
+    if (!o.file.empty()) {
+        std::ifstream file;
+        std::istream* in = &std::cin;
+        if (o.file != "-") {
+            file.open(o.file);
+            if (!file) throw QueueError("cannot open " + o.file);
+            in = &file;
+        }
+        // Parse and check every line before storing any, so a bad line stores nothing.
+        std::string line;
+        std::size_t number = 0;
+        while (std::getline(*in, line)) {
+            ++number;
+            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+            try {
+                Task t = task_from_json(line, tasks.size());
+                q.queue.validate_task(t, tasks.size());
+                tasks.push_back(std::move(t));
+            } catch (const ValidationError& e) {
+                throw ValidationError(at_line(e.what(), number));
+            }
+        }
+    } else {
+        if (o.text.empty() || o.voice.empty() || o.url.empty()) {
+            throw CLI::ValidationError("enqueue", "needs --text, --voice and --url, or --file");
+        }
+        Task t;
+        t.items.push_back(TaskItem{{o.text, o.voice, o.speed, o.format}, o.url});
+        t.queue = o.queue;
+        t.priority = o.priority;
+        t.dedup_key = o.dedup_key;
+        if (!o.schedule_at.empty()) {
+            const bool relative = o.schedule_at.front() == '+';
+            const double v = parse_duration(relative ? o.schedule_at.substr(1) : o.schedule_at);
+            t.schedule_at = relative ? q.queue.clock().now_seconds() + v : v;
+        }
+        tasks.push_back(std::move(t));
+    }
+    // Atomic in chunks of batch_size.
+    const auto chunk = static_cast<std::size_t>(q.queue.config().batch_size);
+    Progress progress(tasks.size());
+    std::vector<std::string> ids;
+    for (std::size_t start = 0; start < tasks.size(); start += chunk) {
+        std::vector<Task> part(tasks.begin() + static_cast<long>(start),
+                               tasks.begin() + static_cast<long>(std::min(tasks.size(), start + chunk)));
+        q.queue.enqueue(part);
+        for (const Task& t : part) ids.push_back(t.id);
+        progress.update(ids.size());
+    }
+    if (o.json) {
+        std::cout << nlohmann::json(ids).dump() << "\n";
+    } else {
+        for (const std::string& id : ids) std::cout << id << "\n";
+    }
+    return 0;
+}
+
+int cmd_stats(const Globals& g, const std::string& queue, bool json) {
+    OpenQueue q(g);
+    const auto stats = q.queue.get_queue_stats(queue);
+    if (json) {
+        std::cout << stats_to_json(stats) << "\n";
+        return 0;
+    }
+    for (const char* key :
+         {"pending", "processing", "retryable", "completed", "cancelled", "discarded", "total"}) {
+        std::printf("%-11s %12lld\n", key, static_cast<long long>(stats.at(key)));
+    }
+    return 0;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+    CLI::App app{"voxq: a durable queue for text-to-speech work"};
+    app.require_subcommand(1);
+    Globals g;
+    app.add_option("--database-url", g.database_url,
+                   "database URL (else QUEUE_DATABASE_URL, else sqlite+aiosqlite:///data/queue.db)");
+
+    int status = 0;
+    std::function<int()> action;
+
+    EnqueueOptions eo;
+    auto* enqueue = app.add_subcommand("enqueue", "add tasks (flags for one, --file for JSON Lines)");
+    enqueue->add_option("--text", eo.text, "text to speak");
+    enqueue->add_option("--voice", eo.voice, "voice id, engine.voice (e.g. espeak.en-us)");
+    enqueue->add_option("--url", eo.url, "webhook the audio is POSTed to");
+    enqueue->add_option("--schedule-at", eo.schedule_at, "Unix time, or +SECONDS / +DURATION from now");
+    enqueue->add_option("--priority", eo.priority, "higher runs first (default 0)");
+    enqueue->add_option("--queue", eo.queue, "queue name (default 'default')");
+    enqueue->add_option("--dedup-key", eo.dedup_key, "idempotency key within the queue");
+    enqueue->add_option("--format", eo.format, "wav, pcm, mp3, opus or flac");
+    enqueue->add_option("--speed", eo.speed, "0.25 to 4.0");
+    enqueue->add_option("--file,-f", eo.file, "JSON Lines file of tasks, '-' for stdin");
+    enqueue->add_flag("--json", eo.json, "print the ids as a JSON array");
+    enqueue->callback([&] { action = [&] { return cmd_enqueue(g, eo); }; });
+
+    std::string stats_queue;
+    bool stats_json = false;
+    auto* stats = app.add_subcommand("stats", "task counts per state");
+    stats->add_option("--queue", stats_queue, "only this queue");
+    stats->add_flag("--json", stats_json, "print JSON");
+    stats->callback([&] { action = [&] { return cmd_stats(g, stats_queue, stats_json); }; });
+
+    std::string list_state, list_queue, list_cursor;
+    std::int64_t list_limit = 50;
+    bool list_json = false;
+    auto* list = app.add_subcommand("list", "list tasks, newest first");
+    list->add_option("--state", list_state, "only this state");
+    list->add_option("--queue", list_queue, "only this queue");
+    list->add_option("--limit", list_limit, "page size (default 50)");
+    list->add_option("--cursor", list_cursor, "next_cursor of the previous page");
+    list->add_flag("--json", list_json, "print {\"tasks\": [...], \"next_cursor\"}");
+    list->callback([&] {
+        action = [&] {
+            TaskFilter filter;
+            if (!list_state.empty()) {
+                filter.state = parse_task_state(list_state);
+                if (!filter.state) {
+                    throw ValidationError("--state: '" + list_state + "' is not a task state");
+                }
+            }
+            filter.queue = list_queue;
+            OpenQueue q(g);
+            const TaskPage page = q.queue.list_tasks(filter, list_limit, list_cursor);
+            if (list_json) {
+                std::cout << task_page_to_json(page) << "\n";
+            } else {
+                print_task_table(page.tasks);
+                if (!page.next_cursor.empty()) std::printf("next page: --cursor %s\n", page.next_cursor.c_str());
+            }
+            return 0;
+        };
+    });
+
+    std::string show_id;
+    bool show_json = false;
+    auto* show = app.add_subcommand("show", "one task, with its error history");
+    show->add_option("id", show_id, "task id")->required();
+    show->add_flag("--json", show_json, "print JSON");
+    show->callback([&] {
+        action = [&] {
+            OpenQueue q(g);
+            const Task t = q.queue.get_task(show_id);
+            if (show_json) {
+                std::cout << task_to_json(t, true) << "\n";
+                return 0;
+            }
+            std::printf("id           %s\nstate        %s\nqueue        %s\npriority     %lld\n"
+                        "attempts     %lld (max %s)\nschedule_at  %s\ncreated_at   %s\n"
+                        "updated_at   %s\nlast_error   %s\n",
+                        t.id.c_str(), std::string(to_string(t.state)).c_str(), t.queue.c_str(),
+                        static_cast<long long>(t.priority), static_cast<long long>(t.attempt_count),
+                        t.max_attempts > 0 ? std::to_string(t.max_attempts).c_str() : "default",
+                        iso_time(t.schedule_at).c_str(), iso_time(t.created_at).c_str(),
+                        iso_time(t.updated_at).c_str(), t.last_error.c_str());
+            if (!t.dedup_key.empty()) std::printf("dedup_key    %s\n", t.dedup_key.c_str());
+            for (std::size_t i = 0; i < t.items.size(); ++i) {
+                const TaskItem& it = t.items[i];
+                std::printf("item %zu       %s %s x%.2f -> %s: %s\n", i, it.request.voice_id.c_str(),
+                            it.request.format.c_str(), it.request.speed, it.response_url.c_str(),
+                            one_line(it.request.text, 60).c_str());
+            }
+            for (const TaskError& e : t.error_history) {
+                std::printf("error        attempt %lld at %s: %s\n", static_cast<long long>(e.attempt),
+                            iso_time(e.at).c_str(), e.message.c_str());
+            }
+            return 0;
+        };
+    });
+
+    // cancel / resume / discard: one id, one transition.
+    std::string transition_id;
+    auto add_transition = [&](const char* name, const char* help,
+                              void (*apply)(WorkerQueue&, const std::string&)) {
+        auto* cmd = app.add_subcommand(name, help);
+        cmd->add_option("id", transition_id, "task id")->required();
+        cmd->callback([&, apply, name] {
+            action = [&, apply, name] {
+                OpenQueue q(g);
+                apply(q.queue, transition_id);
+                std::printf("%s: %s\n", name, transition_id.c_str());
+                return 0;
+            };
+        });
+    };
+    add_transition("cancel", "PENDING -> CANCELLED",
+                   [](WorkerQueue& q, const std::string& id) { q.mark_as_cancelled(id); });
+    add_transition("resume", "DISCARDED -> PENDING, with fresh attempts",
+                   [](WorkerQueue& q, const std::string& id) { q.mark_as_resume(id); });
+    add_transition("discard", "PROCESSING -> DISCARDED",
+                   [](WorkerQueue& q, const std::string& id) {
+                       q.mark_as_discarded(id, std::nullopt, std::string("discarded by operator"));
+                   });
+
+    std::int64_t retry_size = 0;
+    auto* retry = app.add_subcommand("retry", "run one retry sweep and print what moved");
+    retry->add_option("--size", retry_size, "at most this many tasks (default QUEUE_BATCH_SIZE)");
+    retry->callback([&] {
+        action = [&] {
+            OpenQueue q(g);
+            const auto moved = q.queue.retry(retry_size > 0 ? std::optional(retry_size) : std::nullopt);
+            for (const Task& t : moved) {
+                std::printf("%s -> %s at %s\n", t.id.c_str(), std::string(to_string(t.state)).c_str(),
+                            iso_time(t.schedule_at).c_str());
+            }
+            std::printf("moved %zu\n", moved.size());
+            return 0;
+        };
+    });
+
+    std::string purge_states, purge_older;
+    auto* purge = app.add_subcommand("purge", "delete finished tasks older than a duration");
+    purge->add_option("--state", purge_states, "COMPLETED,CANCELLED,DISCARDED (comma-separated)")
+        ->required();
+    purge->add_option("--older-than", purge_older, "e.g. 30s, 12h, 7d")->required();
+    purge->callback([&] {
+        action = [&] {
+            std::vector<TaskState> states;
+            std::stringstream ss(purge_states);
+            for (std::string name; std::getline(ss, name, ',');) {
+                const auto s = parse_task_state(name);
+                if (!s) throw ValidationError("--state: '" + name + "' is not a task state");
+                states.push_back(*s);
+            }
+            const double older = parse_duration(purge_older);
+            OpenQueue q(g);
+            std::printf("purged %lld\n", static_cast<long long>(q.queue.purge(states, older)));
+            return 0;
+        };
+    });
+
+    auto* migrate = app.add_subcommand("migrate", "create or upgrade the schema");
+    migrate->callback([&] {
+        action = [&] {
+            OpenQueue q(g);
+            std::printf("schema up to date\n");
+            return 0;
+        };
+    });
+
+    auto* version = app.add_subcommand("version", "print the version");
+    version->callback([&] {
+        action = [] {
+            std::printf("voxq %s\n", VOXQ_VERSION);
+            return 0;
+        };
+    });
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        (void)app.exit(e);
+        return 2;
+    }
+    try {
+        status = action ? action() : 0;
+    } catch (const CLI::ValidationError& e) {
+        std::fprintf(stderr, "voxq: %s\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "voxq: %s\n", one_line(e.what(), 2000).c_str());
+        return 1;
+    }
+    return status;
+}
+
+}  // namespace voxq::cli

@@ -1,0 +1,230 @@
+#include "voxq/config.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+
+#include "voxq/errors.hpp"
+
+namespace voxq {
+
+namespace {
+
+std::string quoted(const std::string& v) { return "'" + v + "'"; }
+
+std::int64_t parse_integer(const std::string& name, const std::string& value) {
+    std::int64_t out = 0;
+    const char* end = value.data() + value.size();
+    auto [ptr, ec] = std::from_chars(value.data(), end, out);
+    if (value.empty() || ec != std::errc() || ptr != end) {
+        throw ConfigError(name + ": " + quoted(value) + " is not an integer");
+    }
+    return out;
+}
+
+double parse_number(const std::string& name, const std::string& value) {
+    double out = 0;
+    const char* end = value.data() + value.size();
+    auto [ptr, ec] = std::from_chars(value.data(), end, out);
+    if (value.empty() || ec != std::errc() || ptr != end || !std::isfinite(out)) {
+        throw ConfigError(name + ": " + quoted(value) + " is not a number");
+    }
+    return out;
+}
+
+std::string format_number(double v) {
+    std::string s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+}
+
+// One setting: its field, environment variable, how to read it and its range.
+// The same table serves from_env() (errors name the variable) and validate()
+// (errors name the field).
+struct Setting {
+    const char* field;
+    const char* variable;
+    std::function<void(QueueConfig&, const std::string& name, const std::string& raw)> read;
+    std::function<std::string(const QueueConfig&)> range_problem;  // empty = fine
+};
+
+template <typename T>
+std::string at_least(T value, T min) {
+    if (value >= min) return {};
+    return "must be >= " + format_number(static_cast<double>(min));
+}
+
+const std::vector<Setting>& settings() {
+    static const std::vector<Setting> table = {
+        {"database_url", "QUEUE_DATABASE_URL",
+         [](QueueConfig& c, const std::string&, const std::string& raw) { c.database_url = raw; },
+         [](const QueueConfig&) { return std::string(); }},
+        {"default_max_attempts", "QUEUE_MAX_ATTEMPTS",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.default_max_attempts = parse_integer(n, raw);
+         },
+         [](const QueueConfig& c) { return at_least<std::int64_t>(c.default_max_attempts, 1); }},
+        {"default_visibility_timeout", "QUEUE_VISIBILITY_TIMEOUT",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.default_visibility_timeout = parse_number(n, raw);
+         },
+         [](const QueueConfig& c) {
+             return c.default_visibility_timeout > 0 && std::isfinite(c.default_visibility_timeout)
+                        ? std::string()
+                        : std::string("must be > 0");
+         }},
+        {"retry_backoff_multiplier", "QUEUE_RETRY_BACKOFF_MULTIPLIER",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.retry_backoff_multiplier = parse_number(n, raw);
+         },
+         [](const QueueConfig& c) { return at_least(c.retry_backoff_multiplier, 1.0); }},
+        {"retry_base_delay", "QUEUE_RETRY_BASE_DELAY",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.retry_base_delay = parse_number(n, raw);
+         },
+         [](const QueueConfig& c) { return at_least(c.retry_base_delay, 0.0); }},
+        {"max_retry_delay", "QUEUE_MAX_RETRY_DELAY",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.max_retry_delay = parse_number(n, raw);
+         },
+         [](const QueueConfig& c) {
+             if (c.max_retry_delay >= c.retry_base_delay) return std::string();
+             return "must be >= the retry base delay (" + format_number(c.retry_base_delay) + ")";
+         }},
+        {"batch_size", "QUEUE_BATCH_SIZE",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.batch_size = parse_integer(n, raw);
+         },
+         [](const QueueConfig& c) {
+             if (c.batch_size < 1 || c.batch_size > 100'000) return std::string("must be 1..100000");
+             return std::string();
+         }},
+        {"max_text_length", "VOXQ_MAX_TEXT_LENGTH",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.max_text_length = parse_integer(n, raw);
+         },
+         [](const QueueConfig& c) {
+             if (c.max_text_length < 1 || c.max_text_length > 1'000'000) {
+                 return std::string("must be 1..1000000");
+             }
+             return std::string();
+         }},
+        {"sqlite_synchronous", "VOXQ_SQLITE_SYNCHRONOUS",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             std::string upper = raw;
+             std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+             if (upper == "FULL") {
+                 c.sqlite_synchronous = SqliteSynchronous::Full;
+             } else if (upper == "NORMAL") {
+                 c.sqlite_synchronous = SqliteSynchronous::Normal;
+             } else {
+                 throw ConfigError(n + ": " + quoted(raw) + " is not FULL or NORMAL");
+             }
+         },
+         [](const QueueConfig&) { return std::string(); }},
+        {"sqlite_busy_timeout_ms", "VOXQ_SQLITE_BUSY_TIMEOUT_MS",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.sqlite_busy_timeout_ms = parse_integer(n, raw);
+         },
+         [](const QueueConfig& c) { return at_least<std::int64_t>(c.sqlite_busy_timeout_ms, 0); }},
+        {"error_history_limit", "VOXQ_ERROR_HISTORY",
+         [](QueueConfig& c, const std::string& n, const std::string& raw) {
+             c.error_history_limit = parse_integer(n, raw);
+         },
+         [](const QueueConfig& c) {
+             if (c.error_history_limit < 1 || c.error_history_limit > 1000) {
+                 return std::string("must be 1..1000");
+             }
+             return std::string();
+         }},
+    };
+    return table;
+}
+
+std::string shown_value(const QueueConfig& c, const Setting& s) {
+    const std::string f = s.field;
+    if (f == "default_max_attempts") return std::to_string(c.default_max_attempts);
+    if (f == "default_visibility_timeout") return format_number(c.default_visibility_timeout);
+    if (f == "retry_backoff_multiplier") return format_number(c.retry_backoff_multiplier);
+    if (f == "retry_base_delay") return format_number(c.retry_base_delay);
+    if (f == "max_retry_delay") return format_number(c.max_retry_delay);
+    if (f == "batch_size") return std::to_string(c.batch_size);
+    if (f == "max_text_length") return std::to_string(c.max_text_length);
+    if (f == "sqlite_busy_timeout_ms") return std::to_string(c.sqlite_busy_timeout_ms);
+    if (f == "error_history_limit") return std::to_string(c.error_history_limit);
+    return {};
+}
+
+// Checks ranges; `by_variable` picks the name errors use.
+void check(const QueueConfig& c, bool by_variable) {
+    for (const Setting& s : settings()) {
+        const std::string name = by_variable ? s.variable : s.field;
+        if (std::string problem = s.range_problem(c); !problem.empty()) {
+            throw ConfigError(name + ": " + quoted(shown_value(c, s)) + " " + problem);
+        }
+    }
+    (void)parse_database_url(c.database_url, by_variable ? "QUEUE_DATABASE_URL" : "database_url");
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+    return s.rfind(prefix, 0) == 0;
+}
+
+}  // namespace
+
+DatabaseLocation parse_database_url(const std::string& url, const std::string& variable) {
+    for (const char* scheme : {"sqlite:///", "sqlite+aiosqlite:///", "sqlite+pysqlite:///"}) {
+        if (starts_with(url, scheme)) {
+            std::string path = url.substr(std::char_traits<char>::length(scheme));
+            if (path.empty()) {
+                throw ConfigError(variable + ": " + quoted(url) + " names no database file");
+            }
+            // "sqlite:////abs" leaves "/abs": absolute. "sqlite:///rel" leaves "rel".
+            return {DatabaseLocation::Kind::Sqlite, path};
+        }
+    }
+    for (const char* scheme : {"postgresql://", "postgres://"}) {
+        if (starts_with(url, scheme)) return {DatabaseLocation::Kind::Postgres, url};
+    }
+    for (const char* driver : {"postgresql+asyncpg://", "postgresql+psycopg://",
+                               "postgresql+psycopg2://", "postgresql+pg8000://"}) {
+        if (starts_with(url, driver)) {
+            return {DatabaseLocation::Kind::Postgres,
+                    "postgresql://" + url.substr(std::char_traits<char>::length(driver))};
+        }
+    }
+    throw ConfigError(variable + ": " + quoted(url) +
+                      " is not a supported database URL (use sqlite:///path.db or "
+                      "postgresql://...)");
+}
+
+QueueConfig QueueConfig::from_map(const std::map<std::string, std::string>& env) {
+    QueueConfig config;
+    for (const Setting& s : settings()) {
+        if (auto it = env.find(s.variable); it != env.end()) s.read(config, s.variable, it->second);
+    }
+    check(config, /*by_variable=*/true);
+    return config;
+}
+
+QueueConfig QueueConfig::from_env() {
+    std::map<std::string, std::string> env;
+    for (const Setting& s : settings()) {
+        if (const char* v = std::getenv(s.variable)) env.emplace(s.variable, v);
+    }
+    return from_map(env);
+}
+
+void QueueConfig::validate() const { check(*this, /*by_variable=*/false); }
+
+double RetryPolicy::delay_after(std::int64_t attempt_count) const {
+    const double exponent = static_cast<double>(std::max<std::int64_t>(attempt_count, 1) - 1);
+    const double delay = base_delay * std::pow(multiplier, exponent);
+    if (!std::isfinite(delay)) return max_delay;
+    return std::min(delay, max_delay);
+}
+
+}  // namespace voxq

@@ -1,0 +1,183 @@
+#include <nlohmann/json.hpp>
+
+#include "queue/task_json.hpp"
+#include "voxq/errors.hpp"
+#include "voxq/json.hpp"
+
+namespace voxq {
+
+using nlohmann::json;
+
+namespace {
+
+json item_to_json(const TaskItem& item) {
+    return {{"request",
+             {{"text", item.request.text},
+              {"voice_id", item.request.voice_id},
+              {"speed", item.request.speed},
+              {"format", item.request.format}}},
+            {"response_url", item.response_url}};
+}
+
+json task_object(const Task& t, bool with_history) {
+    json items = json::array();
+    for (const TaskItem& item : t.items) items.push_back(item_to_json(item));
+    json out = {{"id", t.id},
+                {"state", std::string(to_string(t.state))},
+                {"queue", t.queue},
+                {"priority", t.priority},
+                {"schedule_at", t.schedule_at},
+                {"items", std::move(items)},
+                {"attempt_count", t.attempt_count},
+                {"max_attempts", t.max_attempts},
+                {"last_error", t.last_error},
+                {"dedup_key", t.dedup_key.empty() ? json(nullptr) : json(t.dedup_key)},
+                {"created_at", t.created_at},
+                {"updated_at", t.updated_at}};
+    if (with_history) {
+        out["heartbeat_at"] = t.heartbeat_at;
+        json history = json::array();
+        for (const TaskError& e : t.error_history) {
+            history.push_back({{"attempt", e.attempt}, {"at", e.at}, {"message", e.message}});
+        }
+        out["error_history"] = std::move(history);
+    }
+    return out;
+}
+
+class FieldReader {
+public:
+    FieldReader(std::size_t index, std::string prefix) : index_(index), prefix_(std::move(prefix)) {}
+
+    [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
+        throw ValidationError("task " + std::to_string(index_) + ": " + prefix_ + field + ": " +
+                              problem);
+    }
+    void only(const json& obj, std::initializer_list<const char*> allowed,
+              const std::string& what) const {
+        if (!obj.is_object()) fail(what.empty() ? "task" : what, "must be a JSON object");
+        for (const auto& [key, _] : obj.items()) {
+            bool known = false;
+            for (const char* a : allowed) known = known || key == a;
+            if (!known) fail(key, "is not a known field");
+        }
+    }
+    std::string str(const json& obj, const char* key, std::string fallback) const {
+        auto it = obj.find(key);
+        if (it == obj.end() || it->is_null()) return fallback;
+        if (!it->is_string()) fail(key, "must be a string");
+        return it->get<std::string>();
+    }
+    double number(const json& obj, const char* key, double fallback) const {
+        auto it = obj.find(key);
+        if (it == obj.end() || it->is_null()) return fallback;
+        if (!it->is_number()) fail(key, "must be a number");
+        return it->get<double>();
+    }
+    std::int64_t integer(const json& obj, const char* key, std::int64_t fallback) const {
+        auto it = obj.find(key);
+        if (it == obj.end() || it->is_null()) return fallback;
+        if (!it->is_number_integer()) fail(key, "must be an integer");
+        return it->get<std::int64_t>();
+    }
+
+private:
+    std::size_t index_;
+    std::string prefix_;
+};
+
+TaskItem item_from_json(const json& j, const FieldReader& r) {
+    r.only(j, {"request", "response_url"}, "item");
+    TaskItem item;
+    auto req = j.find("request");
+    if (req == j.end()) r.fail("request", "is required");
+    r.only(*req, {"text", "voice_id", "speed", "format"}, "request");
+    item.request.text = r.str(*req, "text", "");
+    item.request.voice_id = r.str(*req, "voice_id", "");
+    item.request.speed = r.number(*req, "speed", 1.0);
+    item.request.format = r.str(*req, "format", "wav");
+    item.response_url = r.str(j, "response_url", "");
+    return item;
+}
+
+}  // namespace
+
+std::string task_to_json(const Task& task, bool with_history) {
+    return task_object(task, with_history).dump();
+}
+
+Task task_from_json(std::string_view text, std::size_t index) {
+    const FieldReader r(index, "");
+    json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) r.fail("task", "is not valid JSON");
+    r.only(j,
+           {"id", "state", "queue", "priority", "schedule_at", "items", "attempt_count",
+            "max_attempts", "last_error", "dedup_key", "created_at", "updated_at"},
+           "");
+    Task t;
+    t.id = r.str(j, "id", "");
+    const std::string state = r.str(j, "state", "PENDING");
+    const auto parsed = parse_task_state(state);
+    if (!parsed) r.fail("state", "'" + state.substr(0, 32) + "' is not a task state");
+    t.state = *parsed;
+    t.queue = r.str(j, "queue", "default");
+    t.priority = r.integer(j, "priority", 0);
+    t.schedule_at = r.number(j, "schedule_at", 0);
+    t.attempt_count = r.integer(j, "attempt_count", 0);
+    t.max_attempts = r.integer(j, "max_attempts", 0);
+    t.last_error = r.str(j, "last_error", "");
+    t.dedup_key = r.str(j, "dedup_key", "");
+    t.created_at = r.number(j, "created_at", 0);
+    t.updated_at = r.number(j, "updated_at", 0);
+    auto items = j.find("items");
+    if (items == j.end()) r.fail("items", "is required");
+    if (!items->is_array()) r.fail("items", "must be an array");
+    for (std::size_t i = 0; i < items->size(); ++i) {
+        const FieldReader ir(index, "items[" + std::to_string(i) + "].");
+        t.items.push_back(item_from_json((*items)[i], ir));
+    }
+    return t;
+}
+
+std::string task_page_to_json(const TaskPage& page) {
+    json tasks = json::array();
+    for (const Task& t : page.tasks) tasks.push_back(task_object(t, false));
+    return json{{"tasks", std::move(tasks)},
+                {"next_cursor", page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}}
+        .dump();
+}
+
+std::string stats_to_json(const std::map<std::string, std::int64_t>& stats) {
+    return json(stats).dump();
+}
+
+namespace detail {
+
+std::string items_to_json(const std::vector<TaskItem>& items) {
+    json out = json::array();
+    for (const TaskItem& item : items) out.push_back(item_to_json(item));
+    return out.dump();
+}
+
+std::vector<TaskItem> items_from_json(std::string_view text) {
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_array()) throw StoreError("stored items are not JSON", false);
+    std::vector<TaskItem> items;
+    items.reserve(j.size());
+    try {
+        for (const json& e : j) {
+            const json& req = e.at("request");
+            items.push_back(TaskItem{{req.at("text").get<std::string>(),
+                                      req.at("voice_id").get<std::string>(),
+                                      req.value("speed", 1.0), req.value("format", "wav")},
+                                     e.at("response_url").get<std::string>()});
+        }
+    } catch (const json::exception& e) {
+        throw StoreError(std::string("stored items are malformed: ") + e.what(), false);
+    }
+    return items;
+}
+
+}  // namespace detail
+
+}  // namespace voxq

@@ -1,0 +1,253 @@
+#include <cmath>
+#include <mutex>
+#include <shared_mutex>
+
+#include "queue/ulid.hpp"
+#include "queue/validation.hpp"
+#include "voxq/queue.hpp"
+
+namespace voxq {
+
+namespace {
+std::int64_t to_us(double seconds) { return static_cast<std::int64_t>(std::llround(seconds * 1e6)); }
+}  // namespace
+
+struct WorkerQueue::Impl {
+    QueueConfig config;
+    std::shared_ptr<Clock> clock;
+    std::unique_ptr<Store> store;  // set by initialize() unless given
+    bool owns_store_choice = true;
+
+    // Guards the open/closed life cycle: operations hold it shared, initialize()
+    // and close() exclusively, so close() waits for calls in flight.
+    std::shared_mutex life;
+    bool open = false;  // guarded by life
+    detail::UlidGenerator ulids;
+
+    // Runs `fn(store)` if the queue is open, else throws QueueError.
+    template <typename F>
+    auto with_store(F&& fn) {
+        std::shared_lock lock(life);
+        if (!open) throw QueueError("the queue is not open: call initialize() first");
+        return fn(*store);
+    }
+
+    std::int64_t now() const { return clock->now_us(); }
+
+    Task transition(const std::string& id, const char* operation, TaskState from, TaskState to,
+                    std::optional<std::int64_t> attempt, TaskSetStateParams params = {}) {
+        params.id = id;
+        params.operation = operation;
+        params.from = from;
+        params.to = to;
+        params.attempt = attempt;
+        params.now_us = now();
+        params.error_history_limit = config.error_history_limit;
+        return with_store([&](Store& s) { return s.task_set_state(params); });
+    }
+};
+
+WorkerQueue::WorkerQueue(QueueConfig config, std::shared_ptr<Clock> clock)
+    : impl_(std::make_unique<Impl>()) {
+    config.validate();
+    impl_->config = std::move(config);
+    impl_->clock = clock ? std::move(clock) : SystemClock::instance();
+}
+
+WorkerQueue::WorkerQueue(QueueConfig config, std::unique_ptr<Store> store,
+                         std::shared_ptr<Clock> clock)
+    : WorkerQueue(std::move(config), std::move(clock)) {
+    impl_->store = std::move(store);
+    impl_->owns_store_choice = false;
+}
+
+WorkerQueue::~WorkerQueue() {
+    try {
+        close();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): never throw from a destructor
+    }
+}
+
+void WorkerQueue::initialize() {
+    std::unique_lock lock(impl_->life);
+    if (impl_->open) return;
+    if (!impl_->store) impl_->store = open_store(impl_->config);
+    impl_->store->migrate();
+    impl_->open = true;
+}
+
+std::size_t WorkerQueue::enqueue(std::vector<Task>& tasks) {
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+        detail::validate_new_task(tasks[i], i, impl_->config);
+    }
+    if (tasks.empty()) return 0;
+    return impl_->with_store([&](Store& s) {
+        const std::int64_t now = impl_->now();
+        const double now_s = static_cast<double>(now) / 1e6;
+        std::vector<Task> filled = tasks;
+        for (std::size_t i = 0; i < filled.size(); ++i) {
+            Task& t = filled[i];
+            if (t.id.empty()) t.id = impl_->ulids.next(now / 1000);
+            if (t.schedule_at == 0) t.schedule_at = now_s;
+            if (t.created_at == 0) t.created_at = now_s;
+            if (t.updated_at == 0) t.updated_at = now_s;
+            for (std::size_t k = 0; k < i; ++k) {
+                if (filled[k].id == t.id) {
+                    throw ValidationError("task " + std::to_string(i) + ": id: '" + t.id +
+                                          "' is also the id of task " + std::to_string(k));
+                }
+            }
+        }
+        const std::size_t count = s.task_insert(TaskInsertParams{&filled});
+        tasks = std::move(filled);
+        return count;
+    });
+}
+
+void WorkerQueue::validate_task(const Task& task, std::size_t index) const {
+    detail::validate_new_task(task, index, impl_->config);
+}
+
+std::vector<Task> WorkerQueue::dequeue(std::optional<std::int64_t> size, const std::string& queue) {
+    const std::int64_t n = size.value_or(impl_->config.batch_size);
+    if (n < 1) throw ValidationError("dequeue: size must be >= 1, got " + std::to_string(n));
+    if (!queue.empty() && !detail::is_valid_queue_name(queue)) {
+        throw ValidationError("dequeue: queue must be 1-64 characters of A-Z a-z 0-9 _ . : -");
+    }
+    return impl_->with_store(
+        [&](Store& s) { return s.task_claim(TaskClaimParams{queue, n, impl_->now()}); });
+}
+
+void WorkerQueue::mark_as_complete(const std::string& id, std::optional<std::int64_t> attempt) {
+    impl_->transition(id, "complete", TaskState::PROCESSING, TaskState::COMPLETED, attempt);
+}
+
+void WorkerQueue::mark_as_retry(const std::string& id, const std::string& error,
+                                std::optional<std::int64_t> attempt,
+                                std::optional<double> not_before) {
+    TaskSetStateParams p;
+    p.error = detail::bounded_error(error);
+    if (not_before) {
+        if (!std::isfinite(*not_before) || *not_before < 0) {
+            throw ValidationError("mark_as_retry: not_before must be a Unix time >= 0");
+        }
+        p.not_before_us = to_us(*not_before);
+    }
+    impl_->transition(id, "retry", TaskState::PROCESSING, TaskState::RETRYABLE, attempt, p);
+}
+
+void WorkerQueue::mark_as_cancelled(const std::string& id, std::optional<std::int64_t> attempt) {
+    impl_->transition(id, "cancel", TaskState::PENDING, TaskState::CANCELLED, attempt);
+}
+
+void WorkerQueue::mark_as_discarded(const std::string& id, std::optional<std::int64_t> attempt,
+                                    const std::optional<std::string>& error) {
+    TaskSetStateParams p;
+    if (error) p.error = detail::bounded_error(*error);
+    impl_->transition(id, "discard", TaskState::PROCESSING, TaskState::DISCARDED, attempt, p);
+}
+
+void WorkerQueue::mark_as_resume(const std::string& id, std::optional<std::int64_t> attempt) {
+    TaskSetStateParams p;
+    p.reset_attempts = true;
+    p.schedule_now = true;
+    impl_->transition(id, "resume", TaskState::DISCARDED, TaskState::PENDING, attempt, p);
+}
+
+void WorkerQueue::heartbeat(const std::string& id, std::optional<std::int64_t> attempt) {
+    TaskSetStateParams p;
+    p.touch_heartbeat = true;
+    impl_->transition(id, "heartbeat", TaskState::PROCESSING, TaskState::PROCESSING, attempt, p);
+}
+
+void WorkerQueue::release(const std::string& id, std::optional<std::int64_t> attempt) {
+    TaskSetStateParams p;
+    p.attempt_delta = -1;
+    p.schedule_now = true;
+    impl_->transition(id, "release", TaskState::PROCESSING, TaskState::PENDING, attempt, p);
+}
+
+std::vector<Task> WorkerQueue::retry(std::optional<std::int64_t> size,
+                                     std::optional<double> visibility_timeout,
+                                     std::optional<std::int64_t> max_attempts) {
+    const QueueConfig& c = impl_->config;
+    TaskRescueParams p;
+    p.limit = size.value_or(c.batch_size);
+    if (p.limit < 1) throw ValidationError("retry: size must be >= 1, got " + std::to_string(p.limit));
+    const double vt = visibility_timeout.value_or(c.default_visibility_timeout);
+    if (!std::isfinite(vt) || vt <= 0) throw ValidationError("retry: visibility_timeout must be > 0");
+    p.visibility_timeout_us = to_us(vt);
+    p.max_attempts = max_attempts.value_or(c.default_max_attempts);
+    if (p.max_attempts < 1) throw ValidationError("retry: max_attempts must be >= 1");
+    p.policy = RetryPolicy{c.retry_base_delay, c.retry_backoff_multiplier, c.max_retry_delay};
+    p.error_history_limit = c.error_history_limit;
+    return impl_->with_store([&](Store& s) {
+        p.now_us = impl_->now();
+        return s.task_rescue(p);
+    });
+}
+
+std::map<std::string, std::int64_t> WorkerQueue::get_queue_stats(const std::string& queue) {
+    const StateCounts counts =
+        impl_->with_store([&](Store& s) { return s.task_count(TaskCountParams{queue}); });
+    std::map<std::string, std::int64_t> out;
+    std::int64_t total = 0;
+    for (TaskState state : kAllTaskStates) {
+        std::string name(to_string(state));
+        for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        const std::int64_t n = counts[static_cast<std::size_t>(state)];
+        out[name] = n;
+        total += n;
+    }
+    out["total"] = total;
+    return out;
+}
+
+Task WorkerQueue::get_task(const std::string& id) {
+    auto task = impl_->with_store([&](Store& s) { return s.task_get(id); });
+    if (!task) throw TaskNotFoundError(id);
+    return std::move(*task);
+}
+
+TaskPage WorkerQueue::list_tasks(const TaskFilter& filter, std::int64_t limit,
+                                 const std::string& cursor) {
+    if (limit < 1 || limit > 10'000) throw ValidationError("list: limit must be 1..10000");
+    if (!cursor.empty() && !detail::is_valid_task_id(cursor)) {
+        throw ValidationError("list: cursor is not one that list returned");
+    }
+    return impl_->with_store([&](Store& s) {
+        return s.task_list(TaskListParams{filter.state, filter.queue, limit, cursor});
+    });
+}
+
+std::int64_t WorkerQueue::purge(const std::vector<TaskState>& states, double older_than) {
+    if (states.empty()) throw ValidationError("purge: name at least one state");
+    for (TaskState s : states) {
+        if (s != TaskState::COMPLETED && s != TaskState::CANCELLED && s != TaskState::DISCARDED) {
+            throw ValidationError("purge: " + std::string(to_string(s)) +
+                                  " tasks are not finished; purge takes COMPLETED, CANCELLED "
+                                  "or DISCARDED");
+        }
+    }
+    if (!std::isfinite(older_than) || older_than < 0) {
+        throw ValidationError("purge: older_than must be >= 0 seconds");
+    }
+    return impl_->with_store([&](Store& s) {
+        return s.task_purge(
+            TaskPurgeParams{states, impl_->now() - to_us(older_than), 1000});
+    });
+}
+
+void WorkerQueue::close() {
+    std::unique_lock lock(impl_->life);
+    if (!impl_->store) return;
+    impl_->open = false;
+    impl_->store->close();
+    // A store voxq opened itself can be opened again by initialize().
+    if (impl_->owns_store_choice) impl_->store.reset();
+}
+
+const QueueConfig& WorkerQueue::config() const noexcept { return impl_->config; }
+const Clock& WorkerQueue::clock() const noexcept { return *impl_->clock; }
+
+}  // namespace voxq

@@ -1,0 +1,120 @@
+#include "store/sqlite/connection.hpp"
+
+#include "voxq/errors.hpp"
+
+namespace voxq::sqlite {
+
+void throw_sqlite(sqlite3* db, int rc, std::string_view context) {
+    const int primary = rc & 0xFF;
+    std::string message = std::string(context) + ": ";
+    message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    message += " (sqlite code " + std::to_string(rc) + ")";
+    const bool retryable = primary == SQLITE_BUSY || primary == SQLITE_LOCKED ||
+                           primary == SQLITE_IOERR || primary == SQLITE_FULL ||
+                           primary == SQLITE_CANTOPEN || primary == SQLITE_PROTOCOL;
+    throw StoreError(message, retryable);
+}
+
+Statement& Statement::bind(int i, std::int64_t v) {
+    if (int rc = sqlite3_bind_int64(stmt_, i, v); rc != SQLITE_OK) throw_sqlite(db_, rc, "bind");
+    return *this;
+}
+
+Statement& Statement::bind(int i, double v) {
+    if (int rc = sqlite3_bind_double(stmt_, i, v); rc != SQLITE_OK) throw_sqlite(db_, rc, "bind");
+    return *this;
+}
+
+Statement& Statement::bind(int i, std::string_view v) {
+    if (int rc = sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+        rc != SQLITE_OK) {
+        throw_sqlite(db_, rc, "bind");
+    }
+    return *this;
+}
+
+Statement& Statement::bind_null(int i) {
+    if (int rc = sqlite3_bind_null(stmt_, i); rc != SQLITE_OK) throw_sqlite(db_, rc, "bind");
+    return *this;
+}
+
+Statement& Statement::bind_optional(int i, const std::optional<std::int64_t>& v) {
+    return v ? bind(i, *v) : bind_null(i);
+}
+
+bool Statement::step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    // The message of a failed step lives on the statement's connection.
+    throw_sqlite(db_, rc, "step");
+}
+
+std::string Statement::text(int col) const { return std::string(text_view(col)); }
+
+std::string_view Statement::text_view(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    if (p == nullptr) return {};
+    return {p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))};
+}
+
+void Statement::reset() noexcept {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+}
+
+Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchronous_full) {
+    sqlite3* raw = nullptr;
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                      SQLITE_OPEN_URI;
+    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+    db_.reset(raw);  // owns the handle even when opening failed
+    if (rc != SQLITE_OK) throw_sqlite(db_.get(), rc, "open " + path);
+    sqlite3_extended_result_codes(raw, 1);
+    sqlite3_busy_timeout(raw, busy_timeout_ms);
+    exec("PRAGMA journal_mode=WAL");
+    exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    exec("PRAGMA foreign_keys=ON");
+    exec("PRAGMA temp_store=MEMORY");
+}
+
+void Connection::exec(const char* sql) {
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, &error);
+    sqlite3_free(error);  // the same text is available from sqlite3_errmsg
+    if (rc != SQLITE_OK) throw_sqlite(db_.get(), rc, sql);
+}
+
+Statement& Connection::prepare(const char* sql) {
+    auto it = statements_.find(sql);
+    if (it == statements_.end()) {
+        sqlite3_stmt* raw = nullptr;
+        const int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw,
+                                          nullptr);
+        if (rc != SQLITE_OK) throw_sqlite(db_.get(), rc, "prepare");
+        auto entry = std::make_unique<StmtEntry>(
+            StmtEntry{std::unique_ptr<sqlite3_stmt, StmtDeleter>(raw), Statement(db_.get(), raw)});
+        it = statements_.emplace(sql, std::move(entry)).first;
+    }
+    it->second->stmt.reset();
+    return it->second->stmt;
+}
+
+void Connection::reset_statements() noexcept {
+    for (auto& [sql, entry] : statements_) sqlite3_reset(entry->owner.get());
+}
+
+Transaction::Transaction(Connection& conn, Kind kind) : conn_(conn) {
+    conn_.exec(kind == Kind::Immediate ? "BEGIN IMMEDIATE" : "BEGIN");
+}
+
+Transaction::~Transaction() {
+    if (open_) sqlite3_exec(conn_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void Transaction::commit() {
+    conn_.exec("COMMIT");
+    open_ = false;
+}
+
+}  // namespace voxq::sqlite

@@ -1,0 +1,66 @@
+// The SQLite schema, as numbered migrations built into the binary. Applied in
+// order inside one write transaction (BEGIN IMMEDIATE), so processes that start
+// together serialize on it and each migration runs exactly once.
+// Never edit a released migration: add the next one.
+#pragma once
+
+#include <array>
+
+namespace voxq::sqlite {
+
+struct Migration {
+    int version;
+    const char* sql;
+};
+
+// Times are INTEGER microseconds since the Unix epoch; state is TaskState's value.
+inline constexpr std::array<Migration, 1> kMigrations = {{
+    {1, R"sql(
+CREATE TABLE tasks (
+    id            TEXT PRIMARY KEY,
+    queue         TEXT NOT NULL,
+    state         INTEGER NOT NULL,
+    priority      INTEGER NOT NULL DEFAULT 0,
+    schedule_at   INTEGER NOT NULL,
+    items         TEXT NOT NULL,
+    attempt_count INTEGER NOT NULL DEFAULT 0,
+    max_attempts  INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT NOT NULL DEFAULT '',
+    dedup_key     TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    heartbeat_at  INTEGER NOT NULL DEFAULT 0,
+    not_before    INTEGER NOT NULL DEFAULT 0
+);
+-- Partial indexes: each holds only the rows one hot query looks at, so claims
+-- and sweeps stay fast however many finished tasks are kept.
+CREATE INDEX tasks_due ON tasks (priority DESC, schedule_at, id) WHERE state = 0;
+CREATE INDEX tasks_due_by_queue ON tasks (queue, priority DESC, schedule_at, id) WHERE state = 0;
+CREATE INDEX tasks_leased ON tasks (heartbeat_at) WHERE state = 1;
+CREATE INDEX tasks_retryable ON tasks (updated_at) WHERE state = 3;
+-- Listing by state, and purge.
+CREATE INDEX tasks_by_state ON tasks (state, id);
+-- Idempotent enqueue: one task per (queue, dedup_key).
+CREATE UNIQUE INDEX tasks_dedup ON tasks (queue, dedup_key) WHERE dedup_key IS NOT NULL;
+
+CREATE TABLE task_errors (
+    task_id TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (task_id, seq)
+) WITHOUT ROWID;
+
+-- Task counts per queue and state, kept in the same transaction as every change,
+-- so get_queue_stats reads a handful of rows instead of counting millions.
+CREATE TABLE task_counts (
+    queue TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
+) WITHOUT ROWID;
+)sql"},
+}};
+
+}  // namespace voxq::sqlite

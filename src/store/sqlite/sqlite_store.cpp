@@ -1,0 +1,599 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "queue/task_json.hpp"
+#include "store/sqlite/connection.hpp"
+#include "store/sqlite/migrations.hpp"
+#include "voxq/errors.hpp"
+
+namespace voxq::sqlite {
+
+namespace {
+
+constexpr std::size_t kMaxGroup = 512;   // writes per group transaction
+constexpr std::size_t kMaxIdleReaders = 8;
+
+double to_seconds(std::int64_t us) { return static_cast<double>(us) / 1e6; }
+
+// Count changes of one write, applied to task_counts before the group commits.
+class CountDeltas {
+public:
+    void add(const std::string& queue, TaskState state, std::int64_t n) {
+        deltas_[{queue, static_cast<int>(state)}] += n;
+    }
+    void move(const std::string& queue, TaskState from, TaskState to) {
+        if (from == to) return;
+        add(queue, from, -1);
+        add(queue, to, +1);
+    }
+    void merge(const CountDeltas& other) {
+        for (const auto& [key, n] : other.deltas_) deltas_[key] += n;
+    }
+    void flush(Connection& conn) {
+        for (const auto& [key, n] : deltas_) {
+            if (n == 0) continue;
+            conn.prepare("INSERT INTO task_counts (queue, state, n) VALUES (?1, ?2, ?3) "
+                         "ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n")
+                .bind(1, key.first)
+                .bind(2, static_cast<std::int64_t>(key.second))
+                .bind(3, n)
+                .run();
+        }
+        deltas_.clear();
+    }
+
+private:
+    std::map<std::pair<std::string, int>, std::int64_t> deltas_;
+};
+
+#define VOXQ_TASK_COLUMNS                                                                   \
+    "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
+    "dedup_key, created_at, updated_at, heartbeat_at"
+
+Task read_task(const Statement& s) {
+    Task t;
+    t.id = s.text(0);
+    t.queue = s.text(1);
+    t.state = static_cast<TaskState>(s.int64(2));
+    t.priority = s.int64(3);
+    t.schedule_at = to_seconds(s.int64(4));
+    t.items = detail::items_from_json(s.text_view(5));
+    t.attempt_count = s.int64(6);
+    t.max_attempts = s.int64(7);
+    t.last_error = s.text(8);
+    t.dedup_key = s.is_null(9) ? std::string() : s.text(9);
+    t.created_at = to_seconds(s.int64(10));
+    t.updated_at = to_seconds(s.int64(11));
+    t.heartbeat_at = to_seconds(s.int64(12));
+    return t;
+}
+
+std::int64_t to_us(double seconds) { return static_cast<std::int64_t>(std::llround(seconds * 1e6)); }
+
+// Appends one error to the task's history and trims it to `limit` entries.
+void record_error(Connection& conn, const std::string& id, std::int64_t attempt, std::int64_t at,
+                  const std::string& message, std::int64_t limit) {
+    conn.prepare("INSERT INTO task_errors (task_id, seq, attempt, at, message) VALUES (?1, "
+                 "(SELECT COALESCE(MAX(seq), 0) + 1 FROM task_errors WHERE task_id = ?1), ?2, ?3, ?4)")
+        .bind(1, id)
+        .bind(2, attempt)
+        .bind(3, at)
+        .bind(4, message)
+        .run();
+    conn.prepare("DELETE FROM task_errors WHERE task_id = ?1 AND seq <= "
+                 "(SELECT MAX(seq) FROM task_errors WHERE task_id = ?1) - ?2")
+        .bind(1, id)
+        .bind(2, limit)
+        .run();
+}
+
+// A write, run by the writer thread inside the group transaction.
+struct WriteOp {
+    std::function<void(Connection&, CountDeltas&)> fn;
+    std::promise<void> done;
+};
+
+class SqliteStore final : public Store {
+public:
+    SqliteStore(std::string path, const QueueConfig& config)
+        : path_(std::move(path)),
+          in_memory_(path_ == ":memory:"),
+          busy_timeout_ms_(static_cast<int>(config.sqlite_busy_timeout_ms)),
+          synchronous_full_(config.sqlite_synchronous == SqliteSynchronous::Full) {
+        if (!in_memory_) {
+            const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+            std::error_code ec;
+            if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+            if (ec) {
+                throw StoreError("create folder " + parent.string() + ": " + ec.message(), false);
+            }
+        }
+        writer_conn_ = std::make_unique<Connection>(path_, busy_timeout_ms_, synchronous_full_);
+        writer_ = std::thread([this] { writer_loop(); });
+    }
+
+    ~SqliteStore() override { close(); }
+    SqliteStore(const SqliteStore&) = delete;
+    SqliteStore& operator=(const SqliteStore&) = delete;
+
+    void migrate() override {
+        write([](Connection& c, CountDeltas&) {
+            c.exec("CREATE TABLE IF NOT EXISTS voxq_schema (version INTEGER PRIMARY KEY, "
+                   "applied_at INTEGER NOT NULL)");
+            std::int64_t current = 0;
+            {
+                Statement& s = c.prepare("SELECT COALESCE(MAX(version), 0) FROM voxq_schema");
+                if (s.step()) current = s.int64(0);
+            }
+            for (const Migration& m : kMigrations) {
+                if (m.version <= current) continue;
+                c.exec(m.sql);
+                c.prepare("INSERT INTO voxq_schema (version, applied_at) "
+                          "VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER))")
+                    .bind(1, static_cast<std::int64_t>(m.version))
+                    .run();
+            }
+        });
+    }
+
+    std::int64_t schema_version() override {
+        return read([](Connection& c) -> std::int64_t {
+            Statement& exists = c.prepare(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'voxq_schema'");
+            if (!exists.step()) return 0;
+            Statement& s = c.prepare("SELECT COALESCE(MAX(version), 0) FROM voxq_schema");
+            return s.step() ? s.int64(0) : 0;
+        });
+    }
+
+    std::size_t task_insert(const TaskInsertParams& params) override {
+        std::vector<Task> tasks = *params.tasks;  // published only on success
+        std::size_t inserted = 0;
+        write([&](Connection& c, CountDeltas& counts) {
+            inserted = 0;
+            for (Task& t : tasks) {
+                if (!t.dedup_key.empty()) {
+                    Statement& q = c.prepare(
+                        "SELECT id FROM tasks WHERE queue = ?1 AND dedup_key = ?2");
+                    q.bind(1, t.queue).bind(2, t.dedup_key);
+                    if (q.step()) {
+                        t.id = q.text(0);
+                        continue;
+                    }
+                }
+                Statement& ins = c.prepare(
+                    "INSERT INTO tasks (id, queue, state, priority, schedule_at, items, "
+                    "attempt_count, max_attempts, last_error, dedup_key, created_at, updated_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, '', ?8, ?9, ?10)");
+                ins.bind(1, t.id)
+                    .bind(2, t.queue)
+                    .bind(3, static_cast<std::int64_t>(t.state))
+                    .bind(4, t.priority)
+                    .bind(5, to_us(t.schedule_at))
+                    .bind(6, detail::items_to_json(t.items))
+                    .bind(7, t.max_attempts)
+                    .bind(9, to_us(t.created_at))
+                    .bind(10, to_us(t.updated_at));
+                if (t.dedup_key.empty()) {
+                    ins.bind_null(8);
+                } else {
+                    ins.bind(8, t.dedup_key);
+                }
+                try {
+                    ins.run();
+                } catch (const StoreError&) {
+                    if (sqlite3_extended_errcode(c.handle()) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+                        throw DuplicateTaskError(t.id);
+                    }
+                    throw;
+                }
+                counts.add(t.queue, t.state, 1);
+                ++inserted;
+            }
+        });
+        *params.tasks = std::move(tasks);
+        return inserted;
+    }
+
+    std::vector<Task> task_claim(const TaskClaimParams& p) override {
+        std::vector<Task> claimed;
+        write([&](Connection& c, CountDeltas& counts) {
+            claimed.clear();
+            Statement& s =
+                p.queue.empty()
+                    ? c.prepare("UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
+                                "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
+                                "tasks WHERE state = 0 AND schedule_at <= ?1 ORDER BY priority "
+                                "DESC, schedule_at, id LIMIT ?2) RETURNING " VOXQ_TASK_COLUMNS)
+                    : c.prepare("UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
+                                "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
+                                "tasks WHERE state = 0 AND queue = ?3 AND schedule_at <= ?1 ORDER "
+                                "BY priority DESC, schedule_at, id LIMIT ?2) "
+                                "RETURNING " VOXQ_TASK_COLUMNS);
+            s.bind(1, p.now_us).bind(2, p.limit);
+            if (!p.queue.empty()) s.bind(3, p.queue);
+            while (s.step()) {
+                claimed.push_back(read_task(s));
+                counts.move(claimed.back().queue, TaskState::PENDING, TaskState::PROCESSING);
+            }
+        });
+        // RETURNING gives no order; hand tasks out in claim order.
+        std::sort(claimed.begin(), claimed.end(), [](const Task& a, const Task& b) {
+            if (a.priority != b.priority) return a.priority > b.priority;
+            if (a.schedule_at != b.schedule_at) return a.schedule_at < b.schedule_at;
+            return a.id < b.id;
+        });
+        return claimed;
+    }
+
+    Task task_set_state(const TaskSetStateParams& p) override {
+        Task result;
+        write([&](Connection& c, CountDeltas& counts) {
+            Statement& s = c.prepare(
+                "UPDATE tasks SET state = ?2, updated_at = ?3, "
+                "attempt_count = CASE WHEN ?4 THEN 0 ELSE attempt_count + ?5 END, "
+                "schedule_at = CASE WHEN ?6 THEN ?3 ELSE schedule_at END, "
+                "heartbeat_at = CASE WHEN ?7 THEN ?3 ELSE heartbeat_at END, "
+                "last_error = COALESCE(?8, last_error), not_before = COALESCE(?9, 0) "
+                "WHERE id = ?1 AND state = ?10 AND (?11 IS NULL OR attempt_count = ?11) "
+                "RETURNING " VOXQ_TASK_COLUMNS);
+            s.bind(1, p.id)
+                .bind(2, static_cast<std::int64_t>(p.to))
+                .bind(3, p.now_us)
+                .bind(4, static_cast<std::int64_t>(p.reset_attempts))
+                .bind(5, p.attempt_delta)
+                .bind(6, static_cast<std::int64_t>(p.schedule_now))
+                .bind(7, static_cast<std::int64_t>(p.touch_heartbeat))
+                .bind_optional(9, p.not_before_us)
+                .bind(10, static_cast<std::int64_t>(p.from))
+                .bind_optional(11, p.attempt);
+            if (p.error) {
+                s.bind(8, *p.error);
+            } else {
+                s.bind_null(8);
+            }
+            if (!s.step()) explain_refusal(c, p);
+            result = read_task(s);
+            while (s.step()) {
+            }
+            counts.move(result.queue, p.from, p.to);
+            if (p.error) {
+                record_error(c, result.id, result.attempt_count, p.now_us, *p.error,
+                             p.error_history_limit);
+            }
+        });
+        return result;
+    }
+
+    std::vector<Task> task_rescue(const TaskRescueParams& p) override {
+        std::vector<Task> moved;
+        write([&](Connection& c, CountDeltas& counts) {
+            moved.clear();
+            std::vector<std::pair<Task, std::int64_t>> candidates;  // task, not_before
+            {
+                Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS ", not_before FROM tasks "
+                                         "WHERE state = 3 ORDER BY updated_at LIMIT ?1");
+                s.bind(1, p.limit);
+                while (s.step()) candidates.emplace_back(read_task(s), s.int64(13));
+            }
+            const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
+            if (remaining > 0) {
+                Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS ", not_before FROM tasks "
+                                         "WHERE state = 1 AND heartbeat_at <= ?1 "
+                                         "ORDER BY heartbeat_at LIMIT ?2");
+                s.bind(1, p.now_us - p.visibility_timeout_us).bind(2, remaining);
+                while (s.step()) candidates.emplace_back(read_task(s), s.int64(13));
+            }
+            for (auto& [task, not_before] : candidates) {
+                const TaskState from = task.state;
+                const bool expired = from == TaskState::PROCESSING;
+                if (expired) task.last_error = "visibility timeout expired";
+                const std::int64_t limit = task.max_attempts > 0 ? task.max_attempts
+                                                                 : p.max_attempts;
+                std::int64_t schedule_us = to_us(task.schedule_at);
+                if (task.attempt_count >= limit) {
+                    task.state = TaskState::DISCARDED;
+                } else {
+                    task.state = TaskState::PENDING;
+                    schedule_us = std::max(
+                        p.now_us + to_us(p.policy.delay_after(task.attempt_count)), not_before);
+                }
+                c.prepare("UPDATE tasks SET state = ?2, schedule_at = ?3, last_error = ?4, "
+                          "updated_at = ?5, not_before = 0 WHERE id = ?1 AND state = ?6 AND "
+                          "attempt_count = ?7")
+                    .bind(1, task.id)
+                    .bind(2, static_cast<std::int64_t>(task.state))
+                    .bind(3, schedule_us)
+                    .bind(4, task.last_error)
+                    .bind(5, p.now_us)
+                    .bind(6, static_cast<std::int64_t>(from))
+                    .bind(7, task.attempt_count)
+                    .run();
+                if (c.changes() != 1) {
+                    throw StoreError("retry sweep: task " + task.id + " changed under the sweep",
+                                     true);
+                }
+                if (expired) {
+                    record_error(c, task.id, task.attempt_count, p.now_us, task.last_error,
+                                 p.error_history_limit);
+                }
+                counts.move(task.queue, from, task.state);
+                task.schedule_at = to_seconds(schedule_us);
+                task.updated_at = to_seconds(p.now_us);
+                moved.push_back(std::move(task));
+            }
+        });
+        return moved;
+    }
+
+    std::optional<Task> task_get(const std::string& id) override {
+        return read([&](Connection& c) -> std::optional<Task> {
+            Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS " FROM tasks WHERE id = ?1");
+            s.bind(1, id);
+            if (!s.step()) return std::nullopt;
+            Task t = read_task(s);
+            Statement& e = c.prepare(
+                "SELECT attempt, at, message FROM task_errors WHERE task_id = ?1 ORDER BY seq");
+            e.bind(1, id);
+            while (e.step()) {
+                t.error_history.push_back(TaskError{e.int64(0), to_seconds(e.int64(1)), e.text(2)});
+            }
+            return t;
+        });
+    }
+
+    TaskPage task_list(const TaskListParams& p) override {
+        return read([&](Connection& c) {
+            // '~' sorts after every character an id may contain.
+            const std::string before = p.cursor.empty() ? std::string("~") : p.cursor;
+            Statement& s =
+                p.state ? c.prepare("SELECT " VOXQ_TASK_COLUMNS " FROM tasks WHERE state = ?1 "
+                                    "AND id < ?2 AND (?3 = '' OR queue = ?3) "
+                                    "ORDER BY id DESC LIMIT ?4")
+                        : c.prepare("SELECT " VOXQ_TASK_COLUMNS " FROM tasks WHERE id < ?2 AND "
+                                    "(?3 = '' OR queue = ?3) ORDER BY id DESC LIMIT ?4");
+            if (p.state) s.bind(1, static_cast<std::int64_t>(*p.state));
+            s.bind(2, before).bind(3, p.queue).bind(4, p.limit + 1);
+            TaskPage page;
+            while (s.step()) page.tasks.push_back(read_task(s));
+            if (static_cast<std::int64_t>(page.tasks.size()) > p.limit) {
+                page.tasks.pop_back();
+                page.next_cursor = page.tasks.back().id;
+            }
+            return page;
+        });
+    }
+
+    std::int64_t task_purge(const TaskPurgeParams& p) override {
+        std::int64_t total = 0;
+        for (TaskState state : p.states) {
+            // One bounded transaction per chunk, so a large purge never holds the
+            // write lock for long.
+            for (;;) {
+                std::int64_t deleted = 0;
+                write([&](Connection& c, CountDeltas& counts) {
+                    deleted = 0;
+                    Statement& s = c.prepare(
+                        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = ?1 "
+                        "AND updated_at <= ?2 LIMIT ?3) RETURNING id, queue");
+                    s.bind(1, static_cast<std::int64_t>(state))
+                        .bind(2, p.updated_before_us)
+                        .bind(3, p.chunk);
+                    std::vector<std::string> ids;
+                    while (s.step()) {
+                        ids.push_back(s.text(0));
+                        counts.add(s.text(1), state, -1);
+                    }
+                    for (const std::string& id : ids) {
+                        c.prepare("DELETE FROM task_errors WHERE task_id = ?1").bind(1, id).run();
+                    }
+                    deleted = static_cast<std::int64_t>(ids.size());
+                });
+                total += deleted;
+                if (deleted < p.chunk) break;
+            }
+        }
+        return total;
+    }
+
+    StateCounts task_count(const TaskCountParams& p) override {
+        return read([&](Connection& c) {
+            StateCounts counts{};
+            Statement& s = p.queue.empty()
+                               ? c.prepare("SELECT state, SUM(n) FROM task_counts GROUP BY state")
+                               : c.prepare("SELECT state, SUM(n) FROM task_counts WHERE queue = ?1 "
+                                           "GROUP BY state");
+            if (!p.queue.empty()) s.bind(1, p.queue);
+            while (s.step()) {
+                const auto state = static_cast<std::size_t>(s.int64(0));
+                if (state < counts.size()) counts[state] = s.int64(1);
+            }
+            return counts;
+        });
+    }
+
+    void close() override {
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) return;
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        if (writer_.joinable()) writer_.join();
+        std::lock_guard lock(readers_mutex_);
+        idle_readers_.clear();
+        writer_conn_.reset();
+    }
+
+private:
+    // Throws the error that explains why a guarded transition matched no row.
+    [[noreturn]] static void explain_refusal(Connection& c, const TaskSetStateParams& p) {
+        Statement& s = c.prepare("SELECT state, attempt_count FROM tasks WHERE id = ?1");
+        s.bind(1, p.id);
+        if (!s.step()) throw TaskNotFoundError(p.id);
+        const auto current = static_cast<TaskState>(s.int64(0));
+        const std::int64_t attempt = s.int64(1);
+        if (current == p.from && p.attempt && *p.attempt != attempt) {
+            throw InvalidStateTransitionError(p.id, current, p.operation, attempt, *p.attempt);
+        }
+        throw InvalidStateTransitionError(p.id, current, p.operation, p.from);
+    }
+
+    // Queues `fn` for the writer thread and waits for its group to commit.
+    void write(std::function<void(Connection&, CountDeltas&)> fn) {
+        WriteOp op{std::move(fn), {}};
+        std::future<void> done = op.done.get_future();
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) throw QueueError("the store is closed");
+            pending_.push_back(&op);
+        }
+        wake_.notify_one();
+        done.get();
+    }
+
+    template <typename F>
+    auto read(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
+        using Result = decltype(fn(std::declval<Connection&>()));
+        if (in_memory_) {
+            // One connection holds the whole in-memory database.
+            std::optional<Result> out;
+            write([&](Connection& c, CountDeltas&) { out.emplace(fn(c)); });
+            return std::move(*out);
+        }
+        std::unique_ptr<Connection> conn;
+        {
+            std::lock_guard lock(readers_mutex_);
+            if (stopping_) throw QueueError("the store is closed");
+            if (!idle_readers_.empty()) {
+                conn = std::move(idle_readers_.back());
+                idle_readers_.pop_back();
+            }
+        }
+        if (!conn) conn = std::make_unique<Connection>(path_, busy_timeout_ms_, synchronous_full_);
+        struct Return {
+            SqliteStore* self;
+            std::unique_ptr<Connection>& conn;
+            ~Return() {
+                std::lock_guard lock(self->readers_mutex_);
+                if (!self->stopping_ && self->idle_readers_.size() < kMaxIdleReaders) {
+                    self->idle_readers_.push_back(std::move(conn));
+                }
+            }
+        } give_back{this, conn};
+        Transaction txn(*conn, Transaction::Kind::Deferred);  // one snapshot for the read
+        Result out = fn(*conn);
+        conn->reset_statements();
+        txn.commit();
+        return out;
+    }
+
+    void writer_loop() {
+        std::vector<WriteOp*> group;
+        for (;;) {
+            {
+                std::unique_lock lock(mutex_);
+                wake_.wait(lock, [&] { return !pending_.empty() || stopping_; });
+                if (pending_.empty()) return;  // stopping, and every write is done
+                const std::size_t n = std::min(pending_.size(), kMaxGroup);
+                group.assign(pending_.begin(), pending_.begin() + static_cast<long>(n));
+                pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(n));
+            }
+            run_group(group);
+        }
+    }
+
+    // Runs a group of writes in one transaction; each write in its own savepoint
+    // so one failing write leaves the others intact.
+    void run_group(const std::vector<WriteOp*>& group) {
+        Connection& c = *writer_conn_;
+        std::vector<std::exception_ptr> errors(group.size());
+        auto fail_all = [&](const std::exception_ptr& e) {
+            for (WriteOp* op : group) op->done.set_exception(e);
+        };
+        try {
+            c.exec("BEGIN IMMEDIATE");
+        } catch (...) {
+            fail_all(std::current_exception());
+            return;
+        }
+        CountDeltas total;
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            CountDeltas local;
+            try {
+                c.exec("SAVEPOINT w");
+                group[i]->fn(c, local);
+                c.reset_statements();
+                c.exec("RELEASE w");
+                total.merge(local);
+            } catch (...) {
+                errors[i] = std::current_exception();
+                c.reset_statements();
+                if (sqlite3_get_autocommit(c.handle()) != 0) {
+                    // SQLite rolled the whole transaction back (I/O error, disk
+                    // full): every write of the group is lost; fail them all.
+                    for (std::size_t k = 0; k < group.size(); ++k) {
+                        group[k]->done.set_exception(errors[i]);
+                    }
+                    return;
+                }
+                sqlite3_exec(c.handle(), "ROLLBACK TO w; RELEASE w", nullptr, nullptr, nullptr);
+            }
+        }
+        try {
+            total.flush(c);
+            c.exec("COMMIT");
+        } catch (const StoreError& e) {
+            sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            const bool in_doubt = (sqlite3_extended_errcode(c.handle()) & 0xFF) == SQLITE_IOERR;
+            const auto failure = std::make_exception_ptr(
+                StoreError(std::string("commit: ") + e.what(), e.retryable(), in_doubt));
+            for (std::size_t i = 0; i < group.size(); ++i) {
+                group[i]->done.set_exception(errors[i] ? errors[i] : failure);
+            }
+            return;
+        }
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            if (errors[i]) {
+                group[i]->done.set_exception(errors[i]);
+            } else {
+                group[i]->done.set_value();
+            }
+        }
+    }
+
+    const std::string path_;
+    const bool in_memory_;
+    const int busy_timeout_ms_;
+    const bool synchronous_full_;
+
+    std::unique_ptr<Connection> writer_conn_;  // used by the writer thread only
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<WriteOp*> pending_;  // guarded by mutex_
+    std::atomic<bool> stopping_ = false;  // set under mutex_
+    std::thread writer_;
+
+    std::mutex readers_mutex_;
+    std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mutex_
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_sqlite_store(const std::string& path, const QueueConfig& config) {
+    return std::make_unique<SqliteStore>(path, config);
+}
+
+}  // namespace voxq::sqlite
