@@ -233,6 +233,8 @@ int run(int argc, char** argv) {
     enqueue->add_option("--format", eo.format, "wav, pcm, mp3, opus or flac");
     enqueue->add_option("--speed", eo.speed, "0.25 to 4.0");
     enqueue->add_option("--file,-f", eo.file, "JSON Lines file of tasks, '-' for stdin");
+    enqueue->add_option("source", eo.file, "'-': read JSON Lines from stdin")
+        ->check(CLI::IsMember({"-"}));
     enqueue->add_flag("--json", eo.json, "print the ids as a JSON array");
     enqueue->callback([&] { action = [&] { return cmd_enqueue(g, eo); }; });
 

@@ -50,12 +50,12 @@ public:
     FieldReader(std::size_t index, std::string prefix) : index_(index), prefix_(std::move(prefix)) {}
 
     [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
-        throw ValidationError("task " + std::to_string(index_) + ": " + prefix_ + field + ": " +
-                              problem);
+        const std::string where = field.empty() ? "" : prefix_ + field + ": ";
+        throw ValidationError("task " + std::to_string(index_) + ": " + where + problem);
     }
     void only(const json& obj, std::initializer_list<const char*> allowed,
               const std::string& what) const {
-        if (!obj.is_object()) fail(what.empty() ? "task" : what, "must be a JSON object");
+        if (!obj.is_object()) fail(what, "must be a JSON object");
         for (const auto& [key, _] : obj.items()) {
             bool known = false;
             for (const char* a : allowed) known = known || key == a;
@@ -109,7 +109,7 @@ std::string task_to_json(const Task& task, bool with_history) {
 Task task_from_json(std::string_view text, std::size_t index) {
     const FieldReader r(index, "");
     json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) r.fail("task", "is not valid JSON");
+    if (j.is_discarded()) r.fail("", "is not valid JSON");
     r.only(j,
            {"id", "state", "queue", "priority", "schedule_at", "items", "attempt_count",
             "max_attempts", "last_error", "dedup_key", "created_at", "updated_at"},

@@ -1,0 +1,156 @@
+// The voxq command, run as a user runs it: exit statuses, one-line errors, JSON.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/temp_dir.hpp"
+
+namespace voxq {
+namespace {
+
+using testing::TempDir;
+
+struct Result {
+    int status;
+    std::string out;
+    std::string err;
+};
+
+class Cli : public ::testing::Test {
+protected:
+    Result run(const std::string& args, const std::string& env = "") {
+        const std::string out = dir_.file("out"), err = dir_.file("err");
+        const std::string cmd = "cd '" + dir_.path().string() + "' && env -u QUEUE_DATABASE_URL " +
+                                env + " QUEUE_DATABASE_URL='" + url_ + "' " + VOXQ_CLI_PATH + " " +
+                                args + " >'" + out + "' 2>'" + err + "'";
+        const int raw = std::system(cmd.c_str());
+        return {WEXITSTATUS(raw), slurp(out), slurp(err)};
+    }
+    static std::string slurp(const std::string& path) {
+        std::ifstream in(path);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+    std::string write_file(const std::string& name, const std::string& text) {
+        std::ofstream(dir_.file(name)) << text;
+        return dir_.file(name);
+    }
+
+    TempDir dir_;
+    std::string url_ = dir_.sqlite_url();
+};
+
+constexpr const char* kTask =
+    R"({"items":[{"request":{"text":"Hi","voice_id":"espeak.en-us"},"response_url":"http://127.0.0.1:9/cb"}]})";
+
+TEST_F(Cli, EnqueueShowCancelAndStats) {
+    Result r = run("enqueue --text 'Hello there' --voice espeak.en-us --url http://127.0.0.1:9/cb "
+                   "--priority 3 --queue speech");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const std::string id = r.out.substr(0, r.out.find('\n'));
+    EXPECT_EQ(id.size(), 26U);
+
+    r = run("show " + id + " --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto task = nlohmann::json::parse(r.out);
+    EXPECT_EQ(task["state"], "PENDING");
+    EXPECT_EQ(task["priority"], 3);
+    EXPECT_EQ(task["queue"], "speech");
+    EXPECT_EQ(task["items"][0]["request"]["text"], "Hello there");
+
+    EXPECT_EQ(run("cancel " + id).status, 0);
+    r = run("cancel " + id);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "voxq: task " + id + " is CANCELLED; cancel needs PENDING\n");
+
+    r = run("stats --json");
+    ASSERT_EQ(r.status, 0);
+    const auto stats = nlohmann::json::parse(r.out);
+    EXPECT_EQ(stats["cancelled"], 1);
+    EXPECT_EQ(stats["total"], 1);
+    EXPECT_EQ(stats.size(), 7U);
+}
+
+TEST_F(Cli, EnqueueJsonLinesIsAllOrNothingAndPrintsIds) {
+    std::string lines;
+    for (int i = 0; i < 250; ++i) lines += std::string(kTask) + "\n";
+    const std::string good = write_file("good.jsonl", lines);
+    Result r = run("enqueue --file " + good + " --json", "QUEUE_BATCH_SIZE=100");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out).size(), 250U);
+
+    const std::string bad = write_file(
+        "bad.jsonl", std::string(kTask) + "\n" + std::string(kTask) + "\n" +
+                         R"({"items":[{"request":{"text":"","voice_id":"espeak.en-us"},"response_url":"http://x/"}]})" +
+                         "\n");
+    r = run("enqueue --file " + bad);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "voxq: line 3: items[0].request.text: must not be empty\n");
+    r = run("stats --json");
+    EXPECT_EQ(nlohmann::json::parse(r.out)["total"], 250) << "the bad file stored nothing";
+
+    r = run("enqueue - < " + good);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 250);
+}
+
+TEST_F(Cli, ListPagesAsJson) {
+    const std::string file = write_file("t.jsonl", std::string(kTask) + "\n" + kTask + "\n" + kTask + "\n");
+    ASSERT_EQ(run("enqueue --file " + file).status, 0);
+    Result r = run("list --limit 2 --json");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto page = nlohmann::json::parse(r.out);
+    EXPECT_EQ(page["tasks"].size(), 2U);
+    ASSERT_TRUE(page["next_cursor"].is_string());
+    r = run("list --limit 2 --json --cursor " + page["next_cursor"].get<std::string>());
+    page = nlohmann::json::parse(r.out);
+    EXPECT_EQ(page["tasks"].size(), 1U);
+    EXPECT_TRUE(page["next_cursor"].is_null());
+    r = run("list --state pending");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.out.find("PENDING"), std::string::npos);
+}
+
+TEST_F(Cli, ErrorsAndUsage) {
+    Result r = run("stats", "QUEUE_MAX_ATTEMPTS=abc");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "voxq: QUEUE_MAX_ATTEMPTS: 'abc' is not an integer\n");
+
+    r = run("show NOPE");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "voxq: task NOPE not found\n");
+
+    EXPECT_EQ(run("no-such-command").status, 2);
+    EXPECT_EQ(run("").status, 2);
+    EXPECT_EQ(run("enqueue --text hi").status, 2);
+    r = run("purge --state PENDING --older-than 1d");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("PENDING tasks are not finished"), std::string::npos) << r.err;
+    r = run("purge --state COMPLETED --older-than soon");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("'soon'"), std::string::npos) << r.err;
+
+    r = run("--help");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.out.find("enqueue"), std::string::npos);
+    EXPECT_EQ(run("list --help").status, 0);
+    r = run("version");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out.rfind("voxq ", 0), 0U);
+}
+
+TEST_F(Cli, RetryAndPurgeReportWhatTheyDid) {
+    ASSERT_EQ(run("migrate").status, 0);
+    Result r = run("retry");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, "moved 0\n");
+    r = run("purge --state COMPLETED,CANCELLED --older-than 7d");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "purged 0\n");
+}
+
+}  // namespace
+}  // namespace voxq

@@ -1,0 +1,581 @@
+// The store conformance suite: the whole contract of SPEC §4, written once
+// against the public WorkerQueue over a Store, and run against every store
+// (INSTANTIATE_TEST_SUITE_P at the bottom). Time moves by the ManualClock.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <set>
+
+#include "support/tasks.hpp"
+#include "support/temp_dir.hpp"
+#include "voxq/queue.hpp"
+
+namespace voxq {
+namespace {
+
+using testing::make_task;
+using testing::make_tasks;
+using testing::TempDir;
+
+// A way to get a fresh, empty database URL for one test.
+struct StoreTarget {
+    std::string name;
+    std::function<std::string(const TempDir&)> url;
+};
+
+class StoreConformance : public ::testing::TestWithParam<StoreTarget> {
+protected:
+    void SetUp() override {
+        config_.database_url = GetParam().url(dir_);
+        queue_ = std::make_unique<WorkerQueue>(config_, clock_);
+        queue_->initialize();
+    }
+
+    std::string enqueue_one(Task t = make_task()) {
+        std::vector<Task> v{std::move(t)};
+        EXPECT_EQ(queue_->enqueue(v), 1U);
+        return v[0].id;
+    }
+    // A task in PROCESSING, with its attempt.
+    Task processing_task() {
+        enqueue_one();
+        auto got = queue_->dequeue(1);
+        EXPECT_EQ(got.size(), 1U);
+        return got.at(0);
+    }
+    Task task_in(TaskState state) {
+        switch (state) {
+            case TaskState::PENDING: return queue_->get_task(enqueue_one());
+            case TaskState::PROCESSING: return processing_task();
+            case TaskState::COMPLETED: {
+                Task t = processing_task();
+                queue_->mark_as_complete(t.id);
+                return queue_->get_task(t.id);
+            }
+            case TaskState::RETRYABLE: {
+                Task t = processing_task();
+                queue_->mark_as_retry(t.id, "boom");
+                return queue_->get_task(t.id);
+            }
+            case TaskState::CANCELLED: {
+                const std::string id = enqueue_one();
+                queue_->mark_as_cancelled(id);
+                return queue_->get_task(id);
+            }
+            case TaskState::DISCARDED: {
+                Task t = processing_task();
+                queue_->mark_as_discarded(t.id);
+                return queue_->get_task(t.id);
+            }
+        }
+        throw std::logic_error("unreachable");
+    }
+    double now() const { return clock_->now_seconds(); }
+
+    TempDir dir_;
+    std::shared_ptr<ManualClock> clock_ = std::make_shared<ManualClock>();
+    QueueConfig config_;
+    std::unique_ptr<WorkerQueue> queue_;
+};
+
+TEST_P(StoreConformance, EnqueueFillsIdsAndTimestampsVisibleToTheCaller) {
+    std::vector<Task> tasks = make_tasks(3);
+    EXPECT_EQ(queue_->enqueue(tasks), 3U);
+    std::set<std::string> ids;
+    for (const Task& t : tasks) {
+        EXPECT_EQ(t.id.size(), 26U);
+        EXPECT_EQ(t.id.find_first_not_of("0123456789ABCDEFGHJKMNPQRSTVWXYZ"), std::string::npos);
+        EXPECT_DOUBLE_EQ(t.created_at, now());
+        EXPECT_DOUBLE_EQ(t.updated_at, now());
+        EXPECT_DOUBLE_EQ(t.schedule_at, now());
+        ids.insert(t.id);
+        const Task stored = queue_->get_task(t.id);
+        EXPECT_EQ(stored.state, TaskState::PENDING);
+        EXPECT_EQ(stored.items.size(), 1U);
+        EXPECT_EQ(stored.items[0].request.text, t.items[0].request.text);
+        EXPECT_EQ(stored.items[0].request.voice_id, "kokoro.af_heart");
+        EXPECT_EQ(stored.items[0].response_url, "https://hooks.example.com/cb");
+        EXPECT_EQ(stored.attempt_count, 0);
+    }
+    EXPECT_EQ(ids.size(), 3U);
+    // Generated ids sort in creation order, even within one millisecond.
+    EXPECT_TRUE(std::is_sorted(tasks.begin(), tasks.end(),
+                               [](const Task& a, const Task& b) { return a.id < b.id; }));
+}
+
+TEST_P(StoreConformance, EnqueueKeepsCallerFieldsAndTimes) {
+    Task t = make_task("Bonjour", "my-task:1");
+    t.queue = "fr";
+    t.priority = 7;
+    t.max_attempts = 5;
+    t.schedule_at = now() + 30;
+    t.created_at = 1000.5;
+    t.items[0].request.speed = 1.5;
+    t.items[0].request.format = "mp3";
+    enqueue_one(t);
+    const Task stored = queue_->get_task("my-task:1");
+    EXPECT_EQ(stored.queue, "fr");
+    EXPECT_EQ(stored.priority, 7);
+    EXPECT_EQ(stored.max_attempts, 5);
+    EXPECT_DOUBLE_EQ(stored.schedule_at, now() + 30);
+    EXPECT_DOUBLE_EQ(stored.created_at, 1000.5);
+    EXPECT_DOUBLE_EQ(stored.items[0].request.speed, 1.5);
+    EXPECT_EQ(stored.items[0].request.format, "mp3");
+}
+
+TEST_P(StoreConformance, DuplicateIdFailsTheWholeBatch) {
+    enqueue_one(make_task("first", "dup-1"));
+    std::vector<Task> batch{make_task("a", "fresh-1"), make_task("b", "dup-1")};
+    EXPECT_THROW(queue_->enqueue(batch), DuplicateTaskError);
+    EXPECT_THROW(queue_->get_task("fresh-1"), TaskNotFoundError);
+    EXPECT_EQ(queue_->get_queue_stats()["total"], 1);
+    EXPECT_EQ(queue_->get_task("dup-1").items[0].request.text, "first");
+}
+
+TEST_P(StoreConformance, SameIdTwiceInOneBatchIsRefused) {
+    std::vector<Task> batch{make_task("a", "same"), make_task("b", "same")};
+    EXPECT_THROW(queue_->enqueue(batch), ValidationError);
+    EXPECT_EQ(queue_->get_queue_stats()["total"], 0);
+}
+
+TEST_P(StoreConformance, BatchWithOneInvalidTaskStoresNothing) {
+    std::vector<Task> batch = make_tasks(3);
+    batch[1].items[0].response_url = "ftp://example.com/x";
+    try {
+        queue_->enqueue(batch);
+        FAIL() << "expected ValidationError";
+    } catch (const ValidationError& e) {
+        EXPECT_NE(std::string(e.what()).find("task 1"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("response_url"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(queue_->get_queue_stats()["total"], 0);
+    EXPECT_TRUE(batch[0].id.empty()) << "a failed enqueue must not fill in ids";
+}
+
+TEST_P(StoreConformance, InvalidTasksNameTheField) {
+    struct Case {
+        std::function<void(Task&)> spoil;
+        std::string field;
+    };
+    const std::vector<Case> cases = {
+        {[](Task& t) { t.items.clear(); }, "items"},
+        {[](Task& t) { t.items[0].request.text = ""; }, "items[0].request.text"},
+        {[](Task& t) { t.items[0].request.text = std::string(10'001, 'a'); }, "request.text"},
+        {[](Task& t) { t.items[0].request.text = "bad \xC3\x28 utf8"; }, "request.text"},
+        {[](Task& t) { t.items[0].request.voice_id = "af_heart"; }, "request.voice_id"},
+        {[](Task& t) { t.items[0].request.voice_id = "Kokoro.af"; }, "request.voice_id"},
+        {[](Task& t) { t.items[0].request.voice_id = "kokoro."; }, "request.voice_id"},
+        {[](Task& t) { t.items[0].request.speed = 5; }, "request.speed"},
+        {[](Task& t) { t.items[0].request.format = "aiff"; }, "request.format"},
+        {[](Task& t) { t.items[0].response_url = "/relative"; }, "response_url"},
+        {[](Task& t) { t.items[0].response_url = "http://"; }, "response_url"},
+        {[](Task& t) { t.items[0].response_url = "http://host:99999/"; }, "response_url"},
+        {[](Task& t) { t.items[0].response_url = "http://a b/"; }, "response_url"},
+        {[](Task& t) { t.state = TaskState::PROCESSING; }, "state"},
+        {[](Task& t) { t.id = "has space"; }, "id"},
+        {[](Task& t) { t.id = std::string(129, 'x'); }, "id"},
+        {[](Task& t) { t.queue = ""; }, "queue"},
+        {[](Task& t) { t.schedule_at = -1; }, "schedule_at"},
+        {[](Task& t) { t.max_attempts = -1; }, "max_attempts"},
+        {[](Task& t) { t.dedup_key = std::string(300, 'k'); }, "dedup_key"},
+    };
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        std::vector<Task> batch = make_tasks(2);
+        cases[i].spoil(batch[1]);
+        try {
+            queue_->enqueue(batch);
+            ADD_FAILURE() << "case " << i << " (" << cases[i].field << ") was accepted";
+        } catch (const ValidationError& e) {
+            const std::string message = e.what();
+            EXPECT_NE(message.find("task 1: "), std::string::npos) << message;
+            EXPECT_NE(message.find(cases[i].field), std::string::npos) << message;
+        }
+    }
+    EXPECT_EQ(queue_->get_queue_stats()["total"], 0);
+}
+
+TEST_P(StoreConformance, DequeueClaimsByPriorityThenScheduleThenId) {
+    std::vector<Task> batch;
+    auto add = [&](const std::string& id, std::int64_t priority, double schedule_offset) {
+        Task t = make_task(id, id);
+        t.priority = priority;
+        t.schedule_at = now() + schedule_offset;
+        batch.push_back(t);
+    };
+    add("e", 0, -5);
+    add("d", 0, -10);
+    add("c", 0, -10);
+    add("b", 5, 0);
+    add("a", 1, -1);
+    add("future", 9, 60);
+    ASSERT_EQ(queue_->enqueue(batch), 6U);
+    std::vector<std::string> order;
+    for (int i = 0; i < 3; ++i) {
+        for (const Task& t : queue_->dequeue(2)) order.push_back(t.id);
+    }
+    EXPECT_EQ(order, (std::vector<std::string>{"b", "a", "c", "d", "e"}));
+    EXPECT_TRUE(queue_->dequeue(10).empty());
+    clock_->advance_seconds(60);
+    const auto later = queue_->dequeue(10);
+    ASSERT_EQ(later.size(), 1U);
+    EXPECT_EQ(later[0].id, "future");
+}
+
+TEST_P(StoreConformance, DequeueByQueueTakesOnlyThatQueue) {
+    Task a = make_task("a", "in-a");
+    a.queue = "alpha";
+    Task b = make_task("b", "in-b");
+    b.queue = "beta";
+    std::vector<Task> batch{a, b};
+    queue_->enqueue(batch);
+    const auto got = queue_->dequeue(10, "beta");
+    ASSERT_EQ(got.size(), 1U);
+    EXPECT_EQ(got[0].id, "in-b");
+    EXPECT_EQ(queue_->get_queue_stats("alpha")["pending"], 1);
+    EXPECT_EQ(queue_->get_queue_stats("beta")["processing"], 1);
+}
+
+TEST_P(StoreConformance, DequeueStampsTheLeaseAndCountsTheAttempt) {
+    const std::string id = enqueue_one();
+    clock_->advance_seconds(2);
+    const auto got = queue_->dequeue();
+    ASSERT_EQ(got.size(), 1U);
+    EXPECT_EQ(got[0].state, TaskState::PROCESSING);
+    EXPECT_EQ(got[0].attempt_count, 1);
+    EXPECT_DOUBLE_EQ(got[0].heartbeat_at, now());
+    EXPECT_DOUBLE_EQ(got[0].updated_at, now());
+    EXPECT_TRUE(queue_->dequeue().empty()) << "one attempt is handed out once";
+    EXPECT_THROW(queue_->dequeue(0), ValidationError);
+}
+
+TEST_P(StoreConformance, EveryAllowedTransition) {
+    {
+        Task t = processing_task();
+        queue_->mark_as_complete(t.id);
+        EXPECT_EQ(queue_->get_task(t.id).state, TaskState::COMPLETED);
+    }
+    {
+        Task t = processing_task();
+        queue_->mark_as_retry(t.id, "Connection timeout");
+        const Task after = queue_->get_task(t.id);
+        EXPECT_EQ(after.state, TaskState::RETRYABLE);
+        EXPECT_EQ(after.last_error, "Connection timeout");
+        ASSERT_EQ(after.error_history.size(), 1U);
+        EXPECT_EQ(after.error_history[0].attempt, 1);
+    }
+    {
+        const std::string id = enqueue_one();
+        queue_->mark_as_cancelled(id);
+        EXPECT_EQ(queue_->get_task(id).state, TaskState::CANCELLED);
+    }
+    {
+        Task t = processing_task();
+        queue_->mark_as_discarded(t.id);
+        EXPECT_EQ(queue_->get_task(t.id).state, TaskState::DISCARDED);
+        clock_->advance_seconds(10);
+        queue_->mark_as_resume(t.id);
+        const Task resumed = queue_->get_task(t.id);
+        EXPECT_EQ(resumed.state, TaskState::PENDING);
+        EXPECT_EQ(resumed.attempt_count, 0);
+        EXPECT_DOUBLE_EQ(resumed.schedule_at, now());
+    }
+}
+
+TEST_P(StoreConformance, EveryRefusedTransitionNamesTheStates) {
+    struct Op {
+        const char* name;
+        TaskState required;
+        std::function<void(WorkerQueue&, const std::string&)> call;
+    };
+    const std::vector<Op> ops = {
+        {"complete", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.mark_as_complete(id); }},
+        {"retry", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.mark_as_retry(id, "e"); }},
+        {"cancel", TaskState::PENDING, [](WorkerQueue& q, const std::string& id) { q.mark_as_cancelled(id); }},
+        {"discard", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.mark_as_discarded(id); }},
+        {"resume", TaskState::DISCARDED, [](WorkerQueue& q, const std::string& id) { q.mark_as_resume(id); }},
+        {"heartbeat", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.heartbeat(id); }},
+        {"release", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.release(id); }},
+    };
+    for (const Op& op : ops) {
+        EXPECT_THROW(op.call(*queue_, "no-such-task"), TaskNotFoundError) << op.name;
+        for (TaskState state : kAllTaskStates) {
+            if (state == op.required) continue;
+            const Task before = task_in(state);
+            try {
+                op.call(*queue_, before.id);
+                ADD_FAILURE() << op.name << " accepted a " << to_string(state) << " task";
+            } catch (const InvalidStateTransitionError& e) {
+                EXPECT_EQ(e.current_state(), state);
+                EXPECT_EQ(e.task_id(), before.id);
+                const std::string expected = "task " + before.id + " is " +
+                                             std::string(to_string(state)) + "; " + op.name +
+                                             " needs " + std::string(to_string(op.required));
+                EXPECT_EQ(std::string(e.what()), expected);
+            }
+            const Task after = queue_->get_task(before.id);
+            EXPECT_EQ(after.state, before.state) << "a refused call changed the task";
+            EXPECT_EQ(after.attempt_count, before.attempt_count);
+            EXPECT_DOUBLE_EQ(after.updated_at, before.updated_at);
+        }
+    }
+}
+
+TEST_P(StoreConformance, RetrySweepBacksOffExponentiallyUpToTheCap) {
+    // Defaults: base 60 s, multiplier 2, cap 3600 s; a task allowed many attempts.
+    Task t = make_task("x", "backoff");
+    t.max_attempts = 20;
+    enqueue_one(t);
+    const std::vector<double> expected = {60, 120, 240, 480, 960, 1920, 3600, 3600};
+    for (std::size_t attempt = 1; attempt <= expected.size(); ++attempt) {
+        auto got = queue_->dequeue(1);
+        ASSERT_EQ(got.size(), 1U) << "attempt " << attempt;
+        EXPECT_EQ(got[0].attempt_count, static_cast<std::int64_t>(attempt));
+        queue_->mark_as_retry("backoff", "fail " + std::to_string(attempt));
+        const auto moved = queue_->retry();
+        ASSERT_EQ(moved.size(), 1U);
+        EXPECT_EQ(moved[0].state, TaskState::PENDING);
+        EXPECT_NEAR(moved[0].schedule_at - now(), expected[attempt - 1], 1e-6) << "attempt " << attempt;
+        EXPECT_TRUE(queue_->dequeue(1).empty()) << "claimed before its backoff ended";
+        clock_->advance_seconds(expected[attempt - 1]);
+    }
+}
+
+TEST_P(StoreConformance, RetrySweepDiscardsAtMaxAttemptsKeepingTheError) {
+    const std::string id = enqueue_one();
+    for (int attempt = 1; attempt <= 3; ++attempt) {
+        ASSERT_EQ(queue_->dequeue(1).size(), 1U);
+        queue_->mark_as_retry(id, "HTTP 500 from webhook");
+        const auto moved = queue_->retry(10, 3600, 3);
+        ASSERT_EQ(moved.size(), 1U);
+        EXPECT_EQ(moved[0].state, attempt < 3 ? TaskState::PENDING : TaskState::DISCARDED);
+        clock_->advance_seconds(4000);
+    }
+    const Task t = queue_->get_task(id);
+    EXPECT_EQ(t.state, TaskState::DISCARDED);
+    EXPECT_EQ(t.last_error, "HTTP 500 from webhook");
+    EXPECT_EQ(t.attempt_count, 3);
+    EXPECT_EQ(t.error_history.size(), 3U);
+    EXPECT_EQ(queue_->get_queue_stats()["discarded"], 1);
+}
+
+TEST_P(StoreConformance, TaskMaxAttemptsOverridesTheSweeps) {
+    Task t = make_task("x", "one-shot");
+    t.max_attempts = 1;
+    enqueue_one(t);
+    queue_->dequeue(1);
+    queue_->mark_as_retry("one-shot", "nope");
+    const auto moved = queue_->retry(10, 3600, 5);
+    ASSERT_EQ(moved.size(), 1U);
+    EXPECT_EQ(moved[0].state, TaskState::DISCARDED);
+}
+
+TEST_P(StoreConformance, ExpiredLeaseComesBackThroughTheSweep) {
+    const Task t = processing_task();
+    clock_->advance_seconds(99);
+    EXPECT_TRUE(queue_->retry(10, 100).empty()) << "lease not yet expired";
+    queue_->heartbeat(t.id, t.attempt_count);
+    clock_->advance_seconds(99);
+    EXPECT_TRUE(queue_->retry(10, 100).empty()) << "the heartbeat pushed the lease forward";
+    clock_->advance_seconds(1);
+    const auto moved = queue_->retry(10, 100);
+    ASSERT_EQ(moved.size(), 1U);
+    EXPECT_EQ(moved[0].state, TaskState::PENDING);
+    EXPECT_EQ(moved[0].last_error, "visibility timeout expired");
+    EXPECT_NEAR(moved[0].schedule_at, now() + 60, 1e-6);
+    EXPECT_EQ(queue_->get_task(t.id).error_history.back().message, "visibility timeout expired");
+}
+
+TEST_P(StoreConformance, RetryAfterSetsTheEarliestNextAttempt) {
+    const Task t = processing_task();
+    queue_->mark_as_retry(t.id, "429", t.attempt_count, now() + 500);
+    auto moved = queue_->retry();
+    ASSERT_EQ(moved.size(), 1U);
+    EXPECT_NEAR(moved[0].schedule_at, now() + 500, 1e-6) << "later than the 60 s backoff";
+
+    const Task u = processing_task();
+    queue_->mark_as_retry(u.id, "429", u.attempt_count, now() + 5);
+    moved = queue_->retry();
+    ASSERT_EQ(moved.size(), 1U);
+    EXPECT_NEAR(moved[0].schedule_at, now() + 60, 1e-6) << "the backoff is later";
+}
+
+TEST_P(StoreConformance, ResumeGivesFreshAttemptsAndKeepsHistory) {
+    const std::string id = enqueue_one();
+    for (int i = 0; i < 3; ++i) {
+        queue_->dequeue(1);
+        queue_->mark_as_retry(id, "err " + std::to_string(i));
+        queue_->retry();
+        clock_->advance_seconds(4000);
+    }
+    ASSERT_EQ(queue_->get_task(id).state, TaskState::DISCARDED);
+    queue_->mark_as_resume(id);
+    const Task t = queue_->get_task(id);
+    EXPECT_EQ(t.state, TaskState::PENDING);
+    EXPECT_EQ(t.attempt_count, 0);
+    EXPECT_EQ(t.error_history.size(), 3U);
+    const auto again = queue_->dequeue(1);
+    ASSERT_EQ(again.size(), 1U);
+    EXPECT_EQ(again[0].attempt_count, 1);
+}
+
+TEST_P(StoreConformance, FencingStopsAStaleWorker) {
+    const Task first = processing_task();
+    EXPECT_EQ(first.attempt_count, 1);
+    clock_->advance_seconds(config_.default_visibility_timeout);
+    ASSERT_EQ(queue_->retry().size(), 1U);
+    clock_->advance_seconds(60);
+    const auto second = queue_->dequeue(1);
+    ASSERT_EQ(second.size(), 1U);
+    EXPECT_EQ(second[0].attempt_count, 2);
+    // The first worker wakes up and tries to settle its (expired) attempt.
+    for (auto call : std::vector<std::function<void()>>{
+             [&] { queue_->mark_as_complete(first.id, 1); },
+             [&] { queue_->mark_as_retry(first.id, "late", 1); },
+             [&] { queue_->mark_as_discarded(first.id, 1); },
+             [&] { queue_->heartbeat(first.id, 1); },
+             [&] { queue_->release(first.id, 1); }}) {
+        try {
+            call();
+            ADD_FAILURE() << "a stale attempt was accepted";
+        } catch (const InvalidStateTransitionError& e) {
+            EXPECT_EQ(e.current_state(), TaskState::PROCESSING);
+            EXPECT_NE(std::string(e.what()).find("attempt 2"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(queue_->get_task(first.id).state, TaskState::PROCESSING);
+    queue_->mark_as_complete(first.id, 2);
+    EXPECT_EQ(queue_->get_task(first.id).state, TaskState::COMPLETED);
+}
+
+TEST_P(StoreConformance, ReleaseGivesTheAttemptBack) {
+    const Task t = processing_task();
+    clock_->advance_seconds(5);
+    queue_->release(t.id, t.attempt_count);
+    const Task after = queue_->get_task(t.id);
+    EXPECT_EQ(after.state, TaskState::PENDING);
+    EXPECT_EQ(after.attempt_count, 0);
+    EXPECT_DOUBLE_EQ(after.schedule_at, now());
+    EXPECT_EQ(queue_->dequeue(1).at(0).attempt_count, 1);
+}
+
+TEST_P(StoreConformance, DedupKeyStoresOneTaskPerQueue) {
+    Task a = make_task("first");
+    a.dedup_key = "order-42";
+    std::vector<Task> first{a};
+    EXPECT_EQ(queue_->enqueue(first), 1U);
+    Task b = make_task("second");
+    b.dedup_key = "order-42";
+    Task c = make_task("third");
+    c.dedup_key = "order-42";
+    c.queue = "other";
+    std::vector<Task> second{b, c};
+    EXPECT_EQ(queue_->enqueue(second), 1U) << "only the task in the other queue is new";
+    EXPECT_EQ(second[0].id, first[0].id) << "the existing task's id is filled in";
+    EXPECT_NE(second[1].id, first[0].id);
+    EXPECT_EQ(queue_->get_task(first[0].id).items[0].request.text, "first");
+    EXPECT_EQ(queue_->get_queue_stats()["total"], 2);
+    // Two of the same key within one batch: one stored.
+    Task d = make_task("d");
+    d.dedup_key = "k2";
+    std::vector<Task> third{d, d};
+    EXPECT_EQ(queue_->enqueue(third), 1U);
+    EXPECT_EQ(third[0].id, third[1].id);
+}
+
+TEST_P(StoreConformance, StatsCountEveryStateAndAddUp) {
+    for (TaskState s : kAllTaskStates) task_in(s);
+    task_in(TaskState::PENDING);
+    auto stats = queue_->get_queue_stats();
+    EXPECT_EQ(stats.size(), 7U);
+    EXPECT_EQ(stats["pending"], 2);
+    EXPECT_EQ(stats["processing"], 1);
+    EXPECT_EQ(stats["completed"], 1);
+    EXPECT_EQ(stats["retryable"], 1);
+    EXPECT_EQ(stats["cancelled"], 1);
+    EXPECT_EQ(stats["discarded"], 1);
+    EXPECT_EQ(stats["total"], 7);
+    const auto empty = queue_->get_queue_stats("no-such-queue");
+    EXPECT_EQ(empty.at("total"), 0);
+    EXPECT_EQ(empty.at("pending"), 0);
+}
+
+TEST_P(StoreConformance, ListPagesWithoutGapsOrRepeats) {
+    std::vector<Task> tasks = make_tasks(257);
+    queue_->enqueue(tasks);
+    for (int i = 0; i < 10; ++i) queue_->mark_as_cancelled(tasks[static_cast<std::size_t>(i) * 3].id);
+    std::vector<std::string> seen;
+    std::string cursor;
+    int pages = 0;
+    do {
+        const TaskPage page = queue_->list_tasks({}, 50, cursor);
+        for (const Task& t : page.tasks) seen.push_back(t.id);
+        cursor = page.next_cursor;
+        ++pages;
+    } while (!cursor.empty());
+    EXPECT_EQ(pages, 6);
+    ASSERT_EQ(seen.size(), 257U);
+    EXPECT_TRUE(std::is_sorted(seen.rbegin(), seen.rend())) << "newest first";
+    EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 257U);
+
+    const TaskPage cancelled = queue_->list_tasks({TaskState::CANCELLED, ""}, 100);
+    EXPECT_EQ(cancelled.tasks.size(), 10U);
+    EXPECT_TRUE(cancelled.next_cursor.empty());
+    for (const Task& t : cancelled.tasks) EXPECT_EQ(t.state, TaskState::CANCELLED);
+    EXPECT_THROW(queue_->list_tasks({}, 0), ValidationError);
+}
+
+TEST_P(StoreConformance, PurgeDeletesOldFinishedTasksOnly) {
+    const Task done = task_in(TaskState::COMPLETED);
+    const Task cancelled = task_in(TaskState::CANCELLED);
+    clock_->advance_seconds(3600);
+    const Task recent = task_in(TaskState::COMPLETED);
+    const Task pending = task_in(TaskState::PENDING);
+    EXPECT_EQ(queue_->purge({TaskState::COMPLETED, TaskState::CANCELLED}, 1800), 2);
+    EXPECT_THROW(queue_->get_task(done.id), TaskNotFoundError);
+    EXPECT_THROW(queue_->get_task(cancelled.id), TaskNotFoundError);
+    EXPECT_EQ(queue_->get_task(recent.id).state, TaskState::COMPLETED);
+    EXPECT_EQ(queue_->get_task(pending.id).state, TaskState::PENDING);
+    auto stats = queue_->get_queue_stats();
+    EXPECT_EQ(stats["completed"], 1);
+    EXPECT_EQ(stats["total"], 2);
+    EXPECT_THROW(queue_->purge({TaskState::PENDING}, 0), ValidationError);
+}
+
+TEST_P(StoreConformance, ErrorHistoryIsBounded) {
+    Task t = make_task("x", "noisy");
+    t.max_attempts = 100;
+    enqueue_one(t);
+    for (int i = 0; i < 15; ++i) {
+        queue_->dequeue(1);
+        queue_->mark_as_retry("noisy", "error " + std::to_string(i));
+        queue_->retry();
+        clock_->advance_seconds(4000);
+    }
+    const Task got = queue_->get_task("noisy");
+    ASSERT_EQ(got.error_history.size(), static_cast<std::size_t>(config_.error_history_limit));
+    EXPECT_EQ(got.error_history.back().message, "error 14");
+    EXPECT_EQ(got.error_history.front().message, "error 5");
+    EXPECT_EQ(got.error_history.back().attempt, 15);
+}
+
+TEST_P(StoreConformance, UseBeforeInitializeOrAfterCloseIsRefused) {
+    WorkerQueue fresh(config_, clock_);
+    EXPECT_THROW(fresh.get_queue_stats(), QueueError);
+    const std::string id = enqueue_one();
+    queue_->close();
+    queue_->close();  // idempotent
+    EXPECT_THROW(queue_->get_queue_stats(), QueueError);
+    EXPECT_THROW(queue_->dequeue(), QueueError);
+    EXPECT_THROW(queue_->mark_as_cancelled(id), QueueError);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Sqlite, StoreConformance,
+    ::testing::Values(StoreTarget{"SqliteFile", [](const TempDir& d) { return d.sqlite_url(); }},
+                      StoreTarget{"SqliteMemory",
+                                  [](const TempDir&) { return std::string("sqlite:///:memory:"); }}),
+    [](const ::testing::TestParamInfo<StoreTarget>& target) { return target.param.name; });
+
+}  // namespace
+}  // namespace voxq
