@@ -122,6 +122,16 @@ public:
     // DISCARDED) last updated at least `older_than` seconds ago. Returns how many.
     std::int64_t purge(const std::vector<TaskState>& states, double older_than);
 
+    // In-process wake-ups, so idle workers need not poll fast. work_epoch()
+    // changes whenever this WorkerQueue makes tasks due now (enqueue, resume,
+    // release, a retry sweep that moved tasks). A worker reads the epoch, calls
+    // dequeue, and if that returned nothing waits with wait_for_work(epoch, t):
+    // it returns true at once if work arrived since the epoch was read, else
+    // waits up to `timeout_seconds` for it. Writes by other processes are not
+    // seen: keep polling with a timeout.
+    [[nodiscard]] std::uint64_t work_epoch() const;
+    bool wait_for_work(std::uint64_t seen_epoch, double timeout_seconds);
+
     // Finishes pending writes, releases the store. Idempotent.
     void close();
 

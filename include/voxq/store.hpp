@@ -61,6 +61,12 @@ struct TaskSetStateParams {
     std::int64_t error_history_limit = 10;
 };
 
+// What task_set_state changed.
+struct TaskStateChange {
+    std::string queue;
+    std::int64_t attempt_count = 0;
+};
+
 // The retry sweep (see WorkerQueue::retry).
 struct TaskRescueParams {
     std::int64_t limit = 100;
@@ -108,8 +114,8 @@ public:
     // Claims due PENDING tasks: highest priority, then earliest schedule_at, then
     // id. Returns them PROCESSING with attempt_count incremented.
     virtual std::vector<Task> task_claim(const TaskClaimParams& params) = 0;
-    // Returns the task after the transition.
-    virtual Task task_set_state(const TaskSetStateParams& params) = 0;
+    // Returns the task's queue and attempt_count after the transition.
+    virtual TaskStateChange task_set_state(const TaskSetStateParams& params) = 0;
     virtual std::vector<Task> task_rescue(const TaskRescueParams& params) = 0;
     [[nodiscard]] virtual std::optional<Task> task_get(const std::string& id) = 0;
     [[nodiscard]] virtual TaskPage task_list(const TaskListParams& params) = 0;
@@ -119,6 +125,9 @@ public:
     // Finishes pending writes and releases the database. Idempotent.
     virtual void close() = 0;
 };
+
+// The version of the SQLite library voxq runs on ("3.40.1").
+[[nodiscard]] const char* sqlite_version() noexcept;
 
 // Opens the store that `config.database_url` names. Does not migrate.
 [[nodiscard]] std::unique_ptr<Store> open_store(const QueueConfig& config);

@@ -1,4 +1,6 @@
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
 
@@ -24,6 +26,18 @@ struct WorkerQueue::Impl {
     bool open = false;  // guarded by life
     detail::UlidGenerator ulids;
 
+    mutable std::mutex wake_mutex;
+    std::condition_variable wake;
+    std::uint64_t epoch = 0;  // guarded by wake_mutex
+
+    void signal_work() {
+        {
+            std::lock_guard lock(wake_mutex);
+            ++epoch;
+        }
+        wake.notify_all();
+    }
+
     // Runs `fn(store)` if the queue is open, else throws QueueError.
     template <typename F>
     auto with_store(F&& fn) {
@@ -34,7 +48,7 @@ struct WorkerQueue::Impl {
 
     std::int64_t now() const { return clock->now_us(); }
 
-    Task transition(const std::string& id, const char* operation, TaskState from, TaskState to,
+    TaskStateChange transition(const std::string& id, const char* operation, TaskState from, TaskState to,
                     std::optional<std::int64_t> attempt, TaskSetStateParams params = {}) {
         params.id = id;
         params.operation = operation;
@@ -100,6 +114,7 @@ std::size_t WorkerQueue::enqueue(std::vector<Task>& tasks) {
         }
         const std::size_t count = s.task_insert(TaskInsertParams{&filled});
         tasks = std::move(filled);
+        if (count > 0) impl_->signal_work();
         return count;
     });
 }
@@ -152,6 +167,7 @@ void WorkerQueue::mark_as_resume(const std::string& id, std::optional<std::int64
     p.reset_attempts = true;
     p.schedule_now = true;
     impl_->transition(id, "resume", TaskState::DISCARDED, TaskState::PENDING, attempt, p);
+    impl_->signal_work();
 }
 
 void WorkerQueue::heartbeat(const std::string& id, std::optional<std::int64_t> attempt) {
@@ -165,6 +181,7 @@ void WorkerQueue::release(const std::string& id, std::optional<std::int64_t> att
     p.attempt_delta = -1;
     p.schedule_now = true;
     impl_->transition(id, "release", TaskState::PROCESSING, TaskState::PENDING, attempt, p);
+    impl_->signal_work();
 }
 
 std::vector<Task> WorkerQueue::retry(std::optional<std::int64_t> size,
@@ -181,10 +198,12 @@ std::vector<Task> WorkerQueue::retry(std::optional<std::int64_t> size,
     if (p.max_attempts < 1) throw ValidationError("retry: max_attempts must be >= 1");
     p.policy = RetryPolicy{c.retry_base_delay, c.retry_backoff_multiplier, c.max_retry_delay};
     p.error_history_limit = c.error_history_limit;
-    return impl_->with_store([&](Store& s) {
+    auto moved = impl_->with_store([&](Store& s) {
         p.now_us = impl_->now();
         return s.task_rescue(p);
     });
+    if (!moved.empty()) impl_->signal_work();
+    return moved;
 }
 
 std::map<std::string, std::int64_t> WorkerQueue::get_queue_stats(const std::string& queue) {
@@ -238,10 +257,22 @@ std::int64_t WorkerQueue::purge(const std::vector<TaskState>& states, double old
     });
 }
 
+std::uint64_t WorkerQueue::work_epoch() const {
+    std::lock_guard lock(impl_->wake_mutex);
+    return impl_->epoch;
+}
+
+bool WorkerQueue::wait_for_work(std::uint64_t seen_epoch, double timeout_seconds) {
+    std::unique_lock lock(impl_->wake_mutex);
+    return impl_->wake.wait_for(lock, std::chrono::duration<double>(timeout_seconds),
+                                [&] { return impl_->epoch != seen_epoch; });
+}
+
 void WorkerQueue::close() {
     std::unique_lock lock(impl_->life);
     if (!impl_->store) return;
     impl_->open = false;
+    impl_->signal_work();  // let waiting workers notice
     impl_->store->close();
     // A store voxq opened itself can be opened again by initialize().
     if (impl_->owns_store_choice) impl_->store.reset();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <functional>
 #include <set>
+#include <thread>
 
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
@@ -557,6 +558,20 @@ TEST_P(StoreConformance, ErrorHistoryIsBounded) {
     EXPECT_EQ(got.error_history.back().message, "error 14");
     EXPECT_EQ(got.error_history.front().message, "error 5");
     EXPECT_EQ(got.error_history.back().attempt, 15);
+}
+
+TEST_P(StoreConformance, IdleWorkersAreWokenByNewWork) {
+    const std::uint64_t epoch = queue_->work_epoch();
+    EXPECT_FALSE(queue_->wait_for_work(epoch, 0)) << "nothing arrived yet";
+    std::thread producer([&] { enqueue_one(); });
+    // Far longer than the enqueue takes: returns as soon as the work is there.
+    EXPECT_TRUE(queue_->wait_for_work(epoch, 60));
+    producer.join();
+    EXPECT_EQ(queue_->dequeue().size(), 1U);
+    // Work that arrived between reading the epoch and waiting is not missed.
+    const std::uint64_t before = queue_->work_epoch();
+    enqueue_one();
+    EXPECT_TRUE(queue_->wait_for_work(before, 0));
 }
 
 TEST_P(StoreConformance, UseBeforeInitializeOrAfterCloseIsRefused) {

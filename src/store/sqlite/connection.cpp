@@ -1,5 +1,9 @@
 #include "store/sqlite/connection.hpp"
 
+#include <chrono>
+#include <random>
+#include <thread>
+
 #include "voxq/errors.hpp"
 
 namespace voxq::sqlite {
@@ -71,11 +75,31 @@ Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchr
     db_.reset(raw);  // owns the handle even when opening failed
     if (rc != SQLITE_OK) throw_sqlite(db_.get(), rc, "open " + path);
     sqlite3_extended_result_codes(raw, 1);
-    sqlite3_busy_timeout(raw, busy_timeout_ms);
+    busy_timeout_ms_ = busy_timeout_ms;
+    sqlite3_busy_handler(raw, &Connection::busy_handler, this);
     exec("PRAGMA journal_mode=WAL");
     exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
     exec("PRAGMA temp_store=MEMORY");
+}
+
+// SQLite's own busy handler sleeps up to 100 ms between tries, so with several
+// processes writing, one can starve while the others keep taking the lock. This
+// one retries every 50-500 us (with jitter) until the busy timeout, which keeps
+// waiting writers close to first-come, first-served.
+int Connection::busy_handler(void* self, int attempts) noexcept {
+    auto* conn = static_cast<Connection*>(self);
+    const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    if (attempts == 0) conn->busy_since_us_ = now_us;
+    if (now_us - conn->busy_since_us_ >= static_cast<std::int64_t>(conn->busy_timeout_ms_) * 1000) {
+        return 0;  // give up: the caller gets SQLITE_BUSY
+    }
+    thread_local std::minstd_rand jitter(std::random_device{}());
+    const int ceiling = attempts < 8 ? 50 << (attempts / 2) : 500;
+    std::this_thread::sleep_for(std::chrono::microseconds(25 + jitter() % ceiling));
+    return 1;
 }
 
 void Connection::exec(const char* sql) {

@@ -90,6 +90,11 @@ private:
     // handle closes.
     std::unique_ptr<sqlite3, DbDeleter> db_;
     std::unordered_map<const char*, std::unique_ptr<StmtEntry>> statements_;
+
+    // Busy handling (see busy_handler in connection.cpp).
+    int busy_timeout_ms_ = 0;
+    std::int64_t busy_since_us_ = 0;
+    static int busy_handler(void* self, int attempts) noexcept;
 };
 
 // BEGIN ... COMMIT as a scope guard: rolls back unless commit() was called.

@@ -237,8 +237,8 @@ public:
         return claimed;
     }
 
-    Task task_set_state(const TaskSetStateParams& p) override {
-        Task result;
+    TaskStateChange task_set_state(const TaskSetStateParams& p) override {
+        TaskStateChange result;
         write([&](Connection& c, CountDeltas& counts) {
             Statement& s = c.prepare(
                 "UPDATE tasks SET state = ?2, updated_at = ?3, "
@@ -247,7 +247,7 @@ public:
                 "heartbeat_at = CASE WHEN ?7 THEN ?3 ELSE heartbeat_at END, "
                 "last_error = COALESCE(?8, last_error), not_before = COALESCE(?9, 0) "
                 "WHERE id = ?1 AND state = ?10 AND (?11 IS NULL OR attempt_count = ?11) "
-                "RETURNING " VOXQ_TASK_COLUMNS);
+                "RETURNING queue, attempt_count");
             s.bind(1, p.id)
                 .bind(2, static_cast<std::int64_t>(p.to))
                 .bind(3, p.now_us)
@@ -264,12 +264,10 @@ public:
                 s.bind_null(8);
             }
             if (!s.step()) explain_refusal(c, p);
-            result = read_task(s);
-            while (s.step()) {
-            }
+            result = TaskStateChange{s.text(0), s.int64(1)};
             counts.move(result.queue, p.from, p.to);
             if (p.error) {
-                record_error(c, result.id, result.attempt_count, p.now_us, *p.error,
+                record_error(c, p.id, result.attempt_count, p.now_us, *p.error,
                              p.error_history_limit);
             }
         });
@@ -523,7 +521,7 @@ private:
             for (WriteOp* op : group) op->done.set_exception(e);
         };
         try {
-            c.exec("BEGIN IMMEDIATE");
+            c.prepare("BEGIN IMMEDIATE").run();
         } catch (...) {
             fail_all(std::current_exception());
             return;
@@ -532,10 +530,10 @@ private:
         for (std::size_t i = 0; i < group.size(); ++i) {
             CountDeltas local;
             try {
-                c.exec("SAVEPOINT w");
+                c.prepare("SAVEPOINT w").run();
                 group[i]->fn(c, local);
                 c.reset_statements();
-                c.exec("RELEASE w");
+                c.prepare("RELEASE w").run();
                 total.merge(local);
             } catch (...) {
                 errors[i] = std::current_exception();
@@ -553,7 +551,8 @@ private:
         }
         try {
             total.flush(c);
-            c.exec("COMMIT");
+            c.reset_statements();
+            c.prepare("COMMIT").run();
         } catch (const StoreError& e) {
             sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             const bool in_doubt = (sqlite3_extended_errcode(c.handle()) & 0xFF) == SQLITE_IOERR;
@@ -597,3 +596,7 @@ std::unique_ptr<Store> open_sqlite_store(const std::string& path, const QueueCon
 }
 
 }  // namespace voxq::sqlite
+
+namespace voxq {
+const char* sqlite_version() noexcept { return sqlite3_libversion(); }
+}  // namespace voxq

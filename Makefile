@@ -1,0 +1,50 @@
+# voxq: the two commands a newcomer runs are `make run` and `make test`.
+SHELL := /bin/bash
+JOBS ?= 2
+BUILD ?= build
+CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+.PHONY: all deps build test test-fast test-asan test-tsan bench run format lint clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The whole suite, then again under ASan+UBSan and under TSan.
+test: test-fast test-asan test-tsan
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVOXQ_SANITIZE=address,undefined -DVOXQ_BUILD_BENCH=OFF
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+test-tsan: deps
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVOXQ_SANITIZE=thread -DVOXQ_BUILD_BENCH=OFF
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j $(JOBS)
+
+bench: build
+	scripts/bench.sh
+
+run: build
+	scripts/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+lint: build
+	clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.hpp')
+	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'src/*.cpp')
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan
