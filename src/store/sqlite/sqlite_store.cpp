@@ -514,16 +514,36 @@ private:
 
     // Runs a group of writes in one transaction; each write in its own savepoint
     // so one failing write leaves the others intact.
+    //
+    // Each caller gets its own exception object (moved, never shared with this
+    // thread), so no exception is destroyed here while its caller reads it.
     void run_group(const std::vector<WriteOp*>& group) {
         Connection& c = *writer_conn_;
         std::vector<std::exception_ptr> errors(group.size());
-        auto fail_all = [&](const std::exception_ptr& e) {
-            for (WriteOp* op : group) op->done.set_exception(e);
+        // Fails every write of the group with its own copy of `cause`.
+        auto fail_all = [&](const std::string& context, const std::exception_ptr& cause,
+                            bool in_doubt) {
+            std::string message = "store failed";
+            bool retryable = false;
+            try {
+                std::rethrow_exception(cause);
+            } catch (const StoreError& e) {
+                message = e.what();
+                retryable = e.retryable();
+            } catch (const std::exception& e) {
+                message = e.what();
+            }
+            for (std::size_t i = 0; i < group.size(); ++i) {
+                group[i]->done.set_exception(
+                    errors[i]  // that write failed on its own and was rolled back already
+                        ? std::move(errors[i])
+                        : std::make_exception_ptr(StoreError(context + message, retryable, in_doubt)));
+            }
         };
         try {
             c.prepare("BEGIN IMMEDIATE").run();
         } catch (...) {
-            fail_all(std::current_exception());
+            fail_all("", std::current_exception(), false);
             return;
         }
         CountDeltas total;
@@ -536,16 +556,14 @@ private:
                 c.prepare("RELEASE w").run();
                 total.merge(local);
             } catch (...) {
-                errors[i] = std::current_exception();
                 c.reset_statements();
                 if (sqlite3_get_autocommit(c.handle()) != 0) {
                     // SQLite rolled the whole transaction back (I/O error, disk
                     // full): every write of the group is lost; fail them all.
-                    for (std::size_t k = 0; k < group.size(); ++k) {
-                        group[k]->done.set_exception(errors[i]);
-                    }
+                    fail_all("transaction rolled back: ", std::current_exception(), false);
                     return;
                 }
+                errors[i] = std::current_exception();
                 sqlite3_exec(c.handle(), "ROLLBACK TO w; RELEASE w", nullptr, nullptr, nullptr);
             }
         }
@@ -553,19 +571,15 @@ private:
             total.flush(c);
             c.reset_statements();
             c.prepare("COMMIT").run();
-        } catch (const StoreError& e) {
-            sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+        } catch (...) {
             const bool in_doubt = (sqlite3_extended_errcode(c.handle()) & 0xFF) == SQLITE_IOERR;
-            const auto failure = std::make_exception_ptr(
-                StoreError(std::string("commit: ") + e.what(), e.retryable(), in_doubt));
-            for (std::size_t i = 0; i < group.size(); ++i) {
-                group[i]->done.set_exception(errors[i] ? errors[i] : failure);
-            }
+            sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            fail_all("commit: ", std::current_exception(), in_doubt);
             return;
         }
         for (std::size_t i = 0; i < group.size(); ++i) {
             if (errors[i]) {
-                group[i]->done.set_exception(errors[i]);
+                group[i]->done.set_exception(std::move(errors[i]));
             } else {
                 group[i]->done.set_value();
             }
