@@ -25,6 +25,8 @@ struct StoreTarget {
     std::function<std::string(const TempDir&)> url;
 };
 
+void PrintTo(const StoreTarget& target, std::ostream* os) { *os << target.name; }
+
 class StoreConformance : public ::testing::TestWithParam<StoreTarget> {
 protected:
     void SetUp() override {

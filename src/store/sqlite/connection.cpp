@@ -81,6 +81,9 @@ Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchr
     exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
     exec("PRAGMA temp_store=MEMORY");
+    // 16 MiB of page cache (SQLite's default is 2 MiB): the hot pages of a busy
+    // queue stay in memory while RSS stays bounded whatever the table size.
+    exec("PRAGMA cache_size=-16384");
 }
 
 // SQLite's own busy handler sleeps up to 100 ms between tries, so with several

@@ -7,7 +7,6 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
-#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -98,10 +97,14 @@ void record_error(Connection& conn, const std::string& id, std::int64_t attempt,
         .run();
 }
 
-// A write, run by the writer thread inside the group transaction.
+// A write, run by the writer thread inside the group transaction. The writer
+// fills `error` (or leaves it empty) and then sets `done` under the store's mutex.
+// The exception object moves to the caller whole: the writer keeps no reference
+// to it, so it is created in one thread and destroyed in the other, never both.
 struct WriteOp {
     std::function<void(Connection&, CountDeltas&)> fn;
-    std::promise<void> done;
+    std::exception_ptr error;
+    bool done = false;
 };
 
 class SqliteStore final : public Store {
@@ -214,11 +217,13 @@ public:
                 p.queue.empty()
                     ? c.prepare("UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
                                 "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
-                                "tasks WHERE state = 0 AND schedule_at <= ?1 ORDER BY priority "
+                                "tasks INDEXED BY tasks_due WHERE state = 0 AND schedule_at <= ?1 "
+                                "ORDER BY priority "
                                 "DESC, schedule_at, id LIMIT ?2) RETURNING " VOXQ_TASK_COLUMNS)
                     : c.prepare("UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
                                 "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
-                                "tasks WHERE state = 0 AND queue = ?3 AND schedule_at <= ?1 ORDER "
+                                "tasks INDEXED BY tasks_due_by_queue WHERE state = 0 AND queue = ?3 "
+                                "AND schedule_at <= ?1 ORDER "
                                 "BY priority DESC, schedule_at, id LIMIT ?2) "
                                 "RETURNING " VOXQ_TASK_COLUMNS);
             s.bind(1, p.now_us).bind(2, p.limit);
@@ -281,14 +286,15 @@ public:
             std::vector<std::pair<Task, std::int64_t>> candidates;  // task, not_before
             {
                 Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS ", not_before FROM tasks "
-                                         "WHERE state = 3 ORDER BY updated_at LIMIT ?1");
+                                         "INDEXED BY tasks_retryable WHERE state = 3 "
+                                         "ORDER BY updated_at LIMIT ?1");
                 s.bind(1, p.limit);
                 while (s.step()) candidates.emplace_back(read_task(s), s.int64(13));
             }
             const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
             if (remaining > 0) {
                 Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS ", not_before FROM tasks "
-                                         "WHERE state = 1 AND heartbeat_at <= ?1 "
+                                         "INDEXED BY tasks_leased WHERE state = 1 AND heartbeat_at <= ?1 "
                                          "ORDER BY heartbeat_at LIMIT ?2");
                 s.bind(1, p.now_us - p.visibility_timeout_us).bind(2, remaining);
                 while (s.step()) candidates.emplace_back(read_task(s), s.int64(13));
@@ -450,15 +456,15 @@ private:
 
     // Queues `fn` for the writer thread and waits for its group to commit.
     void write(std::function<void(Connection&, CountDeltas&)> fn) {
-        WriteOp op{std::move(fn), {}};
-        std::future<void> done = op.done.get_future();
+        WriteOp op{std::move(fn), nullptr, false};
         {
-            std::lock_guard lock(mutex_);
+            std::unique_lock lock(mutex_);
             if (stopping_) throw QueueError("the store is closed");
             pending_.push_back(&op);
+            wake_.notify_one();
+            finished_.wait(lock, [&] { return op.done; });
         }
-        wake_.notify_one();
-        done.get();
+        if (op.error) std::rethrow_exception(std::move(op.error));
     }
 
     template <typename F>
@@ -534,11 +540,13 @@ private:
                 message = e.what();
             }
             for (std::size_t i = 0; i < group.size(); ++i) {
-                group[i]->done.set_exception(
-                    errors[i]  // that write failed on its own and was rolled back already
-                        ? std::move(errors[i])
-                        : std::make_exception_ptr(StoreError(context + message, retryable, in_doubt)));
+                // A write that failed on its own was rolled back already: keep its error.
+                if (!errors[i]) {
+                    errors[i] = std::make_exception_ptr(
+                        StoreError(context + message, retryable, in_doubt));
+                }
             }
+            finish(group, errors);
         };
         try {
             c.prepare("BEGIN IMMEDIATE").run();
@@ -577,13 +585,19 @@ private:
             fail_all("commit: ", std::current_exception(), in_doubt);
             return;
         }
-        for (std::size_t i = 0; i < group.size(); ++i) {
-            if (errors[i]) {
-                group[i]->done.set_exception(std::move(errors[i]));
-            } else {
-                group[i]->done.set_value();
+        finish(group, errors);
+    }
+
+    // Hands each write its outcome and wakes the callers.
+    void finish(const std::vector<WriteOp*>& group, std::vector<std::exception_ptr>& errors) {
+        {
+            std::lock_guard lock(mutex_);
+            for (std::size_t i = 0; i < group.size(); ++i) {
+                group[i]->error = std::move(errors[i]);
+                group[i]->done = true;
             }
         }
+        finished_.notify_all();
     }
 
     const std::string path_;
@@ -594,7 +608,8 @@ private:
     std::unique_ptr<Connection> writer_conn_;  // used by the writer thread only
 
     std::mutex mutex_;
-    std::condition_variable wake_;
+    std::condition_variable wake_;      // the writer waits for writes
+    std::condition_variable finished_;  // callers wait for their group to commit
     std::deque<WriteOp*> pending_;  // guarded by mutex_
     std::atomic<bool> stopping_ = false;  // set under mutex_
     std::thread writer_;
