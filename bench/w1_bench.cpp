@@ -1,6 +1,6 @@
 // W1 (../shared/peers/README.md) on voxq's C++ API, plus stats at scale.
 //
-//   voxq_bench w1    --db PATH --sync NORMAL|FULL [--n 20000] [--latency-n 1000]
+//   voxq_bench w1    --db PATH --sync NORMAL|FULL [--n 20000] [--latency-n 1000] [--workers 4]
 //   voxq_bench stats --db PATH --rows 10000000
 //
 // Prints one "RESULT {json}" line per run; scripts/bench.sh makes the table.
@@ -103,7 +103,8 @@ std::vector<std::thread> start_workers(voxq::WorkerQueue& queue, int n, std::ato
     return workers;
 }
 
-int run_w1(const std::string& db, const std::string& sync, std::size_t n, std::size_t latency_n) {
+int run_w1(const std::string& db, const std::string& sync, std::size_t n, std::size_t latency_n,
+           int worker_threads) {
     remove_db(db);
     voxq::WorkerQueue queue(config_for(db, sync));
     queue.initialize();
@@ -126,7 +127,7 @@ int run_w1(const std::string& db, const std::string& sync, std::size_t n, std::s
     std::atomic<bool> stop = false;
     std::atomic<std::size_t> handled = 0;
     t0 = steady_clock::now();
-    auto workers = start_workers(queue, 4, stop, [&](const Task&) { ++handled; });
+    auto workers = start_workers(queue, worker_threads, stop, [&](const Task&) { ++handled; });
     while (queue.get_queue_stats()["completed"] < static_cast<std::int64_t>(n)) {
         std::this_thread::sleep_for(milliseconds(1));
     }
@@ -149,7 +150,7 @@ int run_w1(const std::string& db, const std::string& sync, std::size_t n, std::s
     auto now_ns = [] {
         return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
     };
-    workers = start_workers(queue, 4, stop, [&](const Task& t) {
+    workers = start_workers(queue, worker_threads, stop, [&](const Task& t) {
         if (t.id.rfind("lat-", 0) == 0) started_ns[std::stoul(t.id.substr(4))] = now_ns();
     });
     std::this_thread::sleep_for(milliseconds(100));  // workers idle
@@ -231,12 +232,12 @@ int main(int argc, char** argv) {
     const std::string mode = argv[1];
     std::map<std::string, std::string> opt = {{"--db", "data/bench.db"}, {"--sync", "NORMAL"},
                                               {"--n", "20000"},          {"--latency-n", "1000"},
-                                              {"--rows", "1000000"}};
+                                              {"--rows", "1000000"},     {"--workers", "4"}};
     for (int i = 2; i + 1 < argc; i += 2) opt[argv[i]] = argv[i + 1];
     std::filesystem::create_directories(std::filesystem::path(opt["--db"]).parent_path());
     if (mode == "w1") {
         return run_w1(opt["--db"], opt["--sync"], std::stoul(opt["--n"]),
-                      std::stoul(opt["--latency-n"]));
+                      std::stoul(opt["--latency-n"]), std::stoi(opt["--workers"]));
     }
     if (mode == "stats") return run_stats(opt["--db"], std::stoul(opt["--rows"]));
     std::fprintf(stderr, "unknown mode %s\n", mode.c_str());

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -528,6 +529,27 @@ TEST_P(StoreConformance, ListPagesWithoutGapsOrRepeats) {
     EXPECT_THROW(queue_->list_tasks({}, 0), ValidationError);
 }
 
+TEST_P(StoreConformance, ListByEachStateFindsExactlyThatState) {
+    std::map<TaskState, std::set<std::string>> expected;
+    for (int round = 0; round < 3; ++round) {
+        for (TaskState s : kAllTaskStates) expected[s].insert(task_in(s).id);
+    }
+    for (TaskState s : kAllTaskStates) {
+        std::set<std::string> got;
+        std::string cursor;
+        do {
+            const TaskPage page = queue_->list_tasks({s, ""}, 2, cursor);
+            for (const Task& t : page.tasks) {
+                EXPECT_EQ(t.state, s);
+                got.insert(t.id);
+            }
+            cursor = page.next_cursor;
+        } while (!cursor.empty());
+        EXPECT_EQ(got, expected[s]) << to_string(s);
+    }
+    EXPECT_TRUE(queue_->list_tasks({TaskState::PENDING, "no-such-queue"}).tasks.empty());
+}
+
 TEST_P(StoreConformance, PurgeDeletesOldFinishedTasksOnly) {
     const Task done = task_in(TaskState::COMPLETED);
     const Task cancelled = task_in(TaskState::CANCELLED);
@@ -543,6 +565,9 @@ TEST_P(StoreConformance, PurgeDeletesOldFinishedTasksOnly) {
     EXPECT_EQ(stats["completed"], 1);
     EXPECT_EQ(stats["total"], 2);
     EXPECT_THROW(queue_->purge({TaskState::PENDING}, 0), ValidationError);
+    const Task discarded = task_in(TaskState::DISCARDED);
+    EXPECT_EQ(queue_->purge({TaskState::DISCARDED}, 0), 1);
+    EXPECT_THROW(queue_->get_task(discarded.id), TaskNotFoundError);
 }
 
 TEST_P(StoreConformance, ErrorHistoryIsBounded) {

@@ -38,8 +38,11 @@ CREATE INDEX tasks_due ON tasks (priority DESC, schedule_at, id) WHERE state = 0
 CREATE INDEX tasks_due_by_queue ON tasks (queue, priority DESC, schedule_at, id) WHERE state = 0;
 CREATE INDEX tasks_leased ON tasks (heartbeat_at) WHERE state = 1;
 CREATE INDEX tasks_retryable ON tasks (updated_at) WHERE state = 3;
--- Listing by state, and purge.
-CREATE INDEX tasks_by_state ON tasks (state, id);
+-- Listing and purging the parked states. (No index on state as a whole: it would
+-- move an entry on every state change. COMPLETED is listed and purged in id
+-- order through the primary key, where finished tasks are the bulk anyway.)
+CREATE INDEX tasks_cancelled ON tasks (id) WHERE state = 4;
+CREATE INDEX tasks_discarded ON tasks (id) WHERE state = 5;
 -- Idempotent enqueue: one task per (queue, dedup_key).
 CREATE UNIQUE INDEX tasks_dedup ON tasks (queue, dedup_key) WHERE dedup_key IS NOT NULL;
 

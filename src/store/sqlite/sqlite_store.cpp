@@ -9,7 +9,6 @@
 #include <functional>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include "queue/task_json.hpp"
 #include "store/sqlite/connection.hpp"
@@ -97,14 +96,15 @@ void record_error(Connection& conn, const std::string& id, std::int64_t attempt,
         .run();
 }
 
-// A write, run by the writer thread inside the group transaction. The writer
+// A write, run by the group's leader inside the group transaction. The leader
 // fills `error` (or leaves it empty) and then sets `done` under the store's mutex.
-// The exception object moves to the caller whole: the writer keeps no reference
+// The exception object moves to the caller whole: the leader keeps no reference
 // to it, so it is created in one thread and destroyed in the other, never both.
 struct WriteOp {
     std::function<void(Connection&, CountDeltas&)> fn;
-    std::exception_ptr error;
-    bool done = false;
+    std::exception_ptr error;   // guarded by the store's mutex_
+    bool done = false;          // guarded by the store's mutex_
+    std::condition_variable wake;  // done, or promoted to leader
 };
 
 class SqliteStore final : public Store {
@@ -123,7 +123,6 @@ public:
             }
         }
         writer_conn_ = std::make_unique<Connection>(path_, busy_timeout_ms_, synchronous_full_);
-        writer_ = std::thread([this] { writer_loop(); });
     }
 
     ~SqliteStore() override { close(); }
@@ -361,13 +360,7 @@ public:
         return read([&](Connection& c) {
             // '~' sorts after every character an id may contain.
             const std::string before = p.cursor.empty() ? std::string("~") : p.cursor;
-            Statement& s =
-                p.state ? c.prepare("SELECT " VOXQ_TASK_COLUMNS " FROM tasks WHERE state = ?1 "
-                                    "AND id < ?2 AND (?3 = '' OR queue = ?3) "
-                                    "ORDER BY id DESC LIMIT ?4")
-                        : c.prepare("SELECT " VOXQ_TASK_COLUMNS " FROM tasks WHERE id < ?2 AND "
-                                    "(?3 = '' OR queue = ?3) ORDER BY id DESC LIMIT ?4");
-            if (p.state) s.bind(1, static_cast<std::int64_t>(*p.state));
+            Statement& s = list_statement(c, p.state);
             s.bind(2, before).bind(3, p.queue).bind(4, p.limit + 1);
             TaskPage page;
             while (s.step()) page.tasks.push_back(read_task(s));
@@ -388,12 +381,8 @@ public:
                 std::int64_t deleted = 0;
                 write([&](Connection& c, CountDeltas& counts) {
                     deleted = 0;
-                    Statement& s = c.prepare(
-                        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = ?1 "
-                        "AND updated_at <= ?2 LIMIT ?3) RETURNING id, queue");
-                    s.bind(1, static_cast<std::int64_t>(state))
-                        .bind(2, p.updated_before_us)
-                        .bind(3, p.chunk);
+                    Statement& s = purge_statement(c, state);
+                    s.bind(1, p.updated_before_us).bind(2, p.chunk);
                     std::vector<std::string> ids;
                     while (s.step()) {
                         ids.push_back(s.text(0));
@@ -428,19 +417,63 @@ public:
     }
 
     void close() override {
-        {
-            std::lock_guard lock(mutex_);
-            if (stopping_) return;
-            stopping_ = true;
-        }
-        wake_.notify_all();
-        if (writer_.joinable()) writer_.join();
-        std::lock_guard lock(readers_mutex_);
-        idle_readers_.clear();
+        std::unique_lock lock(mutex_);
+        if (stopping_) return;
+        stopping_ = true;  // no new writes from here on
+        // Let the writes already queued finish.
+        idle_.wait(lock, [&] { return pending_.empty(); });
         writer_conn_.reset();
+        lock.unlock();
+        std::lock_guard readers(readers_mutex_);
+        idle_readers_.clear();
     }
 
 private:
+    // The listing query for one state, each through the index that holds just
+    // that state's rows (finished tasks, the bulk, go through the primary key).
+    static Statement& list_statement(Connection& c, std::optional<TaskState> state) {
+        // The state is a literal: SQLite uses a partial index only when the query
+        // itself implies the index's WHERE clause.
+#define VOXQ_LIST(index_clause, state)                                                    \
+    "SELECT " VOXQ_TASK_COLUMNS " FROM tasks " index_clause " WHERE state = " state        \
+    " AND id < ?2 AND (?3 = '' OR queue = ?3) ORDER BY id DESC LIMIT ?4"
+        if (!state) {
+            return c.prepare("SELECT " VOXQ_TASK_COLUMNS " FROM tasks WHERE id < ?2 AND "
+                             "(?3 = '' OR queue = ?3) ORDER BY id DESC LIMIT ?4");
+        }
+        switch (*state) {
+            case TaskState::PENDING: return c.prepare(VOXQ_LIST("INDEXED BY tasks_due", "0"));
+            case TaskState::PROCESSING: return c.prepare(VOXQ_LIST("INDEXED BY tasks_leased", "1"));
+            case TaskState::COMPLETED: return c.prepare(VOXQ_LIST("", "2"));
+            case TaskState::RETRYABLE:
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_retryable", "3"));
+            case TaskState::CANCELLED:
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_cancelled", "4"));
+            case TaskState::DISCARDED:
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_discarded", "5"));
+        }
+#undef VOXQ_LIST
+        throw StoreError("list: unknown state", false);
+    }
+
+    // Deletes up to ?2 tasks of `state` updated at or before ?1, oldest id first,
+    // through the state's own index (COMPLETED: the primary key).
+    static Statement& purge_statement(Connection& c, TaskState state) {
+#define VOXQ_PURGE(index_clause, state)                                                  \
+    "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks " index_clause " WHERE state = " \
+    state " AND updated_at <= ?1 ORDER BY id LIMIT ?2) RETURNING id, queue"
+        switch (state) {
+            case TaskState::COMPLETED: return c.prepare(VOXQ_PURGE("", "2"));
+            case TaskState::CANCELLED:
+                return c.prepare(VOXQ_PURGE("INDEXED BY tasks_cancelled", "4"));
+            case TaskState::DISCARDED:
+                return c.prepare(VOXQ_PURGE("INDEXED BY tasks_discarded", "5"));
+            default: break;
+        }
+#undef VOXQ_PURGE
+        throw StoreError("purge: only finished states can be purged", false);
+    }
+
     // Throws the error that explains why a guarded transition matched no row.
     [[noreturn]] static void explain_refusal(Connection& c, const TaskSetStateParams& p) {
         Statement& s = c.prepare("SELECT state, attempt_count FROM tasks WHERE id = ?1");
@@ -454,16 +487,39 @@ private:
         throw InvalidStateTransitionError(p.id, current, p.operation, p.from);
     }
 
-    // Queues `fn` for the writer thread and waits for its group to commit.
+    // Runs `fn` in a group transaction and returns once that group committed.
+    //
+    // Leader/follower group commit (leveldb's DBImpl::Write): writes queue up in
+    // pending_; the write at the front is the leader. The leader takes every write
+    // queued so far, runs them in one transaction on its own thread, hands the
+    // others their outcome, and makes the next queued write the leader. Followers
+    // sleep on their own condition variable until done or promoted, so a commit
+    // wakes exactly the threads it concerns.
     void write(std::function<void(Connection&, CountDeltas&)> fn) {
-        WriteOp op{std::move(fn), nullptr, false};
-        {
-            std::unique_lock lock(mutex_);
-            if (stopping_) throw QueueError("the store is closed");
-            pending_.push_back(&op);
-            wake_.notify_one();
-            finished_.wait(lock, [&] { return op.done; });
+        WriteOp op{std::move(fn), nullptr, false, {}};
+        std::unique_lock lock(mutex_);
+        if (stopping_) throw QueueError("the store is closed");
+        pending_.push_back(&op);
+        op.wake.wait(lock, [&] { return op.done || pending_.front() == &op; });
+        if (!op.done) {
+            const std::size_t n = std::min(pending_.size(), kMaxGroup);
+            std::vector<WriteOp*> group(pending_.begin(), pending_.begin() + static_cast<long>(n));
+            lock.unlock();
+            std::vector<std::exception_ptr> errors = run_group(group);
+            lock.lock();
+            for (std::size_t i = 0; i < group.size(); ++i) {
+                group[i]->error = std::move(errors[i]);
+                group[i]->done = true;
+                pending_.pop_front();
+                if (group[i] != &op) group[i]->wake.notify_one();
+            }
+            if (!pending_.empty()) {
+                pending_.front()->wake.notify_one();  // the next leader
+            } else {
+                idle_.notify_all();
+            }
         }
+        lock.unlock();
         if (op.error) std::rethrow_exception(std::move(op.error));
     }
 
@@ -503,27 +559,12 @@ private:
         return out;
     }
 
-    void writer_loop() {
-        std::vector<WriteOp*> group;
-        for (;;) {
-            {
-                std::unique_lock lock(mutex_);
-                wake_.wait(lock, [&] { return !pending_.empty() || stopping_; });
-                if (pending_.empty()) return;  // stopping, and every write is done
-                const std::size_t n = std::min(pending_.size(), kMaxGroup);
-                group.assign(pending_.begin(), pending_.begin() + static_cast<long>(n));
-                pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(n));
-            }
-            run_group(group);
-        }
-    }
-
     // Runs a group of writes in one transaction; each write in its own savepoint
     // so one failing write leaves the others intact.
     //
     // Each caller gets its own exception object (moved, never shared with this
     // thread), so no exception is destroyed here while its caller reads it.
-    void run_group(const std::vector<WriteOp*>& group) {
+    std::vector<std::exception_ptr> run_group(const std::vector<WriteOp*>& group) {
         Connection& c = *writer_conn_;
         std::vector<std::exception_ptr> errors(group.size());
         // Fails every write of the group with its own copy of `cause`.
@@ -546,22 +587,24 @@ private:
                         StoreError(context + message, retryable, in_doubt));
                 }
             }
-            finish(group, errors);
         };
         try {
             c.prepare("BEGIN IMMEDIATE").run();
         } catch (...) {
             fail_all("", std::current_exception(), false);
-            return;
+            return errors;
         }
         CountDeltas total;
+        // A lone write needs no savepoint: if it fails, the transaction is rolled
+        // back whole below (nothing else is in it).
+        const bool savepoints = group.size() > 1;
         for (std::size_t i = 0; i < group.size(); ++i) {
             CountDeltas local;
             try {
-                c.prepare("SAVEPOINT w").run();
+                if (savepoints) c.prepare("SAVEPOINT w").run();
                 group[i]->fn(c, local);
                 c.reset_statements();
-                c.prepare("RELEASE w").run();
+                if (savepoints) c.prepare("RELEASE w").run();
                 total.merge(local);
             } catch (...) {
                 c.reset_statements();
@@ -569,9 +612,13 @@ private:
                     // SQLite rolled the whole transaction back (I/O error, disk
                     // full): every write of the group is lost; fail them all.
                     fail_all("transaction rolled back: ", std::current_exception(), false);
-                    return;
+                    return errors;
                 }
                 errors[i] = std::current_exception();
+                if (!savepoints) {
+                    sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+                    return errors;
+                }
                 sqlite3_exec(c.handle(), "ROLLBACK TO w; RELEASE w", nullptr, nullptr, nullptr);
             }
         }
@@ -583,21 +630,9 @@ private:
             const bool in_doubt = (sqlite3_extended_errcode(c.handle()) & 0xFF) == SQLITE_IOERR;
             sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
             fail_all("commit: ", std::current_exception(), in_doubt);
-            return;
+            return errors;
         }
-        finish(group, errors);
-    }
-
-    // Hands each write its outcome and wakes the callers.
-    void finish(const std::vector<WriteOp*>& group, std::vector<std::exception_ptr>& errors) {
-        {
-            std::lock_guard lock(mutex_);
-            for (std::size_t i = 0; i < group.size(); ++i) {
-                group[i]->error = std::move(errors[i]);
-                group[i]->done = true;
-            }
-        }
-        finished_.notify_all();
+        return errors;
     }
 
     const std::string path_;
@@ -605,14 +640,12 @@ private:
     const int busy_timeout_ms_;
     const bool synchronous_full_;
 
-    std::unique_ptr<Connection> writer_conn_;  // used by the writer thread only
+    std::unique_ptr<Connection> writer_conn_;  // used by the current leader only
 
     std::mutex mutex_;
-    std::condition_variable wake_;      // the writer waits for writes
-    std::condition_variable finished_;  // callers wait for their group to commit
+    std::condition_variable idle_;  // signalled when pending_ empties (for close)
     std::deque<WriteOp*> pending_;  // guarded by mutex_
     std::atomic<bool> stopping_ = false;  // set under mutex_
-    std::thread writer_;
 
     std::mutex readers_mutex_;
     std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mutex_

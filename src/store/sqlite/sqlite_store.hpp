@@ -2,16 +2,16 @@
 // processes on one machine.
 //
 // Writes: SQLite allows one writer at a time, so each process funnels its writes
-// through one writer thread that owns the write connection. The thread takes every
-// write queued while the previous transaction committed and runs them in ONE
-// transaction (BEGIN IMMEDIATE ... COMMIT, each write in its own SAVEPOINT): one
-// sync for the whole group, and each caller still gets its own result or error
-// (group commit, as in leveldb's DBImpl::Write). Other processes serialize on the
-// database lock (busy timeout).
+// into one write connection with leader/follower group commit: the thread whose
+// write is at the front of the queue takes every write queued behind it and runs
+// them all in ONE transaction (BEGIN IMMEDIATE ... COMMIT, each write in its own
+// SAVEPOINT): one sync for the whole group, and each caller still gets its own
+// result or error (as in leveldb's DBImpl::Write). Other processes serialize on
+// the database lock (busy timeout).
 //
 // Reads: a small pool of read connections (WAL readers never block the writer).
 // For ":memory:" databases, which exist on one connection only, reads go through
-// the writer too.
+// the write path too.
 #pragma once
 
 #include <memory>
