@@ -536,6 +536,7 @@ TEST_P(StoreConformance, ListByEachStateFindsExactlyThatState) {
     for (int round = 0; round < 3; ++round) {
         for (TaskState s : kAllTaskStates) ids.push_back(task_in(s).id);
     }
+    ids.push_back(task_in(TaskState::PENDING).id);
     std::map<TaskState, std::set<std::string>> expected;
     for (const std::string& id : ids) expected[queue_->get_task(id).state].insert(id);
     for (TaskState s : kAllTaskStates) ASSERT_FALSE(expected[s].empty()) << to_string(s);
