@@ -32,12 +32,12 @@ double seconds_since(steady_clock::time_point t0) {
 
 // A W1 payload: ~120 characters of English, kokoro.af_heart, a loopback URL.
 std::string w1_text(std::mt19937& rng) {
-    static const char* words[] = {"the", "quick", "brown", "fox", "jumps", "over", "a", "lazy",
-                                  "dog", "while", "small", "birds", "sing", "softly", "in",
-                                  "early", "morning", "light", "and", "people", "walk", "to",
-                                  "work", "along", "quiet", "river", "streets", "near", "old",
-                                  "stone", "bridges", "where", "children", "play", "before",
-                                  "school", "begins", "each", "sunny", "day"};
+    static const char* words[] = {
+        "the",      "quick", "brown",   "fox",    "jumps",  "over",   "a",       "lazy",
+        "dog",      "while", "small",   "birds",  "sing",   "softly", "in",      "early",
+        "morning",  "light", "and",     "people", "walk",   "to",     "work",    "along",
+        "quiet",    "river", "streets", "near",   "old",    "stone",  "bridges", "where",
+        "children", "play",  "before",  "school", "begins", "each",   "sunny",   "day"};
     std::string text;
     while (text.size() < 118) {
         if (!text.empty()) text += ' ';
@@ -194,7 +194,8 @@ int run_stats(const std::string& db, std::size_t rows) {
     auto t0 = steady_clock::now();
     for (std::size_t done = 0; done < rows; done += 1000) {
         std::vector<Task> batch;
-        for (std::size_t k = done; k < std::min(rows, done + 1000); ++k) batch.push_back(w1_task(rng));
+        for (std::size_t k = done; k < std::min(rows, done + 1000); ++k)
+            batch.push_back(w1_task(rng));
         queue.enqueue(batch);
         if (done % 1'000'000 == 0 && done > 0) std::fprintf(stderr, "  stored %zu\n", done);
     }
@@ -211,12 +212,12 @@ int run_stats(const std::string& db, std::size_t rows) {
         for (const Task& t : queue.dequeue(10)) queue.mark_as_complete(t.id, t.attempt_count);
         claim_ms.push_back(seconds_since(t0) * 1e3);
     }
-    std::printf("RESULT {\"system\":\"voxq stats\",\"rows\":%zu,\"fill_s\":%.1f,"
-                "\"stats_p50_ms\":%.3f,\"stats_p99_ms\":%.3f,\"claim10_ack_p50_ms\":%.3f,"
-                "\"db_mb\":%.0f}\n",
-                rows, fill_s, percentile(stats_ms, 0.5), percentile(stats_ms, 0.99),
-                percentile(claim_ms, 0.5),
-                static_cast<double>(std::filesystem::file_size(db)) / 1048576.0);
+    std::printf(
+        "RESULT {\"system\":\"voxq stats\",\"rows\":%zu,\"fill_s\":%.1f,"
+        "\"stats_p50_ms\":%.3f,\"stats_p99_ms\":%.3f,\"claim10_ack_p50_ms\":%.3f,"
+        "\"db_mb\":%.0f}\n",
+        rows, fill_s, percentile(stats_ms, 0.5), percentile(stats_ms, 0.99),
+        percentile(claim_ms, 0.5), static_cast<double>(std::filesystem::file_size(db)) / 1048576.0);
     queue.close();
     remove_db(db);
     return 0;
@@ -226,7 +227,8 @@ int run_stats(const std::string& db, std::size_t rows) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::fprintf(stderr, "usage: voxq_bench w1|stats --db PATH [--sync S] [--n N] [--rows N]\n");
+        std::fprintf(stderr,
+                     "usage: voxq_bench w1|stats --db PATH [--sync S] [--n N] [--rows N]\n");
         return 2;
     }
     const std::string mode = argv[1];

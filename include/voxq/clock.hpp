@@ -12,7 +12,7 @@
 namespace voxq {
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     // Microseconds since the Unix epoch.
     [[nodiscard]] virtual std::int64_t now_us() const = 0;
@@ -21,7 +21,7 @@ public:
 
 // The wall clock (std::chrono::system_clock).
 class SystemClock final : public Clock {
-public:
+  public:
     [[nodiscard]] std::int64_t now_us() const override;
     // One shared instance.
     static std::shared_ptr<Clock> instance();
@@ -29,7 +29,7 @@ public:
 
 // A clock that only moves when told to. Starts at `start_us`.
 class ManualClock final : public Clock {
-public:
+  public:
     explicit ManualClock(std::int64_t start_us = 1'700'000'000'000'000) : now_(start_us) {}
     [[nodiscard]] std::int64_t now_us() const override { return now_.load(); }
     void advance_seconds(double seconds) {
@@ -37,7 +37,7 @@ public:
     }
     void set_us(std::int64_t us) { now_.store(us); }
 
-private:
+  private:
     std::atomic<std::int64_t> now_;
 };
 

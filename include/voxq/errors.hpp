@@ -27,24 +27,24 @@ enum class TaskState : std::uint8_t;
 
 // Base of every voxq error. Also thrown on use before initialize() or after close().
 class QueueError : public std::runtime_error {
-public:
+  public:
     explicit QueueError(const std::string& message) : std::runtime_error(message) {}
 };
 
 // No task has the given id.
 class TaskNotFoundError : public QueueError {
-public:
+  public:
     explicit TaskNotFoundError(std::string task_id);
     [[nodiscard]] const std::string& task_id() const noexcept { return task_id_; }
 
-private:
+  private:
     std::string task_id_;
 };
 
 // The task exists but is not in the state the operation needs, or the caller's
 // fencing `attempt` is not the task's current attempt.
 class InvalidStateTransitionError : public QueueError {
-public:
+  public:
     // `operation` is the verb the caller used ("complete", "cancel", ...);
     // `required` names the state it needs.
     InvalidStateTransitionError(std::string task_id, TaskState current, std::string operation,
@@ -57,7 +57,7 @@ public:
     [[nodiscard]] TaskState current_state() const noexcept { return current_; }
     [[nodiscard]] const std::string& operation() const noexcept { return operation_; }
 
-private:
+  private:
     std::string task_id_;
     TaskState current_;
     std::string operation_;
@@ -65,31 +65,31 @@ private:
 
 // A caller-supplied task id already exists. Nothing of the batch was stored.
 class DuplicateTaskError : public QueueError {
-public:
+  public:
     explicit DuplicateTaskError(std::string task_id);
     [[nodiscard]] const std::string& task_id() const noexcept { return task_id_; }
 
-private:
+  private:
     std::string task_id_;
 };
 
 // Bad input: the message names the task index and field ("task 2: items[0].response_url: ...").
 class ValidationError : public QueueError {
-public:
+  public:
     explicit ValidationError(const std::string& message) : QueueError(message) {}
 };
 
 // A configuration value is malformed or out of range; the message names the
 // variable and the value ("QUEUE_MAX_ATTEMPTS: 'abc' is not an integer").
 class ConfigError : public QueueError {
-public:
+  public:
     explicit ConfigError(const std::string& message) : QueueError(message) {}
 };
 
 // The database failed (locked past its timeout, disk full, I/O error, connection
 // lost). The message carries the database's own text.
 class StoreError : public QueueError {
-public:
+  public:
     StoreError(const std::string& message, bool retryable, bool in_doubt = false)
         : QueueError(message), retryable_(retryable), in_doubt_(in_doubt) {}
     // Repeating the same call later may succeed.
@@ -97,7 +97,7 @@ public:
     // The write may have been committed even though the call failed.
     [[nodiscard]] bool in_doubt() const noexcept { return in_doubt_; }
 
-private:
+  private:
     bool retryable_;
     bool in_doubt_;
 };

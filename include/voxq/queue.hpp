@@ -47,7 +47,7 @@ struct TaskFilter {
 };
 
 class WorkerQueue {
-public:
+  public:
     // Throws ConfigError if `config` is invalid. Opens nothing yet.
     explicit WorkerQueue(QueueConfig config,
                          std::shared_ptr<Clock> clock = SystemClock::instance());
@@ -138,7 +138,7 @@ public:
     [[nodiscard]] const QueueConfig& config() const noexcept;
     [[nodiscard]] const Clock& clock() const noexcept;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -52,12 +52,12 @@ struct TaskSetStateParams {
     TaskState to = TaskState::COMPLETED;
     std::optional<std::int64_t> attempt;  // fencing token
     std::int64_t now_us = 0;
-    std::optional<std::string> error;          // set last_error and append to history
+    std::optional<std::string> error;           // set last_error and append to history
     std::optional<std::int64_t> not_before_us;  // earliest next attempt (Retry-After)
-    std::int64_t attempt_delta = 0;            // added to attempt_count (release: -1)
-    bool reset_attempts = false;               // attempt_count = 0 (resume)
-    bool schedule_now = false;                 // schedule_at = now_us
-    bool touch_heartbeat = false;              // heartbeat_at = now_us
+    std::int64_t attempt_delta = 0;             // added to attempt_count (release: -1)
+    bool reset_attempts = false;                // attempt_count = 0 (resume)
+    bool schedule_now = false;                  // schedule_at = now_us
+    bool touch_heartbeat = false;               // heartbeat_at = now_us
     std::int64_t error_history_limit = 10;
 };
 
@@ -79,9 +79,9 @@ struct TaskRescueParams {
 
 struct TaskListParams {
     std::optional<TaskState> state;
-    std::string queue;     // empty = every queue
+    std::string queue;  // empty = every queue
     std::int64_t limit = 50;
-    std::string cursor;    // empty = from the newest; else next_cursor of the previous page
+    std::string cursor;  // empty = from the newest; else next_cursor of the previous page
 };
 
 struct TaskPage {
@@ -100,7 +100,7 @@ struct TaskCountParams {
 };
 
 class Store {
-public:
+  public:
     virtual ~Store() = default;
 
     // Creates or upgrades the schema; safe when several processes do it at once.

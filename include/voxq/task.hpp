@@ -50,9 +50,9 @@ inline constexpr TaskState kAllTaskStates[] = {
 // One speech request. `voice_id` is "engine.voice" (e.g. "kokoro.af_heart",
 // "espeak.en-us").
 struct TextToSpeechRequest {
-    std::string text;      // non-empty UTF-8, at most QueueConfig::max_text_length bytes
-    std::string voice_id;  // "engine.voice"
-    double speed = 1.0;    // 0.25 .. 4.0
+    std::string text;            // non-empty UTF-8, at most QueueConfig::max_text_length bytes
+    std::string voice_id;        // "engine.voice"
+    double speed = 1.0;          // 0.25 .. 4.0
     std::string format = "wav";  // wav, pcm, mp3, opus, flac
 };
 
@@ -87,10 +87,10 @@ struct Task {
 
     // Beyond the guide.
     std::string queue = "default";
-    std::int64_t priority = 0;       // higher is claimed first
-    std::int64_t max_attempts = 0;   // 0 = the retry sweep's max_attempts
-    std::string dedup_key;           // empty = none; see WorkerQueue::enqueue
-    double heartbeat_at = 0;         // lease start / last heartbeat while PROCESSING
+    std::int64_t priority = 0;      // higher is claimed first
+    std::int64_t max_attempts = 0;  // 0 = the retry sweep's max_attempts
+    std::string dedup_key;          // empty = none; see WorkerQueue::enqueue
+    double heartbeat_at = 0;        // lease start / last heartbeat while PROCESSING
     // Filled by WorkerQueue::get_task only: the last errors, oldest first.
     std::vector<TaskError> error_history;
 };

@@ -60,12 +60,23 @@ double parse_duration(const std::string& text) {
     if (std::isalpha(static_cast<unsigned char>(unit))) {
         number.pop_back();
         switch (unit) {
-            case 's': scale = 1; break;
-            case 'm': scale = 60; break;
-            case 'h': scale = 3600; break;
-            case 'd': scale = 86400; break;
-            case 'w': scale = 7 * 86400; break;
-            default: throw ValidationError("duration '" + text + "': unit must be s, m, h, d or w");
+            case 's':
+                scale = 1;
+                break;
+            case 'm':
+                scale = 60;
+                break;
+            case 'h':
+                scale = 3600;
+                break;
+            case 'd':
+                scale = 86400;
+                break;
+            case 'w':
+                scale = 7 * 86400;
+                break;
+            default:
+                throw ValidationError("duration '" + text + "': unit must be s, m, h, d or w");
         }
     }
     std::size_t used = 0;
@@ -110,20 +121,20 @@ std::string at_line(const std::string& message, std::size_t line) {
 }
 
 class Progress {
-public:
+  public:
     explicit Progress(std::size_t total) : total_(total), enabled_(isatty(STDERR_FILENO) != 0) {}
     void update(std::size_t done) {
         if (!enabled_ || total_ == 0) return;
         const int width = 40;
         const auto filled = static_cast<int>(width * done / total_);
-        std::fprintf(stderr, "\r[%s%s] %zu/%zu", std::string(static_cast<std::size_t>(filled), '#').c_str(),
-                     std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done,
-                     total_);
+        std::fprintf(
+            stderr, "\r[%s%s] %zu/%zu", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+            std::string(static_cast<std::size_t>(width - filled), ' ').c_str(), done, total_);
         if (done == total_) std::fprintf(stderr, "\n");
         std::fflush(stderr);
     }
 
-private:
+  private:
     std::size_t total_;
     bool enabled_;
 };
@@ -181,8 +192,9 @@ int cmd_enqueue(const Globals& g, const EnqueueOptions& o) {
     Progress progress(tasks.size());
     std::vector<std::string> ids;
     for (std::size_t start = 0; start < tasks.size(); start += chunk) {
-        std::vector<Task> part(tasks.begin() + static_cast<long>(start),
-                               tasks.begin() + static_cast<long>(std::min(tasks.size(), start + chunk)));
+        std::vector<Task> part(
+            tasks.begin() + static_cast<long>(start),
+            tasks.begin() + static_cast<long>(std::min(tasks.size(), start + chunk)));
         q.queue.enqueue(part);
         for (const Task& t : part) ids.push_back(t.id);
         progress.update(ids.size());
@@ -215,18 +227,21 @@ int run(int argc, char** argv) {
     CLI::App app{"voxq: a durable queue for text-to-speech work"};
     app.require_subcommand(1);
     Globals g;
-    app.add_option("--database-url", g.database_url,
-                   "database URL (else QUEUE_DATABASE_URL, else sqlite+aiosqlite:///data/queue.db)");
+    app.add_option(
+        "--database-url", g.database_url,
+        "database URL (else QUEUE_DATABASE_URL, else sqlite+aiosqlite:///data/queue.db)");
 
     int status = 0;
     std::function<int()> action;
 
     EnqueueOptions eo;
-    auto* enqueue = app.add_subcommand("enqueue", "add tasks (flags for one, --file for JSON Lines)");
+    auto* enqueue =
+        app.add_subcommand("enqueue", "add tasks (flags for one, --file for JSON Lines)");
     enqueue->add_option("--text", eo.text, "text to speak");
     enqueue->add_option("--voice", eo.voice, "voice id, engine.voice (e.g. espeak.en-us)");
     enqueue->add_option("--url", eo.url, "webhook the audio is POSTed to");
-    enqueue->add_option("--schedule-at", eo.schedule_at, "Unix time, or +SECONDS / +DURATION from now");
+    enqueue->add_option("--schedule-at", eo.schedule_at,
+                        "Unix time, or +SECONDS / +DURATION from now");
     enqueue->add_option("--priority", eo.priority, "higher runs first (default 0)");
     enqueue->add_option("--queue", eo.queue, "queue name (default 'default')");
     enqueue->add_option("--dedup-key", eo.dedup_key, "idempotency key within the queue");
@@ -270,7 +285,8 @@ int run(int argc, char** argv) {
                 std::cout << task_page_to_json(page) << "\n";
             } else {
                 print_task_table(page.tasks);
-                if (!page.next_cursor.empty()) std::printf("next page: --cursor %s\n", page.next_cursor.c_str());
+                if (!page.next_cursor.empty())
+                    std::printf("next page: --cursor %s\n", page.next_cursor.c_str());
             }
             return 0;
         };
@@ -289,24 +305,27 @@ int run(int argc, char** argv) {
                 std::cout << task_to_json(t, true) << "\n";
                 return 0;
             }
-            std::printf("id           %s\nstate        %s\nqueue        %s\npriority     %lld\n"
-                        "attempts     %lld (max %s)\nschedule_at  %s\ncreated_at   %s\n"
-                        "updated_at   %s\nlast_error   %s\n",
-                        t.id.c_str(), std::string(to_string(t.state)).c_str(), t.queue.c_str(),
-                        static_cast<long long>(t.priority), static_cast<long long>(t.attempt_count),
-                        t.max_attempts > 0 ? std::to_string(t.max_attempts).c_str() : "default",
-                        iso_time(t.schedule_at).c_str(), iso_time(t.created_at).c_str(),
-                        iso_time(t.updated_at).c_str(), t.last_error.c_str());
+            std::printf(
+                "id           %s\nstate        %s\nqueue        %s\npriority     %lld\n"
+                "attempts     %lld (max %s)\nschedule_at  %s\ncreated_at   %s\n"
+                "updated_at   %s\nlast_error   %s\n",
+                t.id.c_str(), std::string(to_string(t.state)).c_str(), t.queue.c_str(),
+                static_cast<long long>(t.priority), static_cast<long long>(t.attempt_count),
+                t.max_attempts > 0 ? std::to_string(t.max_attempts).c_str() : "default",
+                iso_time(t.schedule_at).c_str(), iso_time(t.created_at).c_str(),
+                iso_time(t.updated_at).c_str(), t.last_error.c_str());
             if (!t.dedup_key.empty()) std::printf("dedup_key    %s\n", t.dedup_key.c_str());
             for (std::size_t i = 0; i < t.items.size(); ++i) {
                 const TaskItem& it = t.items[i];
-                std::printf("item %zu       %s %s x%.2f -> %s: %s\n", i, it.request.voice_id.c_str(),
-                            it.request.format.c_str(), it.request.speed, it.response_url.c_str(),
+                std::printf("item %zu       %s %s x%.2f -> %s: %s\n", i,
+                            it.request.voice_id.c_str(), it.request.format.c_str(),
+                            it.request.speed, it.response_url.c_str(),
                             one_line(it.request.text, 60).c_str());
             }
             for (const TaskError& e : t.error_history) {
-                std::printf("error        attempt %lld at %s: %s\n", static_cast<long long>(e.attempt),
-                            iso_time(e.at).c_str(), e.message.c_str());
+                std::printf("error        attempt %lld at %s: %s\n",
+                            static_cast<long long>(e.attempt), iso_time(e.at).c_str(),
+                            e.message.c_str());
             }
             return 0;
         };
@@ -331,10 +350,9 @@ int run(int argc, char** argv) {
                    [](WorkerQueue& q, const std::string& id) { q.mark_as_cancelled(id); });
     add_transition("resume", "DISCARDED -> PENDING, with fresh attempts",
                    [](WorkerQueue& q, const std::string& id) { q.mark_as_resume(id); });
-    add_transition("discard", "PROCESSING -> DISCARDED",
-                   [](WorkerQueue& q, const std::string& id) {
-                       q.mark_as_discarded(id, std::nullopt, std::string("discarded by operator"));
-                   });
+    add_transition("discard", "PROCESSING -> DISCARDED", [](WorkerQueue& q, const std::string& id) {
+        q.mark_as_discarded(id, std::nullopt, std::string("discarded by operator"));
+    });
 
     std::int64_t retry_size = 0;
     auto* retry = app.add_subcommand("retry", "run one retry sweep and print what moved");
@@ -342,9 +360,11 @@ int run(int argc, char** argv) {
     retry->callback([&] {
         action = [&] {
             OpenQueue q(g);
-            const auto moved = q.queue.retry(retry_size > 0 ? std::optional(retry_size) : std::nullopt);
+            const auto moved =
+                q.queue.retry(retry_size > 0 ? std::optional(retry_size) : std::nullopt);
             for (const Task& t : moved) {
-                std::printf("%s -> %s at %s\n", t.id.c_str(), std::string(to_string(t.state)).c_str(),
+                std::printf("%s -> %s at %s\n", t.id.c_str(),
+                            std::string(to_string(t.state)).c_str(),
                             iso_time(t.schedule_at).c_str());
             }
             std::printf("moved %zu\n", moved.size());

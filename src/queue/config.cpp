@@ -12,7 +12,9 @@ namespace voxq {
 
 namespace {
 
-std::string quoted(const std::string& v) { return "'" + v + "'"; }
+std::string quoted(const std::string& v) {
+    return "'" + v + "'";
+}
 
 std::int64_t parse_integer(const std::string& name, const std::string& value) {
     std::int64_t out = 0;
@@ -99,7 +101,8 @@ const std::vector<Setting>& settings() {
              c.batch_size = parse_integer(n, raw);
          },
          [](const QueueConfig& c) {
-             if (c.batch_size < 1 || c.batch_size > 100'000) return std::string("must be 1..100000");
+             if (c.batch_size < 1 || c.batch_size > 100'000)
+                 return std::string("must be 1..100000");
              return std::string();
          }},
         {"max_text_length", "VOXQ_MAX_TEXT_LENGTH",
@@ -163,7 +166,10 @@ void check(const QueueConfig& c, bool by_variable) {
     for (const Setting& s : settings()) {
         const std::string name = by_variable ? s.variable : s.field;
         if (std::string problem = s.range_problem(c); !problem.empty()) {
-            throw ConfigError(name + ": " + quoted(shown_value(c, s)) + " " + problem);
+            std::string message = name;
+            message += ": " + quoted(shown_value(c, s));
+            message += " " + problem;
+            throw ConfigError(message);
         }
     }
     (void)parse_database_url(c.database_url, by_variable ? "QUEUE_DATABASE_URL" : "database_url");
@@ -218,7 +224,9 @@ QueueConfig QueueConfig::from_env() {
     return from_map(env);
 }
 
-void QueueConfig::validate() const { check(*this, /*by_variable=*/false); }
+void QueueConfig::validate() const {
+    check(*this, /*by_variable=*/false);
+}
 
 double RetryPolicy::delay_after(std::int64_t attempt_count) const {
     const double exponent = static_cast<double>(std::max<std::int64_t>(attempt_count, 1) - 1);

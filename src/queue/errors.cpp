@@ -10,8 +10,7 @@ TaskNotFoundError::TaskNotFoundError(std::string task_id)
     : QueueError("task " + task_id + " not found"), task_id_(std::move(task_id)) {}
 
 InvalidStateTransitionError::InvalidStateTransitionError(std::string task_id, TaskState current,
-                                                         std::string operation,
-                                                         TaskState required)
+                                                         std::string operation, TaskState required)
     : QueueError("task " + task_id + " is " + std::string(to_string(current)) + "; " + operation +
                  " needs " + std::string(to_string(required))),
       task_id_(std::move(task_id)),

@@ -1,8 +1,9 @@
+#include "voxq/json.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include "queue/task_json.hpp"
 #include "voxq/errors.hpp"
-#include "voxq/json.hpp"
 
 namespace voxq {
 
@@ -46,8 +47,9 @@ json task_object(const Task& t, bool with_history) {
 }
 
 class FieldReader {
-public:
-    FieldReader(std::size_t index, std::string prefix) : index_(index), prefix_(std::move(prefix)) {}
+  public:
+    FieldReader(std::size_t index, std::string prefix)
+        : index_(index), prefix_(std::move(prefix)) {}
 
     [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
         const std::string where = field.empty() ? "" : prefix_ + field + ": ";
@@ -81,7 +83,7 @@ public:
         return it->get<std::int64_t>();
     }
 
-private:
+  private:
     std::size_t index_;
     std::string prefix_;
 };
@@ -167,10 +169,10 @@ std::vector<TaskItem> items_from_json(std::string_view text) {
     try {
         for (const json& e : j) {
             const json& req = e.at("request");
-            items.push_back(TaskItem{{req.at("text").get<std::string>(),
-                                      req.at("voice_id").get<std::string>(),
-                                      req.value("speed", 1.0), req.value("format", "wav")},
-                                     e.at("response_url").get<std::string>()});
+            items.push_back(
+                TaskItem{{req.at("text").get<std::string>(), req.at("voice_id").get<std::string>(),
+                          req.value("speed", 1.0), req.value("format", "wav")},
+                         e.at("response_url").get<std::string>()});
         }
     } catch (const json::exception& e) {
         throw StoreError(std::string("stored items are malformed: ") + e.what(), false);

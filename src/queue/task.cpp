@@ -2,21 +2,26 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 
 #include "voxq/clock.hpp"
-
-#include <chrono>
 
 namespace voxq {
 
 std::string_view to_string(TaskState state) noexcept {
     switch (state) {
-        case TaskState::PENDING: return "PENDING";
-        case TaskState::PROCESSING: return "PROCESSING";
-        case TaskState::COMPLETED: return "COMPLETED";
-        case TaskState::RETRYABLE: return "RETRYABLE";
-        case TaskState::CANCELLED: return "CANCELLED";
-        case TaskState::DISCARDED: return "DISCARDED";
+        case TaskState::PENDING:
+            return "PENDING";
+        case TaskState::PROCESSING:
+            return "PROCESSING";
+        case TaskState::COMPLETED:
+            return "COMPLETED";
+        case TaskState::RETRYABLE:
+            return "RETRYABLE";
+        case TaskState::CANCELLED:
+            return "CANCELLED";
+        case TaskState::DISCARDED:
+            return "DISCARDED";
     }
     return "UNKNOWN";
 }

@@ -17,8 +17,8 @@ std::string encode_ulid(std::uint64_t ms, std::uint64_t rand_hi16, std::uint64_t
         out[static_cast<std::size_t>(i)] = kCrockford[ms & 31U];
         ms >>= 5;
     }
-    for (int j = 0; j < 16; ++j) {
-        const int low_bit = 75 - 5 * j;  // position of this digit's lowest bit
+    for (std::size_t j = 0; j < 16; ++j) {
+        const int low_bit = 75 - 5 * static_cast<int>(j);  // this digit's lowest bit
         std::uint64_t digit = 0;
         for (int b = 4; b >= 0; --b) {
             const int pos = low_bit + b;
@@ -26,7 +26,7 @@ std::string encode_ulid(std::uint64_t ms, std::uint64_t rand_hi16, std::uint64_t
                 pos >= 64 ? (rand_hi16 >> (pos - 64)) & 1U : (rand_lo64 >> pos) & 1U;
             digit = (digit << 1) | bit;
         }
-        out[static_cast<std::size_t>(10 + j)] = kCrockford[digit];
+        out[10 + j] = kCrockford[digit];
     }
     return out;
 }

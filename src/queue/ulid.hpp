@@ -10,12 +10,12 @@
 namespace voxq::detail {
 
 class UlidGenerator {
-public:
+  public:
     UlidGenerator();
     // `now_ms`: milliseconds since the Unix epoch.
     std::string next(std::int64_t now_ms);
 
-private:
+  private:
     std::mutex mutex_;
     std::uint64_t last_ms_ = 0;
     std::uint64_t rand_hi_ = 0;  // top 16 of the 80 random bits

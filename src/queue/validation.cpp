@@ -10,8 +10,8 @@ namespace voxq::detail {
 namespace {
 
 bool is_id_char(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == ':' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':' || c == '-';
 }
 
 bool all_id_chars(std::string_view s) {
@@ -63,8 +63,8 @@ bool is_lower_alnum(std::string_view s, bool allow_more) {
     if (s.empty()) return false;
     for (char c : s) {
         const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                        (allow_more && ((c >= 'A' && c <= 'Z') || c == '-' || c == '.' ||
-                                        c == '+' || c == ':'));
+                        (allow_more &&
+                         ((c >= 'A' && c <= 'Z') || c == '-' || c == '.' || c == '+' || c == ':'));
         if (!ok) return false;
     }
     return true;

@@ -11,7 +11,9 @@
 namespace voxq {
 
 namespace {
-std::int64_t to_us(double seconds) { return static_cast<std::int64_t>(std::llround(seconds * 1e6)); }
+std::int64_t to_us(double seconds) {
+    return static_cast<std::int64_t>(std::llround(seconds * 1e6));
+}
 }  // namespace
 
 struct WorkerQueue::Impl {
@@ -48,8 +50,9 @@ struct WorkerQueue::Impl {
 
     std::int64_t now() const { return clock->now_us(); }
 
-    TaskStateChange transition(const std::string& id, const char* operation, TaskState from, TaskState to,
-                    std::optional<std::int64_t> attempt, TaskSetStateParams params = {}) {
+    TaskStateChange transition(const std::string& id, const char* operation, TaskState from,
+                               TaskState to, std::optional<std::int64_t> attempt,
+                               TaskSetStateParams params = {}) {
         params.id = id;
         params.operation = operation;
         params.from = from;
@@ -129,8 +132,9 @@ std::vector<Task> WorkerQueue::dequeue(std::optional<std::int64_t> size, const s
     if (!queue.empty() && !detail::is_valid_queue_name(queue)) {
         throw ValidationError("dequeue: queue must be 1-64 characters of A-Z a-z 0-9 _ . : -");
     }
-    return impl_->with_store(
-        [&](Store& s) { return s.task_claim(TaskClaimParams{queue, n, impl_->now()}); });
+    return impl_->with_store([&](Store& s) {
+        return s.task_claim(TaskClaimParams{queue, n, impl_->now()});
+    });
 }
 
 void WorkerQueue::mark_as_complete(const std::string& id, std::optional<std::int64_t> attempt) {
@@ -190,9 +194,11 @@ std::vector<Task> WorkerQueue::retry(std::optional<std::int64_t> size,
     const QueueConfig& c = impl_->config;
     TaskRescueParams p;
     p.limit = size.value_or(c.batch_size);
-    if (p.limit < 1) throw ValidationError("retry: size must be >= 1, got " + std::to_string(p.limit));
+    if (p.limit < 1)
+        throw ValidationError("retry: size must be >= 1, got " + std::to_string(p.limit));
     const double vt = visibility_timeout.value_or(c.default_visibility_timeout);
-    if (!std::isfinite(vt) || vt <= 0) throw ValidationError("retry: visibility_timeout must be > 0");
+    if (!std::isfinite(vt) || vt <= 0)
+        throw ValidationError("retry: visibility_timeout must be > 0");
     p.visibility_timeout_us = to_us(vt);
     p.max_attempts = max_attempts.value_or(c.default_max_attempts);
     if (p.max_attempts < 1) throw ValidationError("retry: max_attempts must be >= 1");
@@ -252,8 +258,7 @@ std::int64_t WorkerQueue::purge(const std::vector<TaskState>& states, double old
         throw ValidationError("purge: older_than must be >= 0 seconds");
     }
     return impl_->with_store([&](Store& s) {
-        return s.task_purge(
-            TaskPurgeParams{states, impl_->now() - to_us(older_than), 1000});
+        return s.task_purge(TaskPurgeParams{states, impl_->now() - to_us(older_than), 1000});
     });
 }
 
@@ -278,7 +283,11 @@ void WorkerQueue::close() {
     if (impl_->owns_store_choice) impl_->store.reset();
 }
 
-const QueueConfig& WorkerQueue::config() const noexcept { return impl_->config; }
-const Clock& WorkerQueue::clock() const noexcept { return *impl_->clock; }
+const QueueConfig& WorkerQueue::config() const noexcept {
+    return impl_->config;
+}
+const Clock& WorkerQueue::clock() const noexcept {
+    return *impl_->clock;
+}
 
 }  // namespace voxq

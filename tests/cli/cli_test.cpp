@@ -19,7 +19,7 @@ struct Result {
 };
 
 class Cli : public ::testing::Test {
-protected:
+  protected:
     Result run(const std::string& args, const std::string& env = "") {
         const std::string out = dir_.file("out"), err = dir_.file("err");
         const std::string cmd = "cd '" + dir_.path().string() + "' && env -u QUEUE_DATABASE_URL " +
@@ -47,8 +47,9 @@ constexpr const char* kTask =
     R"({"items":[{"request":{"text":"Hi","voice_id":"espeak.en-us"},"response_url":"http://127.0.0.1:9/cb"}]})";
 
 TEST_F(Cli, EnqueueShowCancelAndStats) {
-    Result r = run("enqueue --text 'Hello there' --voice espeak.en-us --url http://127.0.0.1:9/cb "
-                   "--priority 3 --queue speech");
+    Result r =
+        run("enqueue --text 'Hello there' --voice espeak.en-us --url http://127.0.0.1:9/cb "
+            "--priority 3 --queue speech");
     ASSERT_EQ(r.status, 0) << r.err;
     const std::string id = r.out.substr(0, r.out.find('\n'));
     EXPECT_EQ(id.size(), 26U);
@@ -83,9 +84,10 @@ TEST_F(Cli, EnqueueJsonLinesIsAllOrNothingAndPrintsIds) {
     EXPECT_EQ(nlohmann::json::parse(r.out).size(), 250U);
 
     const std::string bad = write_file(
-        "bad.jsonl", std::string(kTask) + "\n" + std::string(kTask) + "\n" +
-                         R"({"items":[{"request":{"text":"","voice_id":"espeak.en-us"},"response_url":"http://x/"}]})" +
-                         "\n");
+        "bad.jsonl",
+        std::string(kTask) + "\n" + std::string(kTask) + "\n" +
+            R"({"items":[{"request":{"text":"","voice_id":"espeak.en-us"},"response_url":"http://x/"}]})" +
+            "\n");
     r = run("enqueue --file " + bad);
     EXPECT_EQ(r.status, 1);
     EXPECT_EQ(r.err, "voxq: line 3: items[0].request.text: must not be empty\n");
@@ -98,7 +100,8 @@ TEST_F(Cli, EnqueueJsonLinesIsAllOrNothingAndPrintsIds) {
 }
 
 TEST_F(Cli, ListPagesAsJson) {
-    const std::string file = write_file("t.jsonl", std::string(kTask) + "\n" + kTask + "\n" + kTask + "\n");
+    const std::string file =
+        write_file("t.jsonl", std::string(kTask) + "\n" + kTask + "\n" + kTask + "\n");
     ASSERT_EQ(run("enqueue --file " + file).status, 0);
     Result r = run("list --limit 2 --json");
     ASSERT_EQ(r.status, 0) << r.err;

@@ -1,8 +1,9 @@
+#include "voxq/config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 
-#include "voxq/config.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq {
@@ -74,18 +75,23 @@ TEST(QueueConfig, BadValuesNameTheVariableAndValue) {
         {"QUEUE_VISIBILITY_TIMEOUT", "0", "QUEUE_VISIBILITY_TIMEOUT: '0' must be > 0"},
         {"QUEUE_VISIBILITY_TIMEOUT", "-1", "QUEUE_VISIBILITY_TIMEOUT: '-1' must be > 0"},
         {"QUEUE_VISIBILITY_TIMEOUT", "abc", "QUEUE_VISIBILITY_TIMEOUT: 'abc' is not a number"},
-        {"QUEUE_RETRY_BACKOFF_MULTIPLIER", "0.5", "QUEUE_RETRY_BACKOFF_MULTIPLIER: '0.5' must be >= 1"},
-        {"QUEUE_RETRY_BACKOFF_MULTIPLIER", "abc", "QUEUE_RETRY_BACKOFF_MULTIPLIER: 'abc' is not a number"},
+        {"QUEUE_RETRY_BACKOFF_MULTIPLIER", "0.5",
+         "QUEUE_RETRY_BACKOFF_MULTIPLIER: '0.5' must be >= 1"},
+        {"QUEUE_RETRY_BACKOFF_MULTIPLIER", "abc",
+         "QUEUE_RETRY_BACKOFF_MULTIPLIER: 'abc' is not a number"},
         {"QUEUE_RETRY_BASE_DELAY", "-1", "QUEUE_RETRY_BASE_DELAY: '-1' must be >= 0"},
         {"QUEUE_RETRY_BASE_DELAY", "abc", "QUEUE_RETRY_BASE_DELAY: 'abc' is not a number"},
-        {"QUEUE_MAX_RETRY_DELAY", "30", "QUEUE_MAX_RETRY_DELAY: '30' must be >= the retry base delay (60)"},
+        {"QUEUE_MAX_RETRY_DELAY", "30",
+         "QUEUE_MAX_RETRY_DELAY: '30' must be >= the retry base delay (60)"},
         {"QUEUE_MAX_RETRY_DELAY", "abc", "QUEUE_MAX_RETRY_DELAY: 'abc' is not a number"},
         {"QUEUE_BATCH_SIZE", "0", "QUEUE_BATCH_SIZE: '0' must be 1..100000"},
         {"QUEUE_BATCH_SIZE", "-1", "QUEUE_BATCH_SIZE: '-1' must be 1..100000"},
         {"QUEUE_BATCH_SIZE", "abc", "QUEUE_BATCH_SIZE: 'abc' is not an integer"},
         {"QUEUE_BATCH_SIZE", "", "QUEUE_BATCH_SIZE: '' is not an integer"},
-        {"QUEUE_DATABASE_URL", "mysql://x/y", "QUEUE_DATABASE_URL: 'mysql://x/y' is not a supported database URL"},
-        {"QUEUE_DATABASE_URL", "sqlite:///", "QUEUE_DATABASE_URL: 'sqlite:///' names no database file"},
+        {"QUEUE_DATABASE_URL", "mysql://x/y",
+         "QUEUE_DATABASE_URL: 'mysql://x/y' is not a supported database URL"},
+        {"QUEUE_DATABASE_URL", "sqlite:///",
+         "QUEUE_DATABASE_URL: 'sqlite:///' names no database file"},
         {"VOXQ_SQLITE_SYNCHRONOUS", "OFF", "VOXQ_SQLITE_SYNCHRONOUS: 'OFF' is not FULL or NORMAL"},
         {"VOXQ_MAX_TEXT_LENGTH", "0", "VOXQ_MAX_TEXT_LENGTH: '0' must be 1..1000000"},
     };

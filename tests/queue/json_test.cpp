@@ -1,7 +1,8 @@
+#include "voxq/json.hpp"
+
 #include <gtest/gtest.h>
 
 #include "voxq/errors.hpp"
-#include "voxq/json.hpp"
 
 namespace voxq {
 namespace {

@@ -1,8 +1,8 @@
+#include "queue/ulid.hpp"
+
 #include <gtest/gtest.h>
 
 #include <set>
-
-#include "queue/ulid.hpp"
 
 namespace voxq::detail {
 namespace {
@@ -14,7 +14,8 @@ TEST(Ulid, EncodesTheSpecVector) {
     // 1469918176385 ms is 01ARYZ6S41 in the spec's README.
     EXPECT_EQ(encode_ulid(1469918176385ULL, 0, 0).substr(0, 10), "01ARYZ6S41");
     EXPECT_EQ(encode_ulid(0, 0, 1), "00000000000000000000000001");
-    EXPECT_EQ(encode_ulid(0, 1, 0).substr(10), "000G000000000000") << "bit 64 tops the 4th random digit";
+    EXPECT_EQ(encode_ulid(0, 1, 0).substr(10), "000G000000000000")
+        << "bit 64 tops the 4th random digit";
 }
 
 TEST(Ulid, MonotonicWithinAMillisecondAndAcrossThem) {

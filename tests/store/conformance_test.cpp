@@ -26,10 +26,12 @@ struct StoreTarget {
     std::function<std::string(const TempDir&)> url;
 };
 
-void PrintTo(const StoreTarget& target, std::ostream* os) { *os << target.name; }
+void PrintTo(const StoreTarget& target, std::ostream* os) {
+    *os << target.name;
+}
 
 class StoreConformance : public ::testing::TestWithParam<StoreTarget> {
-protected:
+  protected:
     void SetUp() override {
         config_.database_url = GetParam().url(dir_);
         queue_ = std::make_unique<WorkerQueue>(config_, clock_);
@@ -50,8 +52,10 @@ protected:
     }
     Task task_in(TaskState state) {
         switch (state) {
-            case TaskState::PENDING: return queue_->get_task(enqueue_one());
-            case TaskState::PROCESSING: return processing_task();
+            case TaskState::PENDING:
+                return queue_->get_task(enqueue_one());
+            case TaskState::PROCESSING:
+                return processing_task();
             case TaskState::COMPLETED: {
                 Task t = processing_task();
                 queue_->mark_as_complete(t.id);
@@ -293,13 +297,20 @@ TEST_P(StoreConformance, EveryRefusedTransitionNamesTheStates) {
         std::function<void(WorkerQueue&, const std::string&)> call;
     };
     const std::vector<Op> ops = {
-        {"complete", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.mark_as_complete(id); }},
-        {"retry", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.mark_as_retry(id, "e"); }},
-        {"cancel", TaskState::PENDING, [](WorkerQueue& q, const std::string& id) { q.mark_as_cancelled(id); }},
-        {"discard", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.mark_as_discarded(id); }},
-        {"resume", TaskState::DISCARDED, [](WorkerQueue& q, const std::string& id) { q.mark_as_resume(id); }},
-        {"heartbeat", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.heartbeat(id); }},
-        {"release", TaskState::PROCESSING, [](WorkerQueue& q, const std::string& id) { q.release(id); }},
+        {"complete", TaskState::PROCESSING,
+         [](WorkerQueue& q, const std::string& id) { q.mark_as_complete(id); }},
+        {"retry", TaskState::PROCESSING,
+         [](WorkerQueue& q, const std::string& id) { q.mark_as_retry(id, "e"); }},
+        {"cancel", TaskState::PENDING,
+         [](WorkerQueue& q, const std::string& id) { q.mark_as_cancelled(id); }},
+        {"discard", TaskState::PROCESSING,
+         [](WorkerQueue& q, const std::string& id) { q.mark_as_discarded(id); }},
+        {"resume", TaskState::DISCARDED,
+         [](WorkerQueue& q, const std::string& id) { q.mark_as_resume(id); }},
+        {"heartbeat", TaskState::PROCESSING,
+         [](WorkerQueue& q, const std::string& id) { q.heartbeat(id); }},
+        {"release", TaskState::PROCESSING,
+         [](WorkerQueue& q, const std::string& id) { q.release(id); }},
     };
     for (const Op& op : ops) {
         EXPECT_THROW(op.call(*queue_, "no-such-task"), TaskNotFoundError) << op.name;
@@ -339,7 +350,8 @@ TEST_P(StoreConformance, RetrySweepBacksOffExponentiallyUpToTheCap) {
         const auto moved = queue_->retry();
         ASSERT_EQ(moved.size(), 1U);
         EXPECT_EQ(moved[0].state, TaskState::PENDING);
-        EXPECT_NEAR(moved[0].schedule_at - now(), expected[attempt - 1], 1e-6) << "attempt " << attempt;
+        EXPECT_NEAR(moved[0].schedule_at - now(), expected[attempt - 1], 1e-6)
+            << "attempt " << attempt;
         EXPECT_TRUE(queue_->dequeue(1).empty()) << "claimed before its backoff ended";
         clock_->advance_seconds(expected[attempt - 1]);
     }
@@ -437,8 +449,7 @@ TEST_P(StoreConformance, FencingStopsAStaleWorker) {
              [&] { queue_->mark_as_complete(first.id, 1); },
              [&] { queue_->mark_as_retry(first.id, "late", 1); },
              [&] { queue_->mark_as_discarded(first.id, 1); },
-             [&] { queue_->heartbeat(first.id, 1); },
-             [&] { queue_->release(first.id, 1); }}) {
+             [&] { queue_->heartbeat(first.id, 1); }, [&] { queue_->release(first.id, 1); }}) {
         try {
             call();
             ADD_FAILURE() << "a stale attempt was accepted";
@@ -507,7 +518,8 @@ TEST_P(StoreConformance, StatsCountEveryStateAndAddUp) {
 TEST_P(StoreConformance, ListPagesWithoutGapsOrRepeats) {
     std::vector<Task> tasks = make_tasks(257);
     queue_->enqueue(tasks);
-    for (int i = 0; i < 10; ++i) queue_->mark_as_cancelled(tasks[static_cast<std::size_t>(i) * 3].id);
+    for (int i = 0; i < 10; ++i)
+        queue_->mark_as_cancelled(tasks[static_cast<std::size_t>(i) * 3].id);
     std::vector<std::string> seen;
     std::string cursor;
     int pages = 0;
@@ -622,8 +634,9 @@ TEST_P(StoreConformance, UseBeforeInitializeOrAfterCloseIsRefused) {
 INSTANTIATE_TEST_SUITE_P(
     Sqlite, StoreConformance,
     ::testing::Values(StoreTarget{"SqliteFile", [](const TempDir& d) { return d.sqlite_url(); }},
-                      StoreTarget{"SqliteMemory",
-                                  [](const TempDir&) { return std::string("sqlite:///:memory:"); }}),
+                      StoreTarget{
+                          "SqliteMemory",
+                          [](const TempDir&) { return std::string("sqlite:///:memory:"); }}),
     [](const ::testing::TestParamInfo<StoreTarget>& target) { return target.param.name; });
 
 }  // namespace

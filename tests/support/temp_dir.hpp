@@ -10,9 +10,10 @@
 namespace voxq::testing {
 
 class TempDir {
-public:
+  public:
     TempDir() {
-        std::string pattern = (std::filesystem::temp_directory_path() / "voxq-test-XXXXXX").string();
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "voxq-test-XXXXXX").string();
         if (mkdtemp(pattern.data()) == nullptr) std::abort();
         path_ = pattern;
     }
@@ -24,13 +25,15 @@ public:
     TempDir& operator=(const TempDir&) = delete;
 
     [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-    [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
+    [[nodiscard]] std::string file(const std::string& name) const {
+        return (path_ / name).string();
+    }
     // A SQLAlchemy-style URL for a database file in this directory.
     [[nodiscard]] std::string sqlite_url(const std::string& name = "queue.db") const {
         return "sqlite:///" + file(name);  // absolute path => sqlite:////...
     }
 
-private:
+  private:
     std::filesystem::path path_;
 };
 

@@ -54,7 +54,9 @@ bool Statement::step() {
     throw_sqlite(db_, rc, "step");
 }
 
-std::string Statement::text(int col) const { return std::string(text_view(col)); }
+std::string Statement::text(int col) const {
+    return std::string(text_view(col));
+}
 
 std::string_view Statement::text_view(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
@@ -69,8 +71,8 @@ void Statement::reset() noexcept {
 
 Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchronous_full) {
     sqlite3* raw = nullptr;
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                      SQLITE_OPEN_URI;
+    const int flags =
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
     const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
     db_.reset(raw);  // owns the handle even when opening failed
     if (rc != SQLITE_OK) throw_sqlite(db_.get(), rc, "open " + path);
@@ -116,8 +118,8 @@ Statement& Connection::prepare(const char* sql) {
     auto it = statements_.find(sql);
     if (it == statements_.end()) {
         sqlite3_stmt* raw = nullptr;
-        const int rc = sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw,
-                                          nullptr);
+        const int rc =
+            sqlite3_prepare_v3(db_.get(), sql, -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
         if (rc != SQLITE_OK) throw_sqlite(db_.get(), rc, "prepare");
         auto entry = std::make_unique<StmtEntry>(
             StmtEntry{std::unique_ptr<sqlite3_stmt, StmtDeleter>(raw), Statement(db_.get(), raw)});

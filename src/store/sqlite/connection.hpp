@@ -31,7 +31,7 @@ struct StmtDeleter {
 // step() returns true while a row is available. Reset by the Connection when
 // borrowed again (see Connection::prepare).
 class Statement {
-public:
+  public:
     Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
 
     Statement& bind(int i, std::int64_t v);
@@ -54,13 +54,13 @@ public:
 
     void reset() noexcept;
 
-private:
+  private:
     sqlite3* db_;
     sqlite3_stmt* stmt_;
 };
 
 class Connection {
-public:
+  public:
     // Opens (creating if needed) `path` and applies the pragmas every voxq
     // connection uses. Throws StoreError.
     Connection(const std::string& path, int busy_timeout_ms, bool synchronous_full);
@@ -81,7 +81,7 @@ public:
     [[nodiscard]] std::int64_t changes() const { return sqlite3_changes64(db_.get()); }
     [[nodiscard]] sqlite3* handle() const noexcept { return db_.get(); }
 
-private:
+  private:
     struct StmtEntry {
         std::unique_ptr<sqlite3_stmt, StmtDeleter> owner;
         Statement stmt;
@@ -99,7 +99,7 @@ private:
 
 // BEGIN ... COMMIT as a scope guard: rolls back unless commit() was called.
 class Transaction {
-public:
+  public:
     enum class Kind { Deferred, Immediate };
     Transaction(Connection& conn, Kind kind);
     Transaction(const Transaction&) = delete;
@@ -107,7 +107,7 @@ public:
     ~Transaction();
     void commit();
 
-private:
+  private:
     Connection& conn_;
     bool open_ = true;
 };

@@ -19,14 +19,16 @@ namespace voxq::sqlite {
 
 namespace {
 
-constexpr std::size_t kMaxGroup = 512;   // writes per group transaction
+constexpr std::size_t kMaxGroup = 512;  // writes per group transaction
 constexpr std::size_t kMaxIdleReaders = 8;
 
-double to_seconds(std::int64_t us) { return static_cast<double>(us) / 1e6; }
+double to_seconds(std::int64_t us) {
+    return static_cast<double>(us) / 1e6;
+}
 
 // Count changes of one write, applied to task_counts before the group commits.
 class CountDeltas {
-public:
+  public:
     void add(const std::string& queue, TaskState state, std::int64_t n) {
         deltas_[{queue, static_cast<int>(state)}] += n;
     }
@@ -41,8 +43,9 @@ public:
     void flush(Connection& conn) {
         for (const auto& [key, n] : deltas_) {
             if (n == 0) continue;
-            conn.prepare("INSERT INTO task_counts (queue, state, n) VALUES (?1, ?2, ?3) "
-                         "ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n")
+            conn.prepare(
+                    "INSERT INTO task_counts (queue, state, n) VALUES (?1, ?2, ?3) "
+                    "ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n")
                 .bind(1, key.first)
                 .bind(2, static_cast<std::int64_t>(key.second))
                 .bind(3, n)
@@ -51,11 +54,11 @@ public:
         deltas_.clear();
     }
 
-private:
+  private:
     std::map<std::pair<std::string, int>, std::int64_t> deltas_;
 };
 
-#define VOXQ_TASK_COLUMNS                                                                   \
+#define VOXQ_TASK_COLUMNS                                                                       \
     "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
     "dedup_key, created_at, updated_at, heartbeat_at"
 
@@ -77,20 +80,24 @@ Task read_task(const Statement& s) {
     return t;
 }
 
-std::int64_t to_us(double seconds) { return static_cast<std::int64_t>(std::llround(seconds * 1e6)); }
+std::int64_t to_us(double seconds) {
+    return static_cast<std::int64_t>(std::llround(seconds * 1e6));
+}
 
 // Appends one error to the task's history and trims it to `limit` entries.
 void record_error(Connection& conn, const std::string& id, std::int64_t attempt, std::int64_t at,
                   const std::string& message, std::int64_t limit) {
-    conn.prepare("INSERT INTO task_errors (task_id, seq, attempt, at, message) VALUES (?1, "
-                 "(SELECT COALESCE(MAX(seq), 0) + 1 FROM task_errors WHERE task_id = ?1), ?2, ?3, ?4)")
+    conn.prepare(
+            "INSERT INTO task_errors (task_id, seq, attempt, at, message) VALUES (?1, "
+            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM task_errors WHERE task_id = ?1), ?2, ?3, ?4)")
         .bind(1, id)
         .bind(2, attempt)
         .bind(3, at)
         .bind(4, message)
         .run();
-    conn.prepare("DELETE FROM task_errors WHERE task_id = ?1 AND seq <= "
-                 "(SELECT MAX(seq) FROM task_errors WHERE task_id = ?1) - ?2")
+    conn.prepare(
+            "DELETE FROM task_errors WHERE task_id = ?1 AND seq <= "
+            "(SELECT MAX(seq) FROM task_errors WHERE task_id = ?1) - ?2")
         .bind(1, id)
         .bind(2, limit)
         .run();
@@ -102,13 +109,13 @@ void record_error(Connection& conn, const std::string& id, std::int64_t attempt,
 // to it, so it is created in one thread and destroyed in the other, never both.
 struct WriteOp {
     std::function<void(Connection&, CountDeltas&)> fn;
-    std::exception_ptr error;   // guarded by the store's mutex_
-    bool done = false;          // guarded by the store's mutex_
+    std::exception_ptr error;      // guarded by the store's mutex_
+    bool done = false;             // guarded by the store's mutex_
     std::condition_variable wake;  // done, or promoted to leader
 };
 
 class SqliteStore final : public Store {
-public:
+  public:
     SqliteStore(std::string path, const QueueConfig& config)
         : path_(std::move(path)),
           in_memory_(path_ == ":memory:"),
@@ -131,8 +138,9 @@ public:
 
     void migrate() override {
         write([](Connection& c, CountDeltas&) {
-            c.exec("CREATE TABLE IF NOT EXISTS voxq_schema (version INTEGER PRIMARY KEY, "
-                   "applied_at INTEGER NOT NULL)");
+            c.exec(
+                "CREATE TABLE IF NOT EXISTS voxq_schema (version INTEGER PRIMARY KEY, "
+                "applied_at INTEGER NOT NULL)");
             std::int64_t current = 0;
             {
                 Statement& s = c.prepare("SELECT COALESCE(MAX(version), 0) FROM voxq_schema");
@@ -141,8 +149,9 @@ public:
             for (const Migration& m : kMigrations) {
                 if (m.version <= current) continue;
                 c.exec(m.sql);
-                c.prepare("INSERT INTO voxq_schema (version, applied_at) "
-                          "VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER))")
+                c.prepare(
+                     "INSERT INTO voxq_schema (version, applied_at) "
+                     "VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER))")
                     .bind(1, static_cast<std::int64_t>(m.version))
                     .run();
             }
@@ -166,8 +175,8 @@ public:
             inserted = 0;
             for (Task& t : tasks) {
                 if (!t.dedup_key.empty()) {
-                    Statement& q = c.prepare(
-                        "SELECT id FROM tasks WHERE queue = ?1 AND dedup_key = ?2");
+                    Statement& q =
+                        c.prepare("SELECT id FROM tasks WHERE queue = ?1 AND dedup_key = ?2");
                     q.bind(1, t.queue).bind(2, t.dedup_key);
                     if (q.step()) {
                         t.id = q.text(0);
@@ -214,17 +223,19 @@ public:
             claimed.clear();
             Statement& s =
                 p.queue.empty()
-                    ? c.prepare("UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
-                                "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
-                                "tasks INDEXED BY tasks_due WHERE state = 0 AND schedule_at <= ?1 "
-                                "ORDER BY priority "
-                                "DESC, schedule_at, id LIMIT ?2) RETURNING " VOXQ_TASK_COLUMNS)
-                    : c.prepare("UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
-                                "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
-                                "tasks INDEXED BY tasks_due_by_queue WHERE state = 0 AND queue = ?3 "
-                                "AND schedule_at <= ?1 ORDER "
-                                "BY priority DESC, schedule_at, id LIMIT ?2) "
-                                "RETURNING " VOXQ_TASK_COLUMNS);
+                    ? c.prepare(
+                          "UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
+                          "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
+                          "tasks INDEXED BY tasks_due WHERE state = 0 AND schedule_at <= ?1 "
+                          "ORDER BY priority "
+                          "DESC, schedule_at, id LIMIT ?2) RETURNING " VOXQ_TASK_COLUMNS)
+                    : c.prepare(
+                          "UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
+                          "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
+                          "tasks INDEXED BY tasks_due_by_queue WHERE state = 0 AND queue = ?3 "
+                          "AND schedule_at <= ?1 ORDER "
+                          "BY priority DESC, schedule_at, id LIMIT ?2) "
+                          "RETURNING " VOXQ_TASK_COLUMNS);
             s.bind(1, p.now_us).bind(2, p.limit);
             if (!p.queue.empty()) s.bind(3, p.queue);
             while (s.step()) {
@@ -284,7 +295,8 @@ public:
             moved.clear();
             std::vector<std::pair<Task, std::int64_t>> candidates;  // task, not_before
             {
-                Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS ", not_before FROM tasks "
+                Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS
+                                         ", not_before FROM tasks "
                                          "INDEXED BY tasks_retryable WHERE state = 3 "
                                          "ORDER BY updated_at LIMIT ?1");
                 s.bind(1, p.limit);
@@ -292,9 +304,11 @@ public:
             }
             const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
             if (remaining > 0) {
-                Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS ", not_before FROM tasks "
-                                         "INDEXED BY tasks_leased WHERE state = 1 AND heartbeat_at <= ?1 "
-                                         "ORDER BY heartbeat_at LIMIT ?2");
+                Statement& s =
+                    c.prepare("SELECT " VOXQ_TASK_COLUMNS
+                              ", not_before FROM tasks "
+                              "INDEXED BY tasks_leased WHERE state = 1 AND heartbeat_at <= ?1 "
+                              "ORDER BY heartbeat_at LIMIT ?2");
                 s.bind(1, p.now_us - p.visibility_timeout_us).bind(2, remaining);
                 while (s.step()) candidates.emplace_back(read_task(s), s.int64(13));
             }
@@ -302,8 +316,8 @@ public:
                 const TaskState from = task.state;
                 const bool expired = from == TaskState::PROCESSING;
                 if (expired) task.last_error = "visibility timeout expired";
-                const std::int64_t limit = task.max_attempts > 0 ? task.max_attempts
-                                                                 : p.max_attempts;
+                const std::int64_t limit =
+                    task.max_attempts > 0 ? task.max_attempts : p.max_attempts;
                 std::int64_t schedule_us = to_us(task.schedule_at);
                 if (task.attempt_count >= limit) {
                     task.state = TaskState::DISCARDED;
@@ -312,9 +326,10 @@ public:
                     schedule_us = std::max(
                         p.now_us + to_us(p.policy.delay_after(task.attempt_count)), not_before);
                 }
-                c.prepare("UPDATE tasks SET state = ?2, schedule_at = ?3, last_error = ?4, "
-                          "updated_at = ?5, not_before = 0 WHERE id = ?1 AND state = ?6 AND "
-                          "attempt_count = ?7")
+                c.prepare(
+                     "UPDATE tasks SET state = ?2, schedule_at = ?3, last_error = ?4, "
+                     "updated_at = ?5, not_before = 0 WHERE id = ?1 AND state = ?6 AND "
+                     "attempt_count = ?7")
                     .bind(1, task.id)
                     .bind(2, static_cast<std::int64_t>(task.state))
                     .bind(3, schedule_us)
@@ -405,8 +420,9 @@ public:
             StateCounts counts{};
             Statement& s = p.queue.empty()
                                ? c.prepare("SELECT state, SUM(n) FROM task_counts GROUP BY state")
-                               : c.prepare("SELECT state, SUM(n) FROM task_counts WHERE queue = ?1 "
-                                           "GROUP BY state");
+                               : c.prepare(
+                                     "SELECT state, SUM(n) FROM task_counts WHERE queue = ?1 "
+                                     "GROUP BY state");
             if (!p.queue.empty()) s.bind(1, p.queue);
             while (s.step()) {
                 const auto state = static_cast<std::size_t>(s.int64(0));
@@ -428,23 +444,27 @@ public:
         idle_readers_.clear();
     }
 
-private:
+  private:
     // The listing query for one state, each through the index that holds just
     // that state's rows (finished tasks, the bulk, go through the primary key).
     static Statement& list_statement(Connection& c, std::optional<TaskState> state) {
         // The state is a literal: SQLite uses a partial index only when the query
         // itself implies the index's WHERE clause.
-#define VOXQ_LIST(index_clause, state)                                                    \
-    "SELECT " VOXQ_TASK_COLUMNS " FROM tasks " index_clause " WHERE state = " state        \
+#define VOXQ_LIST(index_clause, state)                                              \
+    "SELECT " VOXQ_TASK_COLUMNS " FROM tasks " index_clause " WHERE state = " state \
     " AND id < ?2 AND (?3 = '' OR queue = ?3) ORDER BY id DESC LIMIT ?4"
         if (!state) {
-            return c.prepare("SELECT " VOXQ_TASK_COLUMNS " FROM tasks WHERE id < ?2 AND "
+            return c.prepare("SELECT " VOXQ_TASK_COLUMNS
+                             " FROM tasks WHERE id < ?2 AND "
                              "(?3 = '' OR queue = ?3) ORDER BY id DESC LIMIT ?4");
         }
         switch (*state) {
-            case TaskState::PENDING: return c.prepare(VOXQ_LIST("INDEXED BY tasks_due", "0"));
-            case TaskState::PROCESSING: return c.prepare(VOXQ_LIST("INDEXED BY tasks_leased", "1"));
-            case TaskState::COMPLETED: return c.prepare(VOXQ_LIST("", "2"));
+            case TaskState::PENDING:
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_due", "0"));
+            case TaskState::PROCESSING:
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_leased", "1"));
+            case TaskState::COMPLETED:
+                return c.prepare(VOXQ_LIST("", "2"));
             case TaskState::RETRYABLE:
                 return c.prepare(VOXQ_LIST("INDEXED BY tasks_retryable", "3"));
             case TaskState::CANCELLED:
@@ -459,16 +479,18 @@ private:
     // Deletes up to ?2 tasks of `state` updated at or before ?1, oldest id first,
     // through the state's own index (COMPLETED: the primary key).
     static Statement& purge_statement(Connection& c, TaskState state) {
-#define VOXQ_PURGE(index_clause, state)                                                  \
-    "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks " index_clause " WHERE state = " \
-    state " AND updated_at <= ?1 ORDER BY id LIMIT ?2) RETURNING id, queue"
+#define VOXQ_PURGE(index_clause, state)                                                         \
+    "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks " index_clause " WHERE state = " state \
+    " AND updated_at <= ?1 ORDER BY id LIMIT ?2) RETURNING id, queue"
         switch (state) {
-            case TaskState::COMPLETED: return c.prepare(VOXQ_PURGE("", "2"));
+            case TaskState::COMPLETED:
+                return c.prepare(VOXQ_PURGE("", "2"));
             case TaskState::CANCELLED:
                 return c.prepare(VOXQ_PURGE("INDEXED BY tasks_cancelled", "4"));
             case TaskState::DISCARDED:
                 return c.prepare(VOXQ_PURGE("INDEXED BY tasks_discarded", "5"));
-            default: break;
+            default:
+                break;
         }
 #undef VOXQ_PURGE
         throw StoreError("purge: only finished states can be purged", false);
@@ -583,8 +605,8 @@ private:
             for (std::size_t i = 0; i < group.size(); ++i) {
                 // A write that failed on its own was rolled back already: keep its error.
                 if (!errors[i]) {
-                    errors[i] = std::make_exception_ptr(
-                        StoreError(context + message, retryable, in_doubt));
+                    errors[i] =
+                        std::make_exception_ptr(StoreError(context + message, retryable, in_doubt));
                 }
             }
         };
@@ -643,8 +665,8 @@ private:
     std::unique_ptr<Connection> writer_conn_;  // used by the current leader only
 
     std::mutex mutex_;
-    std::condition_variable idle_;  // signalled when pending_ empties (for close)
-    std::deque<WriteOp*> pending_;  // guarded by mutex_
+    std::condition_variable idle_;        // signalled when pending_ empties (for close)
+    std::deque<WriteOp*> pending_;        // guarded by mutex_
     std::atomic<bool> stopping_ = false;  // set under mutex_
 
     std::mutex readers_mutex_;
@@ -660,5 +682,7 @@ std::unique_ptr<Store> open_sqlite_store(const std::string& path, const QueueCon
 }  // namespace voxq::sqlite
 
 namespace voxq {
-const char* sqlite_version() noexcept { return sqlite3_libversion(); }
+const char* sqlite_version() noexcept {
+    return sqlite3_libversion();
+}
 }  // namespace voxq
