@@ -43,14 +43,14 @@ python3 - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 limit = {r["store"].split("+")[-1]: r for r in rows if r.get("system") == "LIMIT C"}
-print("| system | store | tasks | enqueue/s | drain/s | p50 ms | p99 ms | peak RSS MB |")
+print("| system | store | tasks | enqueue/s | drain/s | p50 ms | p99 ms | drain RSS MB |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
     if r.get("system") == "LIMIT C":
         drain = 1 / (1 / r["claim10"] + 1 / r["complete_each_txn"])
         print(f"| LIMIT C (1 thread, claim10 + complete each) | {r['store']} | - | {r['insert_txn100']:,.0f} | {drain:,.0f} | - | - | - |")
     elif r.get("system") == "voxq":
-        print(f"| voxq (4 threads, per-task acks) | {r['store']} | {r['n']:,} | {r['enqueue']:,.0f} | {r['drain']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['peak_rss_mb']:.1f} |")
+        print(f"| voxq (4 threads, per-task acks) | {r['store']} | {r['n']:,} | {r['enqueue']:,.0f} | {r['drain']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['drain_rss_mb']:.1f} |")
 print()
 for r in rows:
     if r.get("system") == "voxq" and r["n"] == min(x["n"] for x in rows if x.get("system") == "voxq"):

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "voxq/config.hpp"
@@ -30,10 +31,15 @@ namespace voxq {
 using StateCounts = std::array<std::int64_t, std::size(kAllTaskStates)>;
 
 struct TaskInsertParams {
-    // Validated tasks with ids, states and timestamps filled in. On success a task
-    // whose dedup_key matched an existing task of its queue gets that task's id
-    // (and nothing is stored for it). REQUIRES: non-null.
-    std::vector<Task>* tasks = nullptr;
+    // Validated tasks with ids, states and timestamps filled in. REQUIRES: non-null.
+    const std::vector<Task>* tasks = nullptr;
+};
+
+struct TaskInsertResult {
+    std::size_t inserted = 0;  // tasks newly stored
+    // Tasks not stored because their dedup_key matched a stored task of their
+    // queue: (index in params.tasks, the existing task's id).
+    std::vector<std::pair<std::size_t, std::string>> deduplicated;
 };
 
 struct TaskClaimParams {
@@ -108,9 +114,8 @@ class Store {
     // Schema version now in the database.
     [[nodiscard]] virtual std::int64_t schema_version() = 0;
 
-    // Stores every task or none; returns how many were newly stored.
-    // Throws DuplicateTaskError when an id exists.
-    virtual std::size_t task_insert(const TaskInsertParams& params) = 0;
+    // Stores every task or none. Throws DuplicateTaskError when an id exists.
+    virtual TaskInsertResult task_insert(const TaskInsertParams& params) = 0;
     // Claims due PENDING tasks: highest priority, then earliest schedule_at, then
     // id. Returns them PROCESSING with attempt_count incremented.
     virtual std::vector<Task> task_claim(const TaskClaimParams& params) = 0;

@@ -3,6 +3,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
+#include <string_view>
+#include <unordered_map>
 
 #include "queue/ulid.hpp"
 #include "queue/validation.hpp"
@@ -94,31 +96,59 @@ void WorkerQueue::initialize() {
 }
 
 std::size_t WorkerQueue::enqueue(std::vector<Task>& tasks) {
+    std::unordered_map<std::string_view, std::size_t> caller_ids;
     for (std::size_t i = 0; i < tasks.size(); ++i) {
         detail::validate_new_task(tasks[i], i, impl_->config);
+        if (tasks[i].id.empty()) continue;
+        if (auto [it, fresh] = caller_ids.emplace(tasks[i].id, i); !fresh) {
+            throw ValidationError("task " + std::to_string(i) + ": id: '" + tasks[i].id +
+                                  "' is also the id of task " + std::to_string(it->second));
+        }
     }
     if (tasks.empty()) return 0;
     return impl_->with_store([&](Store& s) {
         const std::int64_t now = impl_->now();
         const double now_s = static_cast<double>(now) / 1e6;
-        std::vector<Task> filled = tasks;
-        for (std::size_t i = 0; i < filled.size(); ++i) {
-            Task& t = filled[i];
-            if (t.id.empty()) t.id = impl_->ulids.next(now / 1000);
-            if (t.schedule_at == 0) t.schedule_at = now_s;
-            if (t.created_at == 0) t.created_at = now_s;
-            if (t.updated_at == 0) t.updated_at = now_s;
-            for (std::size_t k = 0; k < i; ++k) {
-                if (filled[k].id == t.id) {
-                    throw ValidationError("task " + std::to_string(i) + ": id: '" + t.id +
-                                          "' is also the id of task " + std::to_string(k));
-                }
+        // Fill in place; remember what was filled so a failed enqueue can undo it
+        // and leave the caller's tasks as they were.
+        std::vector<std::uint8_t> filled(tasks.size());
+        enum : std::uint8_t { kId = 1, kSchedule = 2, kCreated = 4, kUpdated = 8 };
+        for (std::size_t i = 0; i < tasks.size(); ++i) {
+            Task& t = tasks[i];
+            if (t.id.empty()) {
+                t.id = impl_->ulids.next(now / 1000);
+                filled[i] |= kId;
+            }
+            if (t.schedule_at == 0) {
+                t.schedule_at = now_s;
+                filled[i] |= kSchedule;
+            }
+            if (t.created_at == 0) {
+                t.created_at = now_s;
+                filled[i] |= kCreated;
+            }
+            if (t.updated_at == 0) {
+                t.updated_at = now_s;
+                filled[i] |= kUpdated;
             }
         }
-        const std::size_t count = s.task_insert(TaskInsertParams{&filled});
-        tasks = std::move(filled);
-        if (count > 0) impl_->signal_work();
-        return count;
+        TaskInsertResult result;
+        try {
+            result = s.task_insert(TaskInsertParams{&tasks});
+        } catch (...) {
+            for (std::size_t i = 0; i < tasks.size(); ++i) {
+                if (filled[i] & kId) tasks[i].id.clear();
+                if (filled[i] & kSchedule) tasks[i].schedule_at = 0;
+                if (filled[i] & kCreated) tasks[i].created_at = 0;
+                if (filled[i] & kUpdated) tasks[i].updated_at = 0;
+            }
+            throw;
+        }
+        for (auto& [index, existing_id] : result.deduplicated) {
+            tasks[index].id = std::move(existing_id);
+        }
+        if (result.inserted > 0) impl_->signal_work();
+        return result.inserted;
     });
 }
 

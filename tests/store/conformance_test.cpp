@@ -134,8 +134,10 @@ TEST_P(StoreConformance, EnqueueKeepsCallerFieldsAndTimes) {
 
 TEST_P(StoreConformance, DuplicateIdFailsTheWholeBatch) {
     enqueue_one(make_task("first", "dup-1"));
-    std::vector<Task> batch{make_task("a", "fresh-1"), make_task("b", "dup-1")};
+    std::vector<Task> batch{make_task("a", "fresh-1"), make_task("c"), make_task("b", "dup-1")};
     EXPECT_THROW(queue_->enqueue(batch), DuplicateTaskError);
+    EXPECT_TRUE(batch[1].id.empty()) << "a failed enqueue leaves the caller's tasks as they were";
+    EXPECT_EQ(batch[1].created_at, 0);
     EXPECT_THROW(queue_->get_task("fresh-1"), TaskNotFoundError);
     EXPECT_EQ(queue_->get_queue_stats()["total"], 1);
     EXPECT_EQ(queue_->get_task("dup-1").items[0].request.text, "first");

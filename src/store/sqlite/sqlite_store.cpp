@@ -168,18 +168,18 @@ class SqliteStore final : public Store {
         });
     }
 
-    std::size_t task_insert(const TaskInsertParams& params) override {
-        std::vector<Task> tasks = *params.tasks;  // published only on success
-        std::size_t inserted = 0;
+    TaskInsertResult task_insert(const TaskInsertParams& params) override {
+        TaskInsertResult result;
         write([&](Connection& c, CountDeltas& counts) {
-            inserted = 0;
-            for (Task& t : tasks) {
+            result = {};
+            for (std::size_t i = 0; i < params.tasks->size(); ++i) {
+                const Task& t = (*params.tasks)[i];
                 if (!t.dedup_key.empty()) {
                     Statement& q =
                         c.prepare("SELECT id FROM tasks WHERE queue = ?1 AND dedup_key = ?2");
                     q.bind(1, t.queue).bind(2, t.dedup_key);
                     if (q.step()) {
-                        t.id = q.text(0);
+                        result.deduplicated.emplace_back(i, q.text(0));
                         continue;
                     }
                 }
@@ -210,11 +210,10 @@ class SqliteStore final : public Store {
                     throw;
                 }
                 counts.add(t.queue, t.state, 1);
-                ++inserted;
+                ++result.inserted;
             }
         });
-        *params.tasks = std::move(tasks);
-        return inserted;
+        return result;
     }
 
     std::vector<Task> task_claim(const TaskClaimParams& p) override {
