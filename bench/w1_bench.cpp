@@ -183,8 +183,8 @@ int run_w1(const std::string& db, const std::string& sync, std::size_t n, std::s
         "RESULT {\"system\":\"voxq\",\"store\":\"SQLite %s WAL+%s\",\"n\":%zu,\"enqueue\":%.0f,"
         "\"drain\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"drain_rss_mb\":%.1f,\"verified\":%s}\n",
         voxq::sqlite_version(), sync.c_str(), n, enqueue_rate, drain_rate,
-        percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99),
-        drain_rss, verified ? "true" : "false");
+        percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99), drain_rss,
+        verified ? "true" : "false");
     queue.close();
     remove_db(db);
     return verified ? 0 : 1;

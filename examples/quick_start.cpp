@@ -1,12 +1,13 @@
 // The README's C++ quick start (the guide's first example), built and run by
 // `make test` so it cannot rot. Uses QUEUE_DATABASE_URL like any voxq program.
-#include <voxq/queue.hpp>
-
 #include <iostream>
+#include <voxq/queue.hpp>
 
 namespace {
 // Stands in for your TTS logic.
-bool process_tts_task(const voxq::Task& task) { return !task.items.empty(); }
+bool process_tts_task(const voxq::Task& task) {
+    return !task.items.empty();
+}
 }  // namespace
 
 int main() {

@@ -232,6 +232,32 @@ TEST_P(StoreConformance, DequeueClaimsByPriorityThenScheduleThenId) {
     EXPECT_EQ(later[0].id, "future");
 }
 
+TEST_P(StoreConformance, DequeueAcrossQueuesFollowsOneGlobalOrder) {
+    std::vector<Task> batch;
+    auto add = [&](const std::string& id, const std::string& queue, std::int64_t priority,
+                   double schedule_offset) {
+        Task t = make_task(id, id);
+        t.queue = queue;
+        t.priority = priority;
+        t.schedule_at = now() + schedule_offset;
+        batch.push_back(t);
+    };
+    add("a1", "alpha", 0, -3);
+    add("a2", "alpha", 2, -1);
+    add("b1", "beta", 2, -2);
+    add("b2", "beta", 0, -4);
+    add("c1", "gamma", 1, -1);
+    add("c2", "gamma", 9, 100);  // not due
+    ASSERT_EQ(queue_->enqueue(batch), 6U);
+    std::vector<std::string> order;
+    for (const Task& t : queue_->dequeue(3)) order.push_back(t.id);
+    for (const Task& t : queue_->dequeue(10)) order.push_back(t.id);
+    EXPECT_EQ(order, (std::vector<std::string>{"b1", "a2", "c1", "b2", "a1"}));
+    const auto stats = queue_->get_queue_stats();
+    EXPECT_EQ(stats.at("processing"), 5);
+    EXPECT_EQ(stats.at("pending"), 1);
+}
+
 TEST_P(StoreConformance, DequeueByQueueTakesOnlyThatQueue) {
     Task a = make_task("a", "in-a");
     a.queue = "alpha";

@@ -34,8 +34,8 @@ CREATE TABLE tasks (
 );
 -- Partial indexes: each holds only the rows one hot query looks at, so claims
 -- and sweeps stay fast however many finished tasks are kept.
-CREATE INDEX tasks_due ON tasks (priority DESC, schedule_at, id) WHERE state = 0;
-CREATE INDEX tasks_due_by_queue ON tasks (queue, priority DESC, schedule_at, id) WHERE state = 0;
+-- Due tasks in claim order, per queue (claims across queues merge the queues).
+CREATE INDEX tasks_due ON tasks (queue, priority DESC, schedule_at, id) WHERE state = 0;
 CREATE INDEX tasks_leased ON tasks (heartbeat_at) WHERE state = 1;
 CREATE INDEX tasks_retryable ON tasks (updated_at) WHERE state = 3;
 -- Listing and purging the parked states. (No index on state as a whole: it would

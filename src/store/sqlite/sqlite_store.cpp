@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "queue/task_json.hpp"
 #include "store/sqlite/connection.hpp"
@@ -29,6 +30,10 @@ double to_seconds(std::int64_t us) {
 // Count changes of one write, applied to task_counts before the group commits.
 class CountDeltas {
   public:
+    CountDeltas() = default;
+    // `group`: the deltas of the writes before this one in the same transaction.
+    explicit CountDeltas(const CountDeltas* group) : group_(group) {}
+
     void add(const std::string& queue, TaskState state, std::int64_t n) {
         deltas_[{queue, static_cast<int>(state)}] += n;
     }
@@ -54,8 +59,18 @@ class CountDeltas {
         deltas_.clear();
     }
 
+    // Queues that gained tasks in `state` in this transaction so far (not yet in
+    // task_counts, which is written at commit).
+    void add_queues_gaining(TaskState state, std::set<std::string>& out) const {
+        for (const auto& [key, n] : deltas_) {
+            if (key.second == static_cast<int>(state) && n > 0) out.insert(key.first);
+        }
+        if (group_ != nullptr) group_->add_queues_gaining(state, out);
+    }
+
   private:
     std::map<std::pair<std::string, int>, std::int64_t> deltas_;
+    const CountDeltas* group_ = nullptr;
 };
 
 #define VOXQ_TASK_COLUMNS                                                                       \
@@ -220,26 +235,19 @@ class SqliteStore final : public Store {
         std::vector<Task> claimed;
         write([&](Connection& c, CountDeltas& counts) {
             claimed.clear();
-            Statement& s =
-                p.queue.empty()
-                    ? c.prepare(
-                          "UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
-                          "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
-                          "tasks INDEXED BY tasks_due WHERE state = 0 AND schedule_at <= ?1 "
-                          "ORDER BY priority "
-                          "DESC, schedule_at, id LIMIT ?2) RETURNING " VOXQ_TASK_COLUMNS)
-                    : c.prepare(
-                          "UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, "
-                          "heartbeat_at = ?1, updated_at = ?1 WHERE id IN (SELECT id FROM "
-                          "tasks INDEXED BY tasks_due_by_queue WHERE state = 0 AND queue = ?3 "
-                          "AND schedule_at <= ?1 ORDER "
-                          "BY priority DESC, schedule_at, id LIMIT ?2) "
-                          "RETURNING " VOXQ_TASK_COLUMNS);
-            s.bind(1, p.now_us).bind(2, p.limit);
-            if (!p.queue.empty()) s.bind(3, p.queue);
-            while (s.step()) {
-                claimed.push_back(read_task(s));
-                counts.move(claimed.back().queue, TaskState::PENDING, TaskState::PROCESSING);
+            std::vector<std::string> queues;
+            if (!p.queue.empty()) {
+                queues.push_back(p.queue);
+            } else {
+                queues = queues_with_pending(c, counts);
+            }
+            if (queues.size() == 1) {
+                claim_from_one_queue(c, queues.front(), p, claimed);
+            } else if (queues.size() > 1) {
+                claim_across_queues(c, queues, p, claimed);
+            }
+            for (const Task& t : claimed) {
+                counts.move(t.queue, TaskState::PENDING, TaskState::PROCESSING);
             }
         });
         // RETURNING gives no order; hand tasks out in claim order.
@@ -444,6 +452,67 @@ class SqliteStore final : public Store {
     }
 
   private:
+    // Queues that may hold PENDING tasks: those task_counts says have some, and
+    // those that gained some earlier in this transaction.
+    static std::vector<std::string> queues_with_pending(Connection& c, const CountDeltas& counts) {
+        std::set<std::string> queues;
+        Statement& s = c.prepare("SELECT queue FROM task_counts WHERE state = 0 AND n > 0");
+        while (s.step()) queues.insert(s.text(0));
+        counts.add_queues_gaining(TaskState::PENDING, queues);
+        return {queues.begin(), queues.end()};
+    }
+
+    // One statement: the due tasks of `queue` in claim order, straight off the
+    // partial index, moved to PROCESSING.
+    static void claim_from_one_queue(Connection& c, const std::string& queue,
+                                     const TaskClaimParams& p, std::vector<Task>& claimed) {
+        Statement& s = c.prepare(
+            "UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, heartbeat_at = ?1, "
+            "updated_at = ?1 WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due WHERE "
+            "state = 0 AND queue = ?3 AND schedule_at <= ?1 ORDER BY priority DESC, "
+            "schedule_at, id LIMIT ?2) RETURNING " VOXQ_TASK_COLUMNS);
+        s.bind(1, p.now_us).bind(2, p.limit).bind(3, queue);
+        while (s.step()) claimed.push_back(read_task(s));
+    }
+
+    // Several queues: the first `limit` due tasks of each, merged in claim order;
+    // the best `limit` of those are claimed one by one. (One index per queue
+    // order serves both this and per-queue claims; a second, queue-less index
+    // would cost every enqueue and every claim a further index write.)
+    static void claim_across_queues(Connection& c, const std::vector<std::string>& queues,
+                                    const TaskClaimParams& p, std::vector<Task>& claimed) {
+        struct Candidate {
+            std::int64_t priority;
+            std::int64_t schedule_at;
+            std::string id;
+        };
+        std::vector<Candidate> candidates;
+        for (const std::string& queue : queues) {
+            Statement& s = c.prepare(
+                "SELECT priority, schedule_at, id FROM tasks INDEXED BY tasks_due WHERE state = 0 "
+                "AND queue = ?1 AND schedule_at <= ?2 ORDER BY priority DESC, schedule_at, id "
+                "LIMIT ?3");
+            s.bind(1, queue).bind(2, p.now_us).bind(3, p.limit);
+            while (s.step()) candidates.push_back({s.int64(0), s.int64(1), s.text(2)});
+        }
+        const auto take = std::min(candidates.size(), static_cast<std::size_t>(p.limit));
+        std::partial_sort(candidates.begin(), candidates.begin() + static_cast<long>(take),
+                          candidates.end(), [](const Candidate& a, const Candidate& b) {
+                              if (a.priority != b.priority) return a.priority > b.priority;
+                              if (a.schedule_at != b.schedule_at) {
+                                  return a.schedule_at < b.schedule_at;
+                              }
+                              return a.id < b.id;
+                          });
+        for (std::size_t i = 0; i < take; ++i) {
+            Statement& s = c.prepare(
+                "UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, heartbeat_at = ?1, "
+                "updated_at = ?1 WHERE id = ?2 AND state = 0 RETURNING " VOXQ_TASK_COLUMNS);
+            s.bind(1, p.now_us).bind(2, candidates[i].id);
+            if (s.step()) claimed.push_back(read_task(s));
+        }
+    }
+
     // The listing query for one state, each through the index that holds just
     // that state's rows (finished tasks, the bulk, go through the primary key).
     static Statement& list_statement(Connection& c, std::optional<TaskState> state) {
@@ -620,7 +689,7 @@ class SqliteStore final : public Store {
         // back whole below (nothing else is in it).
         const bool savepoints = group.size() > 1;
         for (std::size_t i = 0; i < group.size(); ++i) {
-            CountDeltas local;
+            CountDeltas local(&total);
             try {
                 if (savepoints) c.prepare("SAVEPOINT w").run();
                 group[i]->fn(c, local);
