@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "queue/task_json.hpp"
 #include "store/sqlite/connection.hpp"
@@ -22,6 +23,7 @@ namespace {
 
 constexpr std::size_t kMaxGroup = 512;  // writes per group transaction
 constexpr std::size_t kMaxIdleReaders = 8;
+constexpr int kSpinsBeforeSleep = 200;  // yields while waiting for a group commit
 
 double to_seconds(std::int64_t us) {
     return static_cast<double>(us) / 1e6;
@@ -119,14 +121,16 @@ void record_error(Connection& conn, const std::string& id, std::int64_t attempt,
 }
 
 // A write, run by the group's leader inside the group transaction. The leader
-// fills `error` (or leaves it empty) and then sets `done` under the store's mutex.
-// The exception object moves to the caller whole: the leader keeps no reference
-// to it, so it is created in one thread and destroyed in the other, never both.
+// fills `error` (or leaves it empty), then sets `done` (release). The exception
+// object moves to the caller whole: the leader keeps no reference to it, so it
+// is created in one thread and destroyed in the other, never both.
 struct WriteOp {
     std::function<void(Connection&, CountDeltas&)> fn;
-    std::exception_ptr error;      // guarded by the store's mutex_
-    bool done = false;             // guarded by the store's mutex_
-    std::condition_variable wake;  // done, or promoted to leader
+    std::exception_ptr error;          // written by the leader before `done`
+    std::atomic<bool> done = false;    // the outcome is in `error`
+    std::atomic<bool> leader = false;  // promoted: run the next group
+    bool sleeping = false;             // guarded by the store's mutex_
+    std::condition_variable wake;      // signalled for done/leader if sleeping
 };
 
 class SqliteStore final : public Store {
@@ -586,31 +590,61 @@ class SqliteStore final : public Store {
     // sleep on their own condition variable until done or promoted, so a commit
     // wakes exactly the threads it concerns.
     void write(std::function<void(Connection&, CountDeltas&)> fn) {
-        WriteOp op{std::move(fn), nullptr, false, {}};
-        std::unique_lock lock(mutex_);
-        if (stopping_) throw QueueError("the store is closed");
-        pending_.push_back(&op);
-        op.wake.wait(lock, [&] { return op.done || pending_.front() == &op; });
-        if (!op.done) {
-            const std::size_t n = std::min(pending_.size(), kMaxGroup);
-            std::vector<WriteOp*> group(pending_.begin(), pending_.begin() + static_cast<long>(n));
-            lock.unlock();
-            std::vector<std::exception_ptr> errors = run_group(group);
-            lock.lock();
-            for (std::size_t i = 0; i < group.size(); ++i) {
-                group[i]->error = std::move(errors[i]);
-                group[i]->done = true;
-                pending_.pop_front();
-                if (group[i] != &op) group[i]->wake.notify_one();
-            }
-            if (!pending_.empty()) {
-                pending_.front()->wake.notify_one();  // the next leader
-            } else {
-                idle_.notify_all();
-            }
+        WriteOp op;
+        op.fn = std::move(fn);
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) throw QueueError("the store is closed");
+            pending_.push_back(&op);
+            if (pending_.size() == 1) op.leader = true;
         }
-        lock.unlock();
+        wait_done_or_leader(op);
+        if (!op.done.load(std::memory_order_acquire)) lead(op);
         if (op.error) std::rethrow_exception(std::move(op.error));
+    }
+
+    // A group commit takes tens of microseconds, about what waking a sleeping
+    // thread costs: so spin (yielding the CPU) for a short while first, then sleep.
+    void wait_done_or_leader(WriteOp& op) {
+        auto settled = [&] {
+            return op.done.load(std::memory_order_acquire) ||
+                   op.leader.load(std::memory_order_acquire);
+        };
+        for (int i = 0; i < kSpinsBeforeSleep; ++i) {
+            if (settled()) return;
+            std::this_thread::yield();
+        }
+        std::unique_lock lock(mutex_);
+        op.sleeping = true;
+        op.wake.wait(lock, settled);
+        op.sleeping = false;
+    }
+
+    // Runs every write queued so far (this one first) as one group, hands each its
+    // outcome, and promotes the next queued write to leader.
+    void lead(WriteOp& op) {
+        std::vector<WriteOp*> group;
+        {
+            std::lock_guard lock(mutex_);
+            const std::size_t n = std::min(pending_.size(), kMaxGroup);
+            group.assign(pending_.begin(), pending_.begin() + static_cast<long>(n));
+        }
+        std::vector<std::exception_ptr> errors = run_group(group);
+        std::lock_guard lock(mutex_);
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            WriteOp* w = group[i];
+            pending_.pop_front();
+            w->error = std::move(errors[i]);
+            w->done.store(true, std::memory_order_release);
+            if (w != &op && w->sleeping) w->wake.notify_one();
+        }
+        if (!pending_.empty()) {
+            WriteOp* next = pending_.front();
+            next->leader.store(true, std::memory_order_release);
+            if (next->sleeping) next->wake.notify_one();
+        } else {
+            idle_.notify_all();
+        }
     }
 
     template <typename F>
