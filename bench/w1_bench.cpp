@@ -180,9 +180,10 @@ int run_w1(const std::string& db, const std::string& sync, std::size_t n, std::s
     const bool verified = stats.at("completed") == static_cast<std::int64_t>(n + latency_n) &&
                           handled.load() == n && stats.at("total") == stats.at("completed");
     std::printf(
-        "RESULT {\"system\":\"voxq\",\"store\":\"SQLite %s WAL+%s\",\"n\":%zu,\"enqueue\":%.0f,"
+        "RESULT {\"system\":\"voxq\",\"store\":\"SQLite %s WAL+%s\",\"workers\":%d,\"n\":%zu,"
+        "\"enqueue\":%.0f,"
         "\"drain\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"drain_rss_mb\":%.1f,\"verified\":%s}\n",
-        voxq::sqlite_version(), sync.c_str(), n, enqueue_rate, drain_rate,
+        voxq::sqlite_version(), sync.c_str(), worker_threads, n, enqueue_rate, drain_rate,
         percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99), drain_rss,
         verified ? "true" : "false");
     queue.close();

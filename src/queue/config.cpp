@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <optional>
+#include <vector>
 
 #include "voxq/errors.hpp"
 
@@ -43,78 +45,77 @@ std::string format_number(double v) {
     return s;
 }
 
-// One setting: its field, environment variable, how to read it and its range.
-// The same table serves from_env() (errors name the variable) and validate()
-// (errors name the field).
+// One setting: its field, environment variable, how to read and show it, and
+// its range. The same table serves from_env() (errors name the variable) and
+// validate() (errors name the field).
 struct Setting {
     const char* field;
     const char* variable;
     std::function<void(QueueConfig&, const std::string& name, const std::string& raw)> read;
+    std::function<std::string(const QueueConfig&)> show;
     std::function<std::string(const QueueConfig&)> range_problem;  // empty = fine
 };
 
-template <typename T>
-std::string at_least(T value, T min) {
-    if (value >= min) return {};
-    return "must be >= " + format_number(static_cast<double>(min));
+// "must be >= min" unless min <= value (<= max, when given).
+std::string out_of_range(double value, double min, std::optional<double> max = std::nullopt) {
+    if (value >= min && (!max || value <= *max)) return {};
+    if (max) return "must be " + format_number(min) + ".." + format_number(*max);
+    return "must be >= " + format_number(min);
+}
+
+Setting integer_setting(const char* field, const char* variable, std::int64_t QueueConfig::*member,
+                        std::int64_t min, std::optional<std::int64_t> max = std::nullopt) {
+    return {field, variable,
+            [member](QueueConfig& c, const std::string& n, const std::string& raw) {
+                c.*member = parse_integer(n, raw);
+            },
+            [member](const QueueConfig& c) { return std::to_string(c.*member); },
+            [member, min, max](const QueueConfig& c) {
+                return out_of_range(
+                    static_cast<double>(c.*member), static_cast<double>(min),
+                    max ? std::optional<double>(static_cast<double>(*max)) : std::nullopt);
+            }};
+}
+
+Setting number_setting(const char* field, const char* variable, double QueueConfig::*member,
+                       std::function<std::string(const QueueConfig&)> range_problem) {
+    return {field, variable,
+            [member](QueueConfig& c, const std::string& n, const std::string& raw) {
+                c.*member = parse_number(n, raw);
+            },
+            [member](const QueueConfig& c) { return format_number(c.*member); },
+            std::move(range_problem)};
 }
 
 const std::vector<Setting>& settings() {
     static const std::vector<Setting> table = {
         {"database_url", "QUEUE_DATABASE_URL",
          [](QueueConfig& c, const std::string&, const std::string& raw) { c.database_url = raw; },
+         [](const QueueConfig& c) { return c.database_url; },
          [](const QueueConfig&) { return std::string(); }},
-        {"default_max_attempts", "QUEUE_MAX_ATTEMPTS",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.default_max_attempts = parse_integer(n, raw);
-         },
-         [](const QueueConfig& c) { return at_least<std::int64_t>(c.default_max_attempts, 1); }},
-        {"default_visibility_timeout", "QUEUE_VISIBILITY_TIMEOUT",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.default_visibility_timeout = parse_number(n, raw);
-         },
-         [](const QueueConfig& c) {
-             return c.default_visibility_timeout > 0 && std::isfinite(c.default_visibility_timeout)
-                        ? std::string()
-                        : std::string("must be > 0");
-         }},
-        {"retry_backoff_multiplier", "QUEUE_RETRY_BACKOFF_MULTIPLIER",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.retry_backoff_multiplier = parse_number(n, raw);
-         },
-         [](const QueueConfig& c) { return at_least(c.retry_backoff_multiplier, 1.0); }},
-        {"retry_base_delay", "QUEUE_RETRY_BASE_DELAY",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.retry_base_delay = parse_number(n, raw);
-         },
-         [](const QueueConfig& c) { return at_least(c.retry_base_delay, 0.0); }},
-        {"max_retry_delay", "QUEUE_MAX_RETRY_DELAY",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.max_retry_delay = parse_number(n, raw);
-         },
-         [](const QueueConfig& c) {
-             if (c.max_retry_delay >= c.retry_base_delay) return std::string();
-             return "must be >= the retry base delay (" + format_number(c.retry_base_delay) + ")";
-         }},
-        {"batch_size", "QUEUE_BATCH_SIZE",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.batch_size = parse_integer(n, raw);
-         },
-         [](const QueueConfig& c) {
-             if (c.batch_size < 1 || c.batch_size > 100'000)
-                 return std::string("must be 1..100000");
-             return std::string();
-         }},
-        {"max_text_length", "VOXQ_MAX_TEXT_LENGTH",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.max_text_length = parse_integer(n, raw);
-         },
-         [](const QueueConfig& c) {
-             if (c.max_text_length < 1 || c.max_text_length > 1'000'000) {
-                 return std::string("must be 1..1000000");
-             }
-             return std::string();
-         }},
+        integer_setting("default_max_attempts", "QUEUE_MAX_ATTEMPTS",
+                        &QueueConfig::default_max_attempts, 1),
+        number_setting("default_visibility_timeout", "QUEUE_VISIBILITY_TIMEOUT",
+                       &QueueConfig::default_visibility_timeout,
+                       [](const QueueConfig& c) {
+                           return c.default_visibility_timeout > 0 ? std::string()
+                                                                   : std::string("must be > 0");
+                       }),
+        number_setting(
+            "retry_backoff_multiplier", "QUEUE_RETRY_BACKOFF_MULTIPLIER",
+            &QueueConfig::retry_backoff_multiplier,
+            [](const QueueConfig& c) { return out_of_range(c.retry_backoff_multiplier, 1.0); }),
+        number_setting("retry_base_delay", "QUEUE_RETRY_BASE_DELAY", &QueueConfig::retry_base_delay,
+                       [](const QueueConfig& c) { return out_of_range(c.retry_base_delay, 0.0); }),
+        number_setting("max_retry_delay", "QUEUE_MAX_RETRY_DELAY", &QueueConfig::max_retry_delay,
+                       [](const QueueConfig& c) {
+                           if (c.max_retry_delay >= c.retry_base_delay) return std::string();
+                           return "must be >= the retry base delay (" +
+                                  format_number(c.retry_base_delay) + ")";
+                       }),
+        integer_setting("batch_size", "QUEUE_BATCH_SIZE", &QueueConfig::batch_size, 1, 100'000),
+        integer_setting("max_text_length", "VOXQ_MAX_TEXT_LENGTH", &QueueConfig::max_text_length, 1,
+                        1'000'000),
         {"sqlite_synchronous", "VOXQ_SQLITE_SYNCHRONOUS",
          [](QueueConfig& c, const std::string& n, const std::string& raw) {
              std::string upper = raw;
@@ -127,38 +128,17 @@ const std::vector<Setting>& settings() {
                  throw ConfigError(n + ": " + quoted(raw) + " is not FULL or NORMAL");
              }
          },
-         [](const QueueConfig&) { return std::string(); }},
-        {"sqlite_busy_timeout_ms", "VOXQ_SQLITE_BUSY_TIMEOUT_MS",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.sqlite_busy_timeout_ms = parse_integer(n, raw);
-         },
-         [](const QueueConfig& c) { return at_least<std::int64_t>(c.sqlite_busy_timeout_ms, 0); }},
-        {"error_history_limit", "VOXQ_ERROR_HISTORY",
-         [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             c.error_history_limit = parse_integer(n, raw);
-         },
          [](const QueueConfig& c) {
-             if (c.error_history_limit < 1 || c.error_history_limit > 1000) {
-                 return std::string("must be 1..1000");
-             }
-             return std::string();
-         }},
+             return std::string(c.sqlite_synchronous == SqliteSynchronous::Full ? "FULL"
+                                                                                : "NORMAL");
+         },
+         [](const QueueConfig&) { return std::string(); }},
+        integer_setting("sqlite_busy_timeout_ms", "VOXQ_SQLITE_BUSY_TIMEOUT_MS",
+                        &QueueConfig::sqlite_busy_timeout_ms, 0),
+        integer_setting("error_history_limit", "VOXQ_ERROR_HISTORY",
+                        &QueueConfig::error_history_limit, 1, 1000),
     };
     return table;
-}
-
-std::string shown_value(const QueueConfig& c, const Setting& s) {
-    const std::string f = s.field;
-    if (f == "default_max_attempts") return std::to_string(c.default_max_attempts);
-    if (f == "default_visibility_timeout") return format_number(c.default_visibility_timeout);
-    if (f == "retry_backoff_multiplier") return format_number(c.retry_backoff_multiplier);
-    if (f == "retry_base_delay") return format_number(c.retry_base_delay);
-    if (f == "max_retry_delay") return format_number(c.max_retry_delay);
-    if (f == "batch_size") return std::to_string(c.batch_size);
-    if (f == "max_text_length") return std::to_string(c.max_text_length);
-    if (f == "sqlite_busy_timeout_ms") return std::to_string(c.sqlite_busy_timeout_ms);
-    if (f == "error_history_limit") return std::to_string(c.error_history_limit);
-    return {};
 }
 
 // Checks ranges; `by_variable` picks the name errors use.
@@ -167,7 +147,7 @@ void check(const QueueConfig& c, bool by_variable) {
         const std::string name = by_variable ? s.variable : s.field;
         if (std::string problem = s.range_problem(c); !problem.empty()) {
             std::string message = name;
-            message += ": " + quoted(shown_value(c, s));
+            message += ": " + quoted(s.show(c));
             message += " " + problem;
             throw ConfigError(message);
         }

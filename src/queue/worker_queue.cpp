@@ -158,7 +158,9 @@ void WorkerQueue::validate_task(const Task& task, std::size_t index) const {
 
 std::vector<Task> WorkerQueue::dequeue(std::optional<std::int64_t> size, const std::string& queue) {
     const std::int64_t n = size.value_or(impl_->config.batch_size);
-    if (n < 1) throw ValidationError("dequeue: size must be >= 1, got " + std::to_string(n));
+    if (n < 1 || n > 100'000) {
+        throw ValidationError("dequeue: size must be 1..100000, got " + std::to_string(n));
+    }
     if (!queue.empty() && !detail::is_valid_queue_name(queue)) {
         throw ValidationError("dequeue: queue must be 1-64 characters of A-Z a-z 0-9 _ . : -");
     }
@@ -224,8 +226,9 @@ std::vector<Task> WorkerQueue::retry(std::optional<std::int64_t> size,
     const QueueConfig& c = impl_->config;
     TaskRescueParams p;
     p.limit = size.value_or(c.batch_size);
-    if (p.limit < 1)
-        throw ValidationError("retry: size must be >= 1, got " + std::to_string(p.limit));
+    if (p.limit < 1 || p.limit > 100'000) {
+        throw ValidationError("retry: size must be 1..100000, got " + std::to_string(p.limit));
+    }
     const double vt = visibility_timeout.value_or(c.default_visibility_timeout);
     if (!std::isfinite(vt) || vt <= 0)
         throw ValidationError("retry: visibility_timeout must be > 0");

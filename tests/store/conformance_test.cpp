@@ -283,6 +283,7 @@ TEST_P(StoreConformance, DequeueStampsTheLeaseAndCountsTheAttempt) {
     EXPECT_DOUBLE_EQ(got[0].updated_at, now());
     EXPECT_TRUE(queue_->dequeue().empty()) << "one attempt is handed out once";
     EXPECT_THROW(queue_->dequeue(0), ValidationError);
+    EXPECT_THROW(queue_->dequeue(100'001), ValidationError);
 }
 
 TEST_P(StoreConformance, EveryAllowedTransition) {

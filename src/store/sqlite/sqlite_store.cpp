@@ -630,18 +630,24 @@ class SqliteStore final : public Store {
             group.assign(pending_.begin(), pending_.begin() + static_cast<long>(n));
         }
         std::vector<std::exception_ptr> errors = run_group(group);
+        // Under the mutex, `sleeping` is read BEFORE `done`/`leader` is set: once
+        // either is set, a waiter that was not sleeping may return and its
+        // WriteOp (on its stack) is gone. A sleeping waiter cannot leave wait()
+        // before this mutex is released, so notifying it here is safe.
         std::lock_guard lock(mutex_);
         for (std::size_t i = 0; i < group.size(); ++i) {
             WriteOp* w = group[i];
             pending_.pop_front();
+            const bool sleeping = w != &op && w->sleeping;
             w->error = std::move(errors[i]);
             w->done.store(true, std::memory_order_release);
-            if (w != &op && w->sleeping) w->wake.notify_one();
+            if (sleeping) w->wake.notify_one();
         }
         if (!pending_.empty()) {
             WriteOp* next = pending_.front();
+            const bool sleeping = next->sleeping;
             next->leader.store(true, std::memory_order_release);
-            if (next->sleeping) next->wake.notify_one();
+            if (sleeping) next->wake.notify_one();
         } else {
             idle_.notify_all();
         }
