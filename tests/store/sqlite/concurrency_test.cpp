@@ -130,7 +130,7 @@ TEST(SqliteConcurrency, FourProcessesOnOneFileCompleteEachTaskExactlyOnce) {
     TempDir dir;
     QueueConfig config;
     config.database_url = dir.sqlite_url();
-    constexpr std::size_t kTasks = 8'000;
+    constexpr std::size_t kTasks = 20'000;
     {
         WorkerQueue queue(config);
         queue.initialize();
