@@ -79,7 +79,7 @@ Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchr
     sqlite3_extended_result_codes(raw, 1);
     busy_timeout_ms_ = busy_timeout_ms;
     sqlite3_busy_handler(raw, &Connection::busy_handler, this);
-    exec("PRAGMA journal_mode=WAL");
+    enable_wal();
     exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
     exec("PRAGMA temp_store=MEMORY");
@@ -105,6 +105,25 @@ int Connection::busy_handler(void* self, int attempts) noexcept {
     const int ceiling = attempts < 8 ? 50 << (attempts / 2) : 500;
     std::this_thread::sleep_for(std::chrono::microseconds(25 + jitter() % ceiling));
     return 1;
+}
+
+// Switching a new database to WAL takes an exclusive lock, and SQLite answers
+// SQLITE_BUSY at once (without the busy handler) when another process is
+// opening the same new file. Retry until the busy timeout; once any process has
+// switched, the mode is persistent and this returns at once.
+void Connection::enable_wal() {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(busy_timeout_ms_);
+    for (;;) {
+        const int rc = sqlite3_exec(db_.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+        if (rc == SQLITE_OK) return;
+        const int primary = rc & 0xFF;
+        if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
+            std::chrono::steady_clock::now() >= deadline) {
+            throw_sqlite(db_.get(), rc, "PRAGMA journal_mode=WAL");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
 }
 
 void Connection::exec(const char* sql) {

@@ -91,6 +91,8 @@ class Connection {
     std::unique_ptr<sqlite3, DbDeleter> db_;
     std::unordered_map<const char*, std::unique_ptr<StmtEntry>> statements_;
 
+    void enable_wal();
+
     // Busy handling (see busy_handler in connection.cpp).
     int busy_timeout_ms_ = 0;
     std::int64_t busy_since_us_ = 0;
