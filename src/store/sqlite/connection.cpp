@@ -112,10 +112,11 @@ int Connection::busy_handler(void* self, int attempts) noexcept {
 // opening the same new file. Retry until the busy timeout; once any process has
 // switched, the mode is persistent and this returns at once.
 void Connection::enable_wal() {
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(busy_timeout_ms_);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms_);
     for (;;) {
-        const int rc = sqlite3_exec(db_.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+        const int rc =
+            sqlite3_exec(db_.get(), "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
         if (rc == SQLITE_OK) return;
         const int primary = rc & 0xFF;
         if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
