@@ -17,21 +17,22 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The whole suite, then again under ASan+UBSan and under TSan.
+# The whole suite, then again under ASan+UBSan and under TSan; each run gets a
+# throwaway PostgreSQL server (scripts/with-postgres.sh).
 test: test-fast test-asan test-tsan
 
 test-fast: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS)
 
 test-asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVOXQ_SANITIZE=address,undefined -DVOXQ_BUILD_BENCH=OFF
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS)
 
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVOXQ_SANITIZE=thread -DVOXQ_BUILD_BENCH=OFF
 	cmake --build build-tsan -j $(JOBS)
-	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS)
 
 bench: build
 	scripts/bench.sh

@@ -64,6 +64,11 @@ struct QueueConfig {
     std::int64_t sqlite_busy_timeout_ms = 10'000;
     // VOXQ_ERROR_HISTORY (>= 1): errors kept per task. Default: 10.
     std::int64_t error_history_limit = 10;
+    // VOXQ_PG_SCHEMA: the PostgreSQL schema voxq's tables live in (created if
+    // missing). 1-63 of [a-z0-9_], not starting with a digit. Default: voxq.
+    std::string postgres_schema = "voxq";
+    // VOXQ_PG_POOL_SIZE (1..1000): connections per process. Default: 10.
+    std::int64_t postgres_pool_size = 10;
 
     // Reads the variables above from the process environment. Unset => default.
     // Throws ConfigError naming the variable and value when one is malformed or

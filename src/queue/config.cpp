@@ -137,6 +137,21 @@ const std::vector<Setting>& settings() {
                         &QueueConfig::sqlite_busy_timeout_ms, 0),
         integer_setting("error_history_limit", "VOXQ_ERROR_HISTORY",
                         &QueueConfig::error_history_limit, 1, 1000),
+        {"postgres_schema", "VOXQ_PG_SCHEMA",
+         [](QueueConfig& c, const std::string&, const std::string& raw) {
+             c.postgres_schema = raw;
+         },
+         [](const QueueConfig& c) { return c.postgres_schema; },
+         [](const QueueConfig& c) {
+             const std::string& s = c.postgres_schema;
+             const bool ok =
+                 !s.empty() && s.size() <= 63 && !(s[0] >= '0' && s[0] <= '9') &&
+                 s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
+             return ok ? std::string()
+                       : std::string("must be 1-63 of a-z 0-9 _, not starting with a digit");
+         }},
+        integer_setting("postgres_pool_size", "VOXQ_PG_POOL_SIZE", &QueueConfig::postgres_pool_size,
+                        1, 1000),
     };
     return table;
 }

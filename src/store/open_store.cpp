@@ -1,3 +1,4 @@
+#include "store/postgres/postgres_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/store.hpp"
@@ -10,8 +11,7 @@ std::unique_ptr<Store> open_store(const QueueConfig& config) {
         case DatabaseLocation::Kind::Sqlite:
             return sqlite::open_sqlite_store(where.target, config);
         case DatabaseLocation::Kind::Postgres:
-            throw ConfigError("database_url: PostgreSQL is not built into this voxq yet (" +
-                              std::string("use sqlite:///path.db)"));
+            return pg::open_postgres_store(where.target, config);
     }
     throw ConfigError("database_url: unknown database kind");
 }

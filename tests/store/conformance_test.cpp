@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "support/postgres.hpp"
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/queue.hpp"
@@ -20,10 +21,12 @@ using testing::make_task;
 using testing::make_tasks;
 using testing::TempDir;
 
-// A way to get a fresh, empty database URL for one test.
+// A store to run the suite against: how to point a config at a fresh, empty
+// database for one test, and how to clean up after it.
 struct StoreTarget {
     std::string name;
-    std::function<std::string(const TempDir&)> url;
+    std::function<void(QueueConfig&, const TempDir&)> configure;
+    bool needs_postgres = false;
 };
 
 void PrintTo(const StoreTarget& target, std::ostream* os) {
@@ -33,9 +36,16 @@ void PrintTo(const StoreTarget& target, std::ostream* os) {
 class StoreConformance : public ::testing::TestWithParam<StoreTarget> {
   protected:
     void SetUp() override {
-        config_.database_url = GetParam().url(dir_);
+        if (GetParam().needs_postgres) VOXQ_REQUIRE_POSTGRES();
+        GetParam().configure(config_, dir_);
         queue_ = std::make_unique<WorkerQueue>(config_, clock_);
         queue_->initialize();
+    }
+    void TearDown() override {
+        if (queue_) queue_->close();
+        if (GetParam().needs_postgres && !testing::pg_test_url().empty()) {
+            testing::pg_exec("DROP SCHEMA IF EXISTS " + config_.postgres_schema + " CASCADE");
+        }
     }
 
     std::string enqueue_one(Task t = make_task()) {
@@ -660,13 +670,30 @@ TEST_P(StoreConformance, UseBeforeInitializeOrAfterCloseIsRefused) {
     EXPECT_THROW(queue_->mark_as_cancelled(id), QueueError);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Sqlite, StoreConformance,
-    ::testing::Values(StoreTarget{"SqliteFile", [](const TempDir& d) { return d.sqlite_url(); }},
-                      StoreTarget{
-                          "SqliteMemory",
-                          [](const TempDir&) { return std::string("sqlite:///:memory:"); }}),
-    [](const ::testing::TestParamInfo<StoreTarget>& target) { return target.param.name; });
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance,
+                         ::testing::Values(StoreTarget{"SqliteFile",
+                                                       [](QueueConfig& c, const TempDir& d) {
+                                                           c.database_url = d.sqlite_url();
+                                                       }},
+                                           StoreTarget{"SqliteMemory",
+                                                       [](QueueConfig& c, const TempDir&) {
+                                                           c.database_url = "sqlite:///:memory:";
+                                                       }}),
+                         [](const ::testing::TestParamInfo<StoreTarget>& target) {
+                             return target.param.name;
+                         });
+
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance,
+                         ::testing::Values(StoreTarget{"Postgres",
+                                                       [](QueueConfig& c, const TempDir&) {
+                                                           c.database_url = testing::pg_test_url();
+                                                           c.postgres_schema =
+                                                               testing::fresh_schema();
+                                                       },
+                                                       true}),
+                         [](const ::testing::TestParamInfo<StoreTarget>& target) {
+                             return target.param.name;
+                         });
 
 }  // namespace
 }  // namespace voxq

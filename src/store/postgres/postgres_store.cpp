@@ -1,0 +1,564 @@
+#include "store/postgres/postgres_store.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "queue/task_json.hpp"
+#include "store/postgres/pg_connection.hpp"
+#include "store/postgres/pg_migrations.hpp"
+#include "voxq/errors.hpp"
+
+namespace voxq::pg {
+
+namespace {
+
+constexpr int kCountShards = 32;
+
+double to_seconds(std::int64_t us) {
+    return static_cast<double>(us) / 1e6;
+}
+std::int64_t to_us(double seconds) {
+    return static_cast<std::int64_t>(std::llround(seconds * 1e6));
+}
+Param flag(bool b) {
+    return std::string(b ? "true" : "false");
+}
+
+#define VOXQ_PG_COLUMNS                                                                         \
+    "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
+    "dedup_key, created_at, updated_at, heartbeat_at"
+#define VOXQ_PG_COLUMNS_T                                                           \
+    "t.id, t.queue, t.state, t.priority, t.schedule_at, t.items, t.attempt_count, " \
+    "t.max_attempts, t.last_error, t.dedup_key, t.created_at, t.updated_at, t.heartbeat_at"
+// Adds the rows of `source` (queue, state, delta) to this connection's shard.
+#define VOXQ_PG_COUNT(source, shard_param)                                               \
+    "INSERT INTO task_counts (queue, state, shard, n) SELECT queue, state, " shard_param \
+    ", d FROM " source                                                                   \
+    " ON CONFLICT (queue, state, shard) DO UPDATE SET n = task_counts.n + excluded.n"
+
+Task read_task(const PgResult& r, int row) {
+    Task t;
+    t.id = r.text(row, 0);
+    t.queue = r.text(row, 1);
+    t.state = static_cast<TaskState>(r.int64(row, 2));
+    t.priority = r.int64(row, 3);
+    t.schedule_at = to_seconds(r.int64(row, 4));
+    t.items = detail::items_from_json(r.text(row, 5));
+    t.attempt_count = r.int64(row, 6);
+    t.max_attempts = r.int64(row, 7);
+    t.last_error = r.text(row, 8);
+    t.dedup_key = r.is_null(row, 9) ? std::string() : std::string(r.text(row, 9));
+    t.created_at = to_seconds(r.int64(row, 10));
+    t.updated_at = to_seconds(r.int64(row, 11));
+    t.heartbeat_at = to_seconds(r.int64(row, 12));
+    return t;
+}
+
+class PostgresStore final : public Store {
+  public:
+    PostgresStore(std::string conninfo, const QueueConfig& config)
+        : conninfo_(std::move(conninfo)),
+          schema_(config.postgres_schema),
+          pool_size_(static_cast<std::size_t>(config.postgres_pool_size)) {}
+
+    ~PostgresStore() override { close(); }
+    PostgresStore(const PostgresStore&) = delete;
+    PostgresStore& operator=(const PostgresStore&) = delete;
+
+    void migrate() override {
+        with_conn([&](PgConnection& c, int) {
+            Transaction txn(c);
+            // One migrator per schema at a time, across processes and machines.
+            c.run_once("SELECT pg_advisory_xact_lock(hashtext($1))", {"voxq migrate " + schema_});
+            c.exec(("CREATE SCHEMA IF NOT EXISTS " + c.quote_identifier(schema_)).c_str());
+            c.use_schema(schema_);  // the schema may be new: resolve names again
+            c.exec(
+                "CREATE TABLE IF NOT EXISTS voxq_schema (version INTEGER PRIMARY KEY, "
+                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+            const std::int64_t current =
+                c.run_once("SELECT COALESCE(MAX(version), 0) FROM voxq_schema", {}).int64(0, 0);
+            for (const Migration& m : kMigrations) {
+                if (m.version <= current) continue;
+                c.exec(m.sql);
+                c.run_once("INSERT INTO voxq_schema (version) VALUES ($1)", {param(m.version)});
+            }
+            txn.commit();
+        });
+    }
+
+    std::int64_t schema_version() override {
+        return with_conn([&](PgConnection& c, int) -> std::int64_t {
+            if (c.run_once("SELECT to_regclass('voxq_schema') IS NOT NULL", {}).text(0, 0) != "t") {
+                return 0;
+            }
+            return c.run_once("SELECT COALESCE(MAX(version), 0) FROM voxq_schema", {}).int64(0, 0);
+        });
+    }
+
+    TaskInsertResult task_insert(const TaskInsertParams& params) override {
+        const std::vector<Task>& tasks = *params.tasks;
+        nlohmann::json rows = nlohmann::json::array();
+        bool any_dedup = false;
+        for (std::size_t i = 0; i < tasks.size(); ++i) {
+            const Task& t = tasks[i];
+            any_dedup = any_dedup || !t.dedup_key.empty();
+            rows.push_back({{"ord", i},
+                            {"id", t.id},
+                            {"queue", t.queue},
+                            {"priority", t.priority},
+                            {"schedule_at", to_us(t.schedule_at)},
+                            {"items", detail::items_to_json(t.items)},
+                            {"max_attempts", t.max_attempts},
+                            {"dedup_key", t.dedup_key.empty() ? nlohmann::json(nullptr)
+                                                              : nlohmann::json(t.dedup_key)},
+                            {"created_at", to_us(t.created_at)},
+                            {"updated_at", to_us(t.updated_at)}});
+        }
+        return with_conn([&](PgConnection& c, int shard) {
+            Transaction txn(c);
+            TaskInsertResult result;
+            std::vector<std::string> inserted_ids;
+            try {
+                // One statement for the whole batch: the rows travel as one JSON
+                // parameter; new rows are counted in the same statement.
+                const PgResult r = c.run(
+                    "voxq_insert",
+                    "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord INT, id "
+                    "TEXT, queue TEXT, priority BIGINT, schedule_at BIGINT, items TEXT, "
+                    "max_attempts BIGINT, dedup_key TEXT, created_at BIGINT, updated_at BIGINT)), "
+                    "ins AS (INSERT INTO tasks (id, queue, state, priority, schedule_at, items, "
+                    "max_attempts, dedup_key, created_at, updated_at) SELECT id, queue, 0, "
+                    "priority, schedule_at, items, max_attempts, dedup_key, created_at, updated_at "
+                    "FROM input ORDER BY ord ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT "
+                    "NULL DO NOTHING RETURNING id, queue), "
+                    "counted AS (" VOXQ_PG_COUNT(
+                        "(SELECT queue, 0::smallint AS state, count(*) AS d FROM ins GROUP BY "
+                        "queue) AS n",
+                        "$2::smallint") ") SELECT id FROM ins",
+                    {rows.dump(), param(shard)});
+                for (int i = 0; i < r.rows(); ++i) inserted_ids.emplace_back(r.text(i, 0));
+            } catch (const PgStatementError& e) {
+                if (e.sqlstate() == "23505" && e.constraint() == "tasks_pkey") {
+                    txn.rollback();
+                    throw DuplicateTaskError(first_existing_id(c, tasks));
+                }
+                throw;
+            }
+            result.inserted = inserted_ids.size();
+            if (any_dedup && result.inserted < tasks.size()) {
+                // Tasks not inserted met an existing dedup key: report its task's id.
+                std::sort(inserted_ids.begin(), inserted_ids.end());
+                for (std::size_t i = 0; i < tasks.size(); ++i) {
+                    const Task& t = tasks[i];
+                    if (t.dedup_key.empty() ||
+                        std::binary_search(inserted_ids.begin(), inserted_ids.end(), t.id)) {
+                        continue;
+                    }
+                    const PgResult r = c.run(
+                        "voxq_dedup_id", "SELECT id FROM tasks WHERE queue = $1 AND dedup_key = $2",
+                        {t.queue, t.dedup_key});
+                    if (r.rows() == 1) result.deduplicated.emplace_back(i, r.text(0, 0));
+                }
+            }
+            txn.commit();
+            return result;
+        });
+    }
+
+    std::vector<Task> task_claim(const TaskClaimParams& p) override {
+        return with_conn([&](PgConnection& c, int shard) {
+        // One statement: pick due rows in claim order, skipping rows another
+        // worker holds, move them to PROCESSING and count the move.
+#define VOXQ_PG_CLAIM(filter)                                                                    \
+    "WITH picked AS (SELECT id FROM tasks WHERE state = 0 AND schedule_at <= $1::bigint " filter \
+    " ORDER BY priority DESC, schedule_at, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED), "        \
+    "moved AS (UPDATE tasks t SET state = 1, attempt_count = t.attempt_count + 1, "              \
+    "heartbeat_at = $1::bigint, updated_at = $1::bigint FROM picked WHERE t.id = picked.id "     \
+    "RETURNING " VOXQ_PG_COLUMNS_T "), counted AS (" VOXQ_PG_COUNT(                              \
+        "(SELECT queue, s.state, s.sign * count(*) AS d FROM moved, (VALUES (0::smallint, -1), " \
+        "(1::smallint, 1)) AS s(state, sign) GROUP BY queue, s.state, s.sign) AS n",             \
+        "$3::smallint") ") SELECT * FROM moved"
+            const PgResult r =
+                p.queue.empty() ? c.run("voxq_claim", VOXQ_PG_CLAIM(""),
+                                        {param(p.now_us), param(p.limit), param(shard)})
+                                : c.run("voxq_claim_queue", VOXQ_PG_CLAIM("AND queue = $4"),
+                                        {param(p.now_us), param(p.limit), param(shard), p.queue});
+#undef VOXQ_PG_CLAIM
+            std::vector<Task> claimed;
+            claimed.reserve(static_cast<std::size_t>(r.rows()));
+            for (int i = 0; i < r.rows(); ++i) claimed.push_back(read_task(r, i));
+            std::sort(claimed.begin(), claimed.end(), [](const Task& a, const Task& b) {
+                if (a.priority != b.priority) return a.priority > b.priority;
+                if (a.schedule_at != b.schedule_at) return a.schedule_at < b.schedule_at;
+                return a.id < b.id;
+            });
+            return claimed;
+        });
+    }
+
+    TaskStateChange task_set_state(const TaskSetStateParams& p) override {
+        return with_conn([&](PgConnection& c, int shard) {
+            const PgResult r = c.run(
+                "voxq_set_state",
+                "WITH moved AS (UPDATE tasks SET state = $2::smallint, updated_at = $3::bigint, "
+                "attempt_count = CASE WHEN $4::boolean THEN 0 ELSE attempt_count + $5::bigint END, "
+                "schedule_at = CASE WHEN $6::boolean THEN $3::bigint ELSE schedule_at END, "
+                "heartbeat_at = CASE WHEN $7::boolean THEN $3::bigint ELSE heartbeat_at END, "
+                "last_error = COALESCE($8::text, last_error), "
+                "not_before = COALESCE($9::bigint, 0) "
+                "WHERE id = $1::text AND state = $10::smallint AND "
+                "($11::bigint IS NULL OR attempt_count = $11::bigint) "
+                "RETURNING queue, attempt_count), "
+                "counted AS (" VOXQ_PG_COUNT(
+                    "(SELECT queue, s.state, s.d FROM moved, (VALUES ($10::smallint, -1), "
+                    "($2::smallint, 1)) AS s(state, d) WHERE $10::smallint <> $2::smallint) AS n",
+                    "$12::smallint") "), "
+                "logged AS (INSERT INTO task_errors (task_id, seq, attempt, at, message) "
+                "SELECT $1::text, COALESCE((SELECT max(seq) FROM task_errors WHERE task_id = "
+                "$1::text), 0) + 1, attempt_count, $3::bigint, $8::text FROM moved WHERE $8::text "
+                "IS NOT NULL), "
+                "trimmed AS (DELETE FROM task_errors WHERE $8::text IS NOT NULL AND EXISTS "
+                "(SELECT 1 FROM moved) AND task_id = $1::text AND seq <= (SELECT max(seq) FROM "
+                "task_errors WHERE task_id = $1::text) + 1 - $13::bigint) "
+                "SELECT queue, attempt_count FROM moved",
+                {p.id, param(static_cast<std::int64_t>(p.to)), param(p.now_us),
+                 flag(p.reset_attempts), param(p.attempt_delta), flag(p.schedule_now),
+                 flag(p.touch_heartbeat), p.error ? Param(*p.error) : null_param(),
+                 p.not_before_us ? param(*p.not_before_us) : null_param(),
+                 param(static_cast<std::int64_t>(p.from)),
+                 p.attempt ? param(*p.attempt) : null_param(), param(shard),
+                 param(p.error_history_limit)});
+            if (r.rows() == 0) explain_refusal(c, p);
+            return TaskStateChange{std::string(r.text(0, 0)), r.int64(0, 1)};
+        });
+    }
+
+    std::vector<Task> task_rescue(const TaskRescueParams& p) override {
+        return with_conn([&](PgConnection& c, int shard) {
+            Transaction txn(c);
+            std::vector<std::pair<Task, std::int64_t>> candidates;  // task, not_before
+            {
+                const PgResult r = c.run("voxq_rescue_retryable",
+                                         "SELECT " VOXQ_PG_COLUMNS
+                                         ", not_before FROM tasks WHERE "
+                                         "state = 3 ORDER BY updated_at LIMIT $1::bigint FOR "
+                                         "UPDATE SKIP LOCKED",
+                                         {param(p.limit)});
+                for (int i = 0; i < r.rows(); ++i)
+                    candidates.emplace_back(read_task(r, i), r.int64(i, 13));
+            }
+            const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
+            if (remaining > 0) {
+                const PgResult r =
+                    c.run("voxq_rescue_expired",
+                          "SELECT " VOXQ_PG_COLUMNS
+                          ", not_before FROM tasks WHERE "
+                          "state = 1 AND heartbeat_at <= $1::bigint ORDER BY "
+                          "heartbeat_at LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
+                          {param(p.now_us - p.visibility_timeout_us), param(remaining)});
+                for (int i = 0; i < r.rows(); ++i)
+                    candidates.emplace_back(read_task(r, i), r.int64(i, 13));
+            }
+            std::map<std::pair<std::string, int>, std::int64_t> deltas;
+            std::vector<Task> moved;
+            for (auto& [task, not_before] : candidates) {
+                const TaskState from = task.state;
+                const bool expired = from == TaskState::PROCESSING;
+                if (expired) task.last_error = "visibility timeout expired";
+                const std::int64_t limit =
+                    task.max_attempts > 0 ? task.max_attempts : p.max_attempts;
+                std::int64_t schedule_us = to_us(task.schedule_at);
+                if (task.attempt_count >= limit) {
+                    task.state = TaskState::DISCARDED;
+                } else {
+                    task.state = TaskState::PENDING;
+                    schedule_us = std::max(
+                        p.now_us + to_us(p.policy.delay_after(task.attempt_count)), not_before);
+                }
+                // The rows are locked by this transaction: the guard always holds.
+                c.run(
+                    "voxq_rescue_move",
+                    "UPDATE tasks SET state = $2::smallint, schedule_at = $3::bigint, last_error = "
+                    "$4::text, updated_at = $5::bigint, not_before = 0 WHERE id = $1::text",
+                    {task.id, param(static_cast<std::int64_t>(task.state)), param(schedule_us),
+                     task.last_error, param(p.now_us)});
+                if (expired) {
+                    c.run("voxq_rescue_log",
+                          "WITH logged AS (INSERT INTO task_errors (task_id, seq, attempt, at, "
+                          "message) SELECT $1::text, COALESCE(max(seq), 0) + 1, $2::bigint, "
+                          "$3::bigint, $4::text FROM task_errors WHERE task_id = $1::text) "
+                          "DELETE FROM task_errors WHERE task_id = $1::text AND seq <= (SELECT "
+                          "max(seq) FROM task_errors WHERE task_id = $1::text) + 1 - $5::bigint",
+                          {task.id, param(task.attempt_count), param(p.now_us), task.last_error,
+                           param(p.error_history_limit)});
+                }
+                deltas[{task.queue, static_cast<int>(from)}] -= 1;
+                deltas[{task.queue, static_cast<int>(task.state)}] += 1;
+                task.schedule_at = to_seconds(schedule_us);
+                task.updated_at = to_seconds(p.now_us);
+                moved.push_back(std::move(task));
+            }
+            add_counts(c, shard, deltas);
+            txn.commit();
+            return moved;
+        });
+    }
+
+    std::optional<Task> task_get(const std::string& id) override {
+        return with_conn([&](PgConnection& c, int) -> std::optional<Task> {
+            Transaction txn(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            const PgResult r =
+                c.run("voxq_get", "SELECT " VOXQ_PG_COLUMNS " FROM tasks WHERE id = $1", {id});
+            if (r.rows() == 0) return std::nullopt;
+            Task t = read_task(r, 0);
+            const PgResult e = c.run("voxq_get_errors",
+                                     "SELECT attempt, at, message FROM task_errors WHERE task_id = "
+                                     "$1 ORDER BY seq",
+                                     {id});
+            for (int i = 0; i < e.rows(); ++i) {
+                t.error_history.push_back(
+                    TaskError{e.int64(i, 0), to_seconds(e.int64(i, 1)), std::string(e.text(i, 2))});
+            }
+            txn.commit();
+            return t;
+        });
+    }
+
+    TaskPage task_list(const TaskListParams& p) override {
+        return with_conn([&](PgConnection& c, int) {
+            const std::string before = p.cursor.empty() ? std::string("~") : p.cursor;
+            const std::vector<Param> args{before, p.queue, param(p.limit + 1)};
+            // The state is a literal so the planner can use the state's partial index.
+#define VOXQ_PG_LIST(state)                                      \
+    "SELECT " VOXQ_PG_COLUMNS " FROM tasks WHERE state = " state \
+    " AND id < $1 AND ($2 = '' OR "                              \
+    "queue = $2) ORDER BY id DESC LIMIT $3::bigint"
+            const PgResult r = [&] {
+                if (!p.state) {
+                    return c.run("voxq_list",
+                                 "SELECT " VOXQ_PG_COLUMNS
+                                 " FROM tasks WHERE id < $1 AND ($2 = '' "
+                                 "OR queue = $2) ORDER BY id DESC LIMIT $3::bigint",
+                                 args);
+                }
+                switch (*p.state) {
+                    case TaskState::PENDING:
+                        return c.run("voxq_list_0", VOXQ_PG_LIST("0"), args);
+                    case TaskState::PROCESSING:
+                        return c.run("voxq_list_1", VOXQ_PG_LIST("1"), args);
+                    case TaskState::COMPLETED:
+                        return c.run("voxq_list_2", VOXQ_PG_LIST("2"), args);
+                    case TaskState::RETRYABLE:
+                        return c.run("voxq_list_3", VOXQ_PG_LIST("3"), args);
+                    case TaskState::CANCELLED:
+                        return c.run("voxq_list_4", VOXQ_PG_LIST("4"), args);
+                    case TaskState::DISCARDED:
+                        return c.run("voxq_list_5", VOXQ_PG_LIST("5"), args);
+                }
+                throw StoreError("list: unknown state", false);
+            }();
+#undef VOXQ_PG_LIST
+            TaskPage page;
+            for (int i = 0; i < r.rows(); ++i) page.tasks.push_back(read_task(r, i));
+            if (static_cast<std::int64_t>(page.tasks.size()) > p.limit) {
+                page.tasks.pop_back();
+                page.next_cursor = page.tasks.back().id;
+            }
+            return page;
+        });
+    }
+
+    std::int64_t task_purge(const TaskPurgeParams& p) override {
+        std::int64_t total = 0;
+        for (TaskState state : p.states) {
+            // Bounded statements, so a large purge never holds many row locks.
+            for (;;) {
+                const std::int64_t deleted = with_conn([&](PgConnection& c, int shard) {
+                    const std::vector<Param> args{param(p.updated_before_us), param(p.chunk),
+                                                  param(shard)};
+#define VOXQ_PG_PURGE(state)                                                                     \
+    "WITH gone AS (DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = " state     \
+    " AND updated_at <= $1::bigint ORDER BY id LIMIT $2::bigint FOR UPDATE SKIP LOCKED) "        \
+    "RETURNING id, queue), errors AS (DELETE FROM task_errors WHERE task_id IN (SELECT id FROM " \
+    "gone)), counted AS (" VOXQ_PG_COUNT(                                                        \
+        "(SELECT queue, " state                                                                  \
+        "::smallint AS state, -count(*) AS d FROM gone GROUP BY queue) AS n",                    \
+        "$3::smallint") ") SELECT count(*) FROM gone"
+                    switch (state) {
+                        case TaskState::COMPLETED:
+                            return c.run("voxq_purge_2", VOXQ_PG_PURGE("2"), args).int64(0, 0);
+                        case TaskState::CANCELLED:
+                            return c.run("voxq_purge_4", VOXQ_PG_PURGE("4"), args).int64(0, 0);
+                        case TaskState::DISCARDED:
+                            return c.run("voxq_purge_5", VOXQ_PG_PURGE("5"), args).int64(0, 0);
+                        default:
+                            break;
+                    }
+#undef VOXQ_PG_PURGE
+                    throw StoreError("purge: only finished states can be purged", false);
+                });
+                total += deleted;
+                if (deleted < p.chunk) break;
+            }
+        }
+        return total;
+    }
+
+    StateCounts task_count(const TaskCountParams& p) override {
+        return with_conn([&](PgConnection& c, int) {
+            const PgResult r = c.run("voxq_count",
+                                     "SELECT state, sum(n) FROM task_counts WHERE ($1 = '' OR "
+                                     "queue = $1) GROUP BY state",
+                                     {p.queue});
+            StateCounts counts{};
+            for (int i = 0; i < r.rows(); ++i) {
+                const auto state = static_cast<std::size_t>(r.int64(i, 0));
+                if (state < counts.size()) counts[state] = r.int64(i, 1);
+            }
+            return counts;
+        });
+    }
+
+    void close() override {
+        std::unique_lock lock(mutex_);
+        closed_ = true;
+        // Wait for connections in use, then drop all.
+        returned_.wait(lock, [&] { return in_use_ == 0; });
+        idle_.clear();
+    }
+
+  private:
+    // BEGIN ... COMMIT; rolls back unless committed (if the connection still works).
+    class Transaction {
+      public:
+        explicit Transaction(PgConnection& c, const char* begin = "BEGIN") : c_(c) {
+            c_.exec(begin);
+        }
+        Transaction(const Transaction&) = delete;
+        Transaction& operator=(const Transaction&) = delete;
+        ~Transaction() {
+            if (open_ && c_.healthy()) {
+                PQclear(PQexec(c_.handle(), "ROLLBACK"));
+            }
+        }
+        void commit() {
+            c_.exec("COMMIT");
+            open_ = false;
+        }
+        void rollback() {
+            open_ = false;
+            c_.exec("ROLLBACK");
+        }
+
+      private:
+        PgConnection& c_;
+        bool open_ = true;
+    };
+
+    struct Pooled {
+        std::unique_ptr<PgConnection> conn;
+        int shard;
+    };
+
+    // Runs fn(connection, shard) on a pooled connection. A connection that broke
+    // is dropped, so the next call reconnects.
+    template <typename F>
+    auto with_conn(F&& fn) -> decltype(fn(std::declval<PgConnection&>(), 0)) {
+        Pooled pooled = acquire();
+        struct GiveBack {
+            PostgresStore* self;
+            Pooled& pooled;
+            ~GiveBack() { self->release(std::move(pooled)); }
+        } give_back{this, pooled};
+        return fn(*pooled.conn, pooled.shard);
+    }
+
+    Pooled acquire() {
+        std::unique_lock lock(mutex_);
+        returned_.wait(lock, [&] { return closed_ || !idle_.empty() || in_use_ < pool_size_; });
+        if (closed_) throw QueueError("the store is closed");
+        ++in_use_;
+        if (!idle_.empty()) {
+            Pooled p = std::move(idle_.back());
+            idle_.pop_back();
+            return p;
+        }
+        const int shard = next_shard_++ % kCountShards;
+        lock.unlock();
+        try {
+            return Pooled{std::make_unique<PgConnection>(conninfo_, schema_), shard};
+        } catch (...) {
+            std::lock_guard relock(mutex_);
+            --in_use_;
+            returned_.notify_one();
+            throw;
+        }
+    }
+
+    void release(Pooled&& p) {
+        std::lock_guard lock(mutex_);
+        --in_use_;
+        if (!closed_ && p.conn && p.conn->healthy()) idle_.push_back(std::move(p));
+        returned_.notify_all();
+    }
+
+    static void add_counts(PgConnection& c, int shard,
+                           const std::map<std::pair<std::string, int>, std::int64_t>& deltas) {
+        for (const auto& [key, n] : deltas) {
+            if (n == 0) continue;
+            c.run(
+                "voxq_count_add",
+                "INSERT INTO task_counts (queue, state, shard, n) VALUES ($1, $2::smallint, "
+                "$3::smallint, $4::bigint) ON CONFLICT (queue, state, shard) DO UPDATE SET n = "
+                "task_counts.n + excluded.n",
+                {key.first, param(static_cast<std::int64_t>(key.second)), param(shard), param(n)});
+        }
+    }
+
+    [[noreturn]] static void explain_refusal(PgConnection& c, const TaskSetStateParams& p) {
+        const PgResult r =
+            c.run("voxq_explain", "SELECT state, attempt_count FROM tasks WHERE id = $1", {p.id});
+        if (r.rows() == 0) throw TaskNotFoundError(p.id);
+        const auto current = static_cast<TaskState>(r.int64(0, 0));
+        const std::int64_t attempt = r.int64(0, 1);
+        if (current == p.from && p.attempt && *p.attempt != attempt) {
+            throw InvalidStateTransitionError(p.id, current, p.operation, attempt, *p.attempt);
+        }
+        throw InvalidStateTransitionError(p.id, current, p.operation, p.from);
+    }
+
+    // The first id of `tasks` that is already stored (for DuplicateTaskError).
+    static std::string first_existing_id(PgConnection& c, const std::vector<Task>& tasks) {
+        nlohmann::json ids = nlohmann::json::array();
+        for (const Task& t : tasks) ids.push_back(t.id);
+        const PgResult r = c.run("voxq_existing",
+                                 "SELECT id FROM tasks WHERE id IN (SELECT "
+                                 "jsonb_array_elements_text($1::jsonb)) LIMIT 1",
+                                 {ids.dump()});
+        return r.rows() > 0 ? std::string(r.text(0, 0)) : std::string("(unknown)");
+    }
+
+    const std::string conninfo_;
+    const std::string schema_;
+    const std::size_t pool_size_;
+
+    std::mutex mutex_;
+    std::condition_variable returned_;
+    std::vector<Pooled> idle_;  // guarded by mutex_
+    std::size_t in_use_ = 0;    // guarded by mutex_
+    int next_shard_ = 0;        // guarded by mutex_
+    bool closed_ = false;       // guarded by mutex_
+};
+
+}  // namespace
+
+std::unique_ptr<Store> open_postgres_store(const std::string& conninfo, const QueueConfig& config) {
+    return std::make_unique<PostgresStore>(conninfo, config);
+}
+
+}  // namespace voxq::pg
