@@ -35,6 +35,7 @@ inline std::string fresh_schema() {
 // Runs one SQL command on the test server (for setup and cleanup).
 inline void pg_exec(const std::string& sql) {
     PGconn* c = PQconnectdb(pg_test_url().c_str());
+    PQclear(PQexec(c, "SET client_min_messages = warning"));
     PGresult* r = PQexec(c, sql.c_str());
     PQclear(r);
     PQfinish(c);

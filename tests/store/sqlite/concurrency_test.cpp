@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/drain.hpp"
 #include "support/processes.hpp"
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
@@ -25,41 +26,6 @@ namespace {
 
 using testing::make_tasks;
 using testing::TempDir;
-
-// Drains `queue` with `threads` threads, each dequeuing `batch` at a time and
-// completing each task individually (as the guide's worker does). Returns the
-// ids each thread completed.
-std::vector<std::string> drain(WorkerQueue& queue, int threads, std::int64_t batch,
-                               std::atomic<std::int64_t>& dequeued) {
-    std::mutex mu;
-    std::vector<std::string> completed;
-    std::vector<std::thread> pool;
-    for (int i = 0; i < threads; ++i) {
-        pool.emplace_back([&] {
-            std::vector<std::string> mine;
-            int idle = 0;
-            while (idle < 3) {
-                auto tasks = queue.dequeue(batch);
-                if (tasks.empty()) {
-                    ++idle;
-                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-                    continue;
-                }
-                idle = 0;
-                dequeued += static_cast<std::int64_t>(tasks.size());
-                for (const Task& t : tasks) {
-                    EXPECT_EQ(t.attempt_count, 1);
-                    queue.mark_as_complete(t.id, t.attempt_count);
-                    mine.push_back(t.id);
-                }
-            }
-            std::lock_guard lock(mu);
-            completed.insert(completed.end(), mine.begin(), mine.end());
-        });
-    }
-    for (auto& t : pool) t.join();
-    return completed;
-}
 
 TEST(SqliteConcurrency, EightThreadsCompleteEachTaskExactlyOnce) {
     TempDir dir;
@@ -74,10 +40,11 @@ TEST(SqliteConcurrency, EightThreadsCompleteEachTaskExactlyOnce) {
         ASSERT_EQ(queue.enqueue(batch), 500U);
         for (const Task& t : batch) ids.push_back(t.id);
     }
-    std::atomic<std::int64_t> dequeued = 0;
-    const std::vector<std::string> completed = drain(queue, 8, 10, dequeued);
+    const testing::DrainResult drained = testing::drain(queue, testing::with_threads(8));
+    const std::vector<std::string>& completed = drained.completed;
 
-    EXPECT_EQ(dequeued.load(), static_cast<std::int64_t>(kTasks)) << "a task was handed out twice";
+    EXPECT_EQ(drained.dequeued, static_cast<std::int64_t>(kTasks)) << "a task was handed out twice";
+    EXPECT_EQ(drained.store_errors, 0);
     EXPECT_EQ(completed.size(), kTasks);
     EXPECT_EQ(std::set<std::string>(completed.begin(), completed.end()),
               std::set<std::string>(ids.begin(), ids.end()));
@@ -144,11 +111,10 @@ TEST(SqliteConcurrency, FourProcessesOnOneFileCompleteEachTaskExactlyOnce) {
         children.push_back(testing::spawn([&, p] {
             WorkerQueue queue(config);
             queue.initialize();
-            std::atomic<std::int64_t> dequeued = 0;
-            const auto completed = drain(queue, 2, 10, dequeued);
+            const auto drained = testing::drain(queue, testing::with_threads(2));
             std::ofstream out(dir.file("completed-" + std::to_string(p)));
-            for (const std::string& id : completed) out << id << "\n";
-            if (dequeued.load() != static_cast<std::int64_t>(completed.size())) {
+            for (const std::string& id : drained.completed) out << id << "\n";
+            if (drained.dequeued != static_cast<std::int64_t>(drained.completed.size())) {
                 throw std::runtime_error("dequeued and completed differ");
             }
         }));
