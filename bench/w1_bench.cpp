@@ -73,15 +73,35 @@ double percentile(std::vector<double> v, double p) {
 }
 
 void remove_db(const std::string& path) {
+    if (path.rfind("postgres", 0) == 0) {
+        // A fresh schema: drop the old one through the store's own connection.
+        std::string cmd = "psql -q -X '" + path +
+                          "' -c 'SET client_min_messages = warning' -c 'DROP SCHEMA IF EXISTS "
+                          "voxq_bench CASCADE' >/dev/null";
+        if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "could not drop voxq_bench\n");
+        return;
+    }
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+}
+
+// `db`: a SQLite file path, or a postgresql:// URL.
+bool is_postgres(const std::string& db) {
+    return db.rfind("postgres", 0) == 0;
 }
 
 voxq::QueueConfig config_for(const std::string& db, const std::string& sync) {
     voxq::QueueConfig config;
-    config.database_url = "sqlite:///" + std::filesystem::absolute(db).string();
+    config.database_url =
+        is_postgres(db) ? db : "sqlite:///" + std::filesystem::absolute(db).string();
+    if (is_postgres(db)) config.postgres_schema = "voxq_bench";
     config.sqlite_synchronous =
         sync == "FULL" ? voxq::SqliteSynchronous::Full : voxq::SqliteSynchronous::Normal;
     return config;
+}
+
+std::string store_name(const std::string& db, const std::string& sync) {
+    if (is_postgres(db)) return "PostgreSQL synchronous_commit=on";
+    return std::string("SQLite ") + voxq::sqlite_version() + " WAL+" + sync;
 }
 
 // Worker threads as the guide's worker loop: claim a few, acknowledge each one.
@@ -180,10 +200,10 @@ int run_w1(const std::string& db, const std::string& sync, std::size_t n, std::s
     const bool verified = stats.at("completed") == static_cast<std::int64_t>(n + latency_n) &&
                           handled.load() == n && stats.at("total") == stats.at("completed");
     std::printf(
-        "RESULT {\"system\":\"voxq\",\"store\":\"SQLite %s WAL+%s\",\"workers\":%d,\"n\":%zu,"
+        "RESULT {\"system\":\"voxq\",\"store\":\"%s\",\"workers\":%d,\"n\":%zu,"
         "\"enqueue\":%.0f,"
         "\"drain\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"drain_rss_mb\":%.1f,\"verified\":%s}\n",
-        voxq::sqlite_version(), sync.c_str(), worker_threads, n, enqueue_rate, drain_rate,
+        store_name(db, sync).c_str(), worker_threads, n, enqueue_rate, drain_rate,
         percentile(latencies_ms, 0.5), percentile(latencies_ms, 0.99), drain_rss,
         verified ? "true" : "false");
     queue.close();
@@ -242,7 +262,9 @@ int main(int argc, char** argv) {
                                               {"--n", "20000"},          {"--latency-n", "1000"},
                                               {"--rows", "1000000"},     {"--workers", "4"}};
     for (int i = 2; i + 1 < argc; i += 2) opt[argv[i]] = argv[i + 1];
-    std::filesystem::create_directories(std::filesystem::path(opt["--db"]).parent_path());
+    if (!is_postgres(opt["--db"])) {
+        std::filesystem::create_directories(std::filesystem::path(opt["--db"]).parent_path());
+    }
     if (mode == "w1") {
         return run_w1(opt["--db"], opt["--sync"], std::stoul(opt["--n"]),
                       std::stoul(opt["--latency-n"]), std::stoi(opt["--workers"]));

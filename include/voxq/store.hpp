@@ -16,6 +16,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -126,6 +127,14 @@ class Store {
     [[nodiscard]] virtual TaskPage task_list(const TaskListParams& params) = 0;
     virtual std::int64_t task_purge(const TaskPurgeParams& params) = 0;
     [[nodiscard]] virtual StateCounts task_count(const TaskCountParams& params) = 0;
+
+    // Push wake-ups from other processes (a capability; the default has none).
+    // After this call the store invokes `on_work`, from a thread of its own, when
+    // any process makes tasks due (enqueue, release, resume, a sweep). Workers
+    // still poll, less often: a store may miss a wake-up (e.g. while reconnecting,
+    // or behind a pooler that drops LISTEN).
+    virtual void subscribe_to_work(std::function<void()> on_work) { (void)on_work; }
+    [[nodiscard]] virtual bool supports_push_wakeups() const { return false; }
 
     // Finishes pending writes and releases the database. Idempotent.
     virtual void close() = 0;

@@ -92,6 +92,8 @@ void WorkerQueue::initialize() {
     if (impl_->open) return;
     if (!impl_->store) impl_->store = open_store(impl_->config);
     impl_->store->migrate();
+    // Work made due by other processes wakes this one's idle workers too.
+    impl_->store->subscribe_to_work([impl = impl_.get()] { impl->signal_work(); });
     impl_->open = true;
 }
 

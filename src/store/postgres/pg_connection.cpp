@@ -1,5 +1,7 @@
 #include "store/postgres/pg_connection.hpp"
 
+#include <poll.h>
+
 #include <charconv>
 
 namespace voxq::pg {
@@ -79,6 +81,22 @@ std::string PgConnection::quote_identifier(const std::string& name) const {
 void PgConnection::use_schema(const std::string& schema) {
     // The schema name was validated (identifier characters only); quoted anyway.
     exec(("SET search_path TO " + quote_identifier(schema) + ", public").c_str());
+}
+
+bool PgConnection::wait_readable(int timeout_ms) {
+    pollfd pfd{PQsocket(conn_.get()), POLLIN, 0};
+    if (pfd.fd < 0) return false;
+    return poll(&pfd, 1, timeout_ms) > 0;
+}
+
+bool PgConnection::consume_notifications() {
+    if (PQconsumeInput(conn_.get()) == 0) return false;  // connection trouble: healthy() says
+    bool any = false;
+    while (PGnotify* n = PQnotifies(conn_.get())) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
 }
 
 PgResult PgConnection::check(PGresult* r, std::string_view context) {

@@ -93,6 +93,11 @@ class PgConnection {
     // Points unqualified names at `schema` (then public).
     void use_schema(const std::string& schema);
 
+    // Waits up to `timeout_ms` for data on the socket; true if some arrived.
+    bool wait_readable(int timeout_ms);
+    // Reads what arrived; true if it held at least one notification (consumed).
+    bool consume_notifications();
+
     // False once the server or network dropped this connection.
     [[nodiscard]] bool healthy() const { return PQstatus(conn_.get()) == CONNECTION_OK; }
     [[nodiscard]] PGconn* handle() const noexcept { return conn_.get(); }

@@ -4,9 +4,13 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <stop_token>
+#include <thread>
 
 #include "queue/task_json.hpp"
 #include "store/postgres/pg_connection.hpp"
@@ -64,6 +68,7 @@ class PostgresStore final : public Store {
     PostgresStore(std::string conninfo, const QueueConfig& config)
         : conninfo_(std::move(conninfo)),
           schema_(config.postgres_schema),
+          channel_("voxq_" + config.postgres_schema),
           pool_size_(static_cast<std::size_t>(config.postgres_pool_size)) {}
 
     ~PostgresStore() override { close(); }
@@ -139,8 +144,11 @@ class PostgresStore final : public Store {
                     "counted AS (" VOXQ_PG_COUNT(
                         "(SELECT queue, 0::smallint AS state, count(*) AS d FROM ins GROUP BY "
                         "queue) AS n",
-                        "$2::smallint") ") SELECT id FROM ins",
-                    {rows.dump(), param(shard)});
+                        "$2::smallint") "), "
+                    // Delivered at commit to every process LISTENing on the channel.
+                    "notified AS (SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM ins)) "
+                    "SELECT id FROM ins, (SELECT count(*) FROM notified) AS n",
+                    {rows.dump(), param(shard), channel_});
                 for (int i = 0; i < r.rows(); ++i) inserted_ids.emplace_back(r.text(i, 0));
             } catch (const PgStatementError& e) {
                 if (e.sqlstate() == "23505" && e.constraint() == "tasks_pkey") {
@@ -202,6 +210,20 @@ class PostgresStore final : public Store {
     }
 
     TaskStateChange task_set_state(const TaskSetStateParams& p) override {
+        const bool plain_complete = p.from == TaskState::PROCESSING &&
+                                    p.to == TaskState::COMPLETED && !p.error && !p.not_before_us &&
+                                    p.attempt_delta == 0 && !p.reset_attempts && !p.schedule_now &&
+                                    !p.touch_heartbeat;
+        if (plain_complete) {
+            if (auto done = complete_in_group(p)) return *done;
+            // Not completed by its group: run alone, which completes it or says why not.
+        }
+        return set_state_alone(p);
+    }
+
+    // One guarded transition in one statement (moves the row, counts the move,
+    // records the error).
+    TaskStateChange set_state_alone(const TaskSetStateParams& p) {
         return with_conn([&](PgConnection& c, int shard) {
             const PgResult r = c.run(
                 "voxq_set_state",
@@ -234,6 +256,7 @@ class PostgresStore final : public Store {
                  p.attempt ? param(*p.attempt) : null_param(), param(shard),
                  param(p.error_history_limit)});
             if (r.rows() == 0) explain_refusal(c, p);
+            if (p.to == TaskState::PENDING) notify(c);
             return TaskStateChange{std::string(r.text(0, 0)), r.int64(0, 1)};
         });
     }
@@ -304,6 +327,7 @@ class PostgresStore final : public Store {
                 moved.push_back(std::move(task));
             }
             add_counts(c, shard, deltas);
+            if (!moved.empty()) notify(c);
             txn.commit();
             return moved;
         });
@@ -424,7 +448,26 @@ class PostgresStore final : public Store {
         });
     }
 
+    bool supports_push_wakeups() const override {
+        return true;
+    }
+
+    // LISTEN on a connection of its own, in a thread that calls `on_work` for each
+    // notification, and reconnects (then calls `on_work` once, in case it missed
+    // one) when the connection drops.
+    void subscribe_to_work(std::function<void()> on_work) override {
+        std::lock_guard lock(mutex_);
+        if (listener_.joinable() || closed_) return;
+        listener_ = std::jthread([this, on_work = std::move(on_work)](std::stop_token stop) {
+            listen_loop(stop, on_work);
+        });
+    }
+
     void close() override {
+        if (listener_.joinable()) {
+            listener_.request_stop();
+            listener_.join();
+        }
         std::unique_lock lock(mutex_);
         closed_ = true;
         // Wait for connections in use, then drop all.
@@ -433,6 +476,124 @@ class PostgresStore final : public Store {
     }
 
   private:
+    void notify(PgConnection& c) {
+        c.run("voxq_notify", "SELECT pg_notify($1, '')", {channel_});
+    }
+
+    void listen_loop(const std::stop_token& stop, const std::function<void()>& on_work) {
+        while (!stop.stop_requested()) {
+            try {
+                PgConnection conn(conninfo_, schema_);
+                conn.exec(("LISTEN " + conn.quote_identifier(channel_)).c_str());
+                on_work();  // anything made due while we were not listening
+                while (!stop.stop_requested() && conn.healthy()) {
+                    if (conn.wait_readable(200)) {
+                        for (bool any = conn.consume_notifications(); any;
+                             any = conn.consume_notifications()) {
+                            on_work();
+                        }
+                    }
+                }
+            } catch (const StoreError&) {
+                // Server away: try again shortly. Workers keep polling meanwhile.
+            }
+            for (int i = 0; i < 10 && !stop.stop_requested(); ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+        }
+    }
+
+    // A completion waiting to be part of a group.
+    struct Completion {
+        const TaskSetStateParams* params;
+        std::optional<TaskStateChange> result;  // set if the group completed it
+        std::exception_ptr error;               // set if the group's statement failed
+        bool done = false;                      // guarded by completions_mutex_
+        bool leader = false;                    // guarded by completions_mutex_
+        std::condition_variable wake;
+    };
+
+    // Group acknowledgement: concurrent mark_as_complete calls of this process
+    // are completed by ONE statement, guarded by state and attempt for each task,
+    // run by the first caller in line (the leader) while the others wait. A task
+    // the statement did not complete (wrong state, stale attempt, or the same id
+    // twice in a group) comes back empty, and its caller runs it alone, which
+    // completes it or throws the precise error.
+    std::optional<TaskStateChange> complete_in_group(const TaskSetStateParams& p) {
+        Completion me;
+        me.params = &p;
+        std::unique_lock lock(completions_mutex_);
+        completions_.push_back(&me);
+        me.leader = completions_.size() == 1;
+        me.wake.wait(lock, [&] { return me.done || me.leader; });
+        if (!me.done) {
+            const std::size_t n = std::min<std::size_t>(completions_.size(), 1000);
+            std::vector<Completion*> group(completions_.begin(),
+                                           completions_.begin() + static_cast<long>(n));
+            lock.unlock();
+            run_completions(group);
+            lock.lock();
+            for (Completion* c : group) {
+                completions_.pop_front();
+                c->done = true;
+                if (c != &me) c->wake.notify_one();
+            }
+            if (!completions_.empty()) {
+                completions_.front()->leader = true;
+                completions_.front()->wake.notify_one();
+            }
+        }
+        lock.unlock();
+        if (me.error) std::rethrow_exception(me.error);
+        return me.result;
+    }
+
+    void run_completions(const std::vector<Completion*>& group) {
+        nlohmann::json rows = nlohmann::json::array();
+        std::set<std::string> ids;
+        std::int64_t now_us = 0;
+        for (const Completion* c : group) {
+            const TaskSetStateParams& p = *c->params;
+            now_us = std::max(now_us, p.now_us);
+            if (!ids.insert(p.id).second) continue;  // a repeat runs alone
+            rows.push_back(
+                {{"id", p.id},
+                 {"attempt", p.attempt ? nlohmann::json(*p.attempt) : nlohmann::json()}});
+        }
+        try {
+            with_conn([&](PgConnection& conn, int shard) {
+                const PgResult r = conn.run(
+                    "voxq_complete_group",
+                    "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id TEXT, "
+                    "attempt BIGINT)), moved AS (UPDATE tasks t SET state = 2, updated_at = "
+                    "$2::bigint, not_before = 0 FROM input WHERE t.id = input.id AND t.state = 1 "
+                    "AND (input.attempt IS NULL OR t.attempt_count = input.attempt) RETURNING "
+                    "t.id, t.queue, t.attempt_count), counted AS (" VOXQ_PG_COUNT(
+                        "(SELECT queue, s.state, s.sign * count(*) AS d FROM moved, (VALUES "
+                        "(1::smallint, -1), (2::smallint, 1)) AS s(state, sign) GROUP BY queue, "
+                        "s.state, s.sign) AS n",
+                        "$3::smallint") ") SELECT id, queue, attempt_count FROM moved",
+                    {rows.dump(), param(now_us), param(shard)});
+                std::map<std::string, TaskStateChange, std::less<>> completed;
+                for (int i = 0; i < r.rows(); ++i) {
+                    completed.emplace(std::string(r.text(i, 0)),
+                                      TaskStateChange{std::string(r.text(i, 1)), r.int64(i, 2)});
+                }
+                for (Completion* c : group) {
+                    auto it = completed.find(c->params->id);
+                    if (it == completed.end()) continue;
+                    c->result = it->second;
+                    completed.erase(it);  // a repeated id gets no result: it runs alone
+                }
+            });
+        } catch (const StoreError& e) {
+            for (Completion* c : group) {
+                c->error =
+                    std::make_exception_ptr(StoreError(e.what(), e.retryable(), e.in_doubt()));
+            }
+        }
+    }
+
     // BEGIN ... COMMIT; rolls back unless committed (if the connection still works).
     class Transaction {
       public:
@@ -545,7 +706,11 @@ class PostgresStore final : public Store {
 
     const std::string conninfo_;
     const std::string schema_;
+    const std::string channel_;  // NOTIFY channel of this schema
     const std::size_t pool_size_;
+
+    std::mutex completions_mutex_;
+    std::deque<Completion*> completions_;  // guarded by completions_mutex_
 
     std::mutex mutex_;
     std::condition_variable returned_;
@@ -553,6 +718,7 @@ class PostgresStore final : public Store {
     std::size_t in_use_ = 0;    // guarded by mutex_
     int next_shard_ = 0;        // guarded by mutex_
     bool closed_ = false;       // guarded by mutex_
+    std::jthread listener_;     // started once, under mutex_
 };
 
 }  // namespace

@@ -146,6 +146,25 @@ TEST_F(PostgresStore, AKilledWorkersTasksComeBackThroughTheSweep) {
     EXPECT_GE(ids.size(), kTasks - 2);
 }
 
+TEST_F(PostgresStore, WorkAddedByAnotherProcessWakesIdleWorkers) {
+    WorkerQueue worker(config_);
+    worker.initialize();
+    WorkerQueue producer(config_);  // its own store and connections: only the server links them
+    producer.initialize();
+    // The listener signals once when it starts LISTENing (epoch 0 -> 1): after
+    // that, only a notification can end a wait early.
+    ASSERT_TRUE(worker.wait_for_work(0, 30)) << "the listener never started";
+    const std::uint64_t epoch = worker.work_epoch();
+    std::thread enqueue([&] {
+        std::vector<Task> batch = make_tasks(1);
+        producer.enqueue(batch);
+    });
+    // True only if woken: a timeout returns false.
+    EXPECT_TRUE(worker.wait_for_work(epoch, 30)) << "no NOTIFY arrived";
+    enqueue.join();
+    EXPECT_EQ(worker.dequeue().size(), 1U);
+}
+
 TEST_F(PostgresStore, ProcessesMigratingAtOnceApplyEachMigrationOnce) {
     std::vector<pid_t> children;
     for (int i = 0; i < 4; ++i) {
