@@ -22,6 +22,7 @@ namespace voxq::pg {
 namespace {
 
 constexpr int kCountShards = 32;
+constexpr int kGroupsInFlight = 4;  // completion groups running at once per process
 
 double to_seconds(std::int64_t us) {
     return static_cast<double>(us) / 1e6;
@@ -509,13 +510,14 @@ class PostgresStore final : public Store {
         std::optional<TaskStateChange> result;  // set if the group completed it
         std::exception_ptr error;               // set if the group's statement failed
         bool done = false;                      // guarded by completions_mutex_
-        bool leader = false;                    // guarded by completions_mutex_
         std::condition_variable wake;
     };
 
-    // Group acknowledgement: concurrent mark_as_complete calls of this process
-    // are completed by ONE statement, guarded by state and attempt for each task,
-    // run by the first caller in line (the leader) while the others wait. A task
+    // Group acknowledgement: when more completions arrive than kGroupsInFlight
+    // statements can carry at once, the ones that queue up are completed by ONE
+    // statement, guarded by state and attempt for each task, run by the first
+    // caller in line (the leader) while the others wait. Without contention a
+    // completion runs alone, which is quicker than a group of one. A task
     // the statement did not complete (wrong state, stale attempt, or the same id
     // twice in a group) comes back empty, and its caller runs it alone, which
     // completes it or throws the precise error.
@@ -523,25 +525,45 @@ class PostgresStore final : public Store {
         Completion me;
         me.params = &p;
         std::unique_lock lock(completions_mutex_);
+        if (completions_.empty() && groups_in_flight_ + solo_in_flight_ < kGroupsInFlight) {
+            // No contention: the single-task statement is quicker than a group of one.
+            ++solo_in_flight_;
+            lock.unlock();
+            struct Done {
+                PostgresStore* self;
+                ~Done() {
+                    std::lock_guard relock(self->completions_mutex_);
+                    --self->solo_in_flight_;
+                    if (!self->completions_.empty()) self->completions_.front()->wake.notify_one();
+                }
+            } done{this};
+            return set_state_alone(p);
+        }
         completions_.push_back(&me);
-        me.leader = completions_.size() == 1;
-        me.wake.wait(lock, [&] { return me.done || me.leader; });
+        // Up to kGroupsInFlight groups run at once: with few callers each runs
+        // at once (PostgreSQL merges their commits' WAL flushes anyway); with
+        // many, the ones queued behind busy groups form the next group.
+        auto can_lead = [&] {
+            return !completions_.empty() && completions_.front() == &me &&
+                   groups_in_flight_ + solo_in_flight_ < kGroupsInFlight;
+        };
+        me.wake.wait(lock, [&] { return me.done || can_lead(); });
         if (!me.done) {
             const std::size_t n = std::min<std::size_t>(completions_.size(), 1000);
             std::vector<Completion*> group(completions_.begin(),
                                            completions_.begin() + static_cast<long>(n));
+            completions_.erase(completions_.begin(), completions_.begin() + static_cast<long>(n));
+            ++groups_in_flight_;
+            if (!completions_.empty()) completions_.front()->wake.notify_one();
             lock.unlock();
             run_completions(group);
             lock.lock();
+            --groups_in_flight_;
             for (Completion* c : group) {
-                completions_.pop_front();
                 c->done = true;
                 if (c != &me) c->wake.notify_one();
             }
-            if (!completions_.empty()) {
-                completions_.front()->leader = true;
-                completions_.front()->wake.notify_one();
-            }
+            if (!completions_.empty()) completions_.front()->wake.notify_one();
         }
         lock.unlock();
         if (me.error) std::rethrow_exception(me.error);
@@ -549,31 +571,39 @@ class PostgresStore final : public Store {
     }
 
     void run_completions(const std::vector<Completion*>& group) {
-        nlohmann::json rows = nlohmann::json::array();
-        std::set<std::string> ids;
+        // Ids and attempts as PostgreSQL array literals. Task ids are validated
+        // to [A-Za-z0-9_.:-], so quoting them needs no escapes.
+        std::string ids = "{", attempts = "{";
+        std::set<std::string> seen;
         std::int64_t now_us = 0;
         for (const Completion* c : group) {
             const TaskSetStateParams& p = *c->params;
             now_us = std::max(now_us, p.now_us);
-            if (!ids.insert(p.id).second) continue;  // a repeat runs alone
-            rows.push_back(
-                {{"id", p.id},
-                 {"attempt", p.attempt ? nlohmann::json(*p.attempt) : nlohmann::json()}});
+            if (!seen.insert(p.id).second) continue;  // a repeat runs alone
+            if (ids.size() > 1) {
+                ids += ',';
+                attempts += ',';
+            }
+            ids += '"' + p.id + '"';
+            attempts += p.attempt ? std::to_string(*p.attempt) : std::string("NULL");
         }
+        ids += '}';
+        attempts += '}';
         try {
             with_conn([&](PgConnection& conn, int shard) {
+                // id = ANY(array) is an index scan on the key whatever the group size.
                 const PgResult r = conn.run(
                     "voxq_complete_group",
-                    "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id TEXT, "
-                    "attempt BIGINT)), moved AS (UPDATE tasks t SET state = 2, updated_at = "
-                    "$2::bigint, not_before = 0 FROM input WHERE t.id = input.id AND t.state = 1 "
-                    "AND (input.attempt IS NULL OR t.attempt_count = input.attempt) RETURNING "
-                    "t.id, t.queue, t.attempt_count), counted AS (" VOXQ_PG_COUNT(
+                    "WITH moved AS (UPDATE tasks t SET state = 2, updated_at = $3::bigint, "
+                    "not_before = 0 WHERE t.id = ANY($1::text[]) AND t.state = 1 AND "
+                    "t.attempt_count = COALESCE(($2::bigint[])[array_position($1::text[], t.id)], "
+                    "t.attempt_count) RETURNING t.id, t.queue, t.attempt_count), "
+                    "counted AS (" VOXQ_PG_COUNT(
                         "(SELECT queue, s.state, s.sign * count(*) AS d FROM moved, (VALUES "
                         "(1::smallint, -1), (2::smallint, 1)) AS s(state, sign) GROUP BY queue, "
                         "s.state, s.sign) AS n",
-                        "$3::smallint") ") SELECT id, queue, attempt_count FROM moved",
-                    {rows.dump(), param(now_us), param(shard)});
+                        "$4::smallint") ") SELECT id, queue, attempt_count FROM moved",
+                    {ids, attempts, param(now_us), param(shard)});
                 std::map<std::string, TaskStateChange, std::less<>> completed;
                 for (int i = 0; i < r.rows(); ++i) {
                     completed.emplace(std::string(r.text(i, 0)),
@@ -711,6 +741,8 @@ class PostgresStore final : public Store {
 
     std::mutex completions_mutex_;
     std::deque<Completion*> completions_;  // guarded by completions_mutex_
+    int groups_in_flight_ = 0;             // guarded by completions_mutex_
+    int solo_in_flight_ = 0;               // guarded by completions_mutex_
 
     std::mutex mutex_;
     std::condition_variable returned_;
