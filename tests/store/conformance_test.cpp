@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <set>
@@ -643,6 +644,38 @@ TEST_P(StoreConformance, ErrorHistoryIsBounded) {
     EXPECT_EQ(got.error_history.back().message, "error 14");
     EXPECT_EQ(got.error_history.front().message, "error 5");
     EXPECT_EQ(got.error_history.back().attempt, 15);
+}
+
+TEST_P(StoreConformance, ConcurrentCompletionsOfTheSameTasksSucceedOncePerTask) {
+    // 16 threads complete the same 200 tasks at once (so writes group up), a
+    // quarter of them with a stale attempt: each task is completed exactly once,
+    // every other call is refused, and the stale ones are always refused.
+    std::vector<Task> tasks = make_tasks(200);
+    queue_->enqueue(tasks);
+    const auto claimed = queue_->dequeue(200);
+    ASSERT_EQ(claimed.size(), 200U);
+    std::atomic<int> wins = 0, refusals = 0, stale_wins = 0;
+    std::vector<std::thread> pool;
+    for (int i = 0; i < 16; ++i) {
+        pool.emplace_back([&, i] {
+            const bool stale = i % 4 == 3;
+            for (const Task& t : claimed) {
+                try {
+                    queue_->mark_as_complete(t.id, stale ? t.attempt_count + 1 : t.attempt_count);
+                    ++(stale ? stale_wins : wins);
+                } catch (const InvalidStateTransitionError&) {
+                    ++refusals;
+                }
+            }
+        });
+    }
+    for (auto& t : pool) t.join();
+    EXPECT_EQ(wins.load(), 200);
+    EXPECT_EQ(stale_wins.load(), 0);
+    EXPECT_EQ(refusals.load(), 16 * 200 - 200);
+    const auto stats = queue_->get_queue_stats();
+    EXPECT_EQ(stats.at("completed"), 200);
+    EXPECT_EQ(stats.at("processing"), 0);
 }
 
 TEST_P(StoreConformance, IdleWorkersAreWokenByNewWork) {
