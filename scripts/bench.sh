@@ -39,31 +39,51 @@ build/bin/voxq_bench w1 --db "$OUT/w1.db" --sync FULL --n "$N" --latency-n 100 -
 echo "voxq W1 drain with 10x the tasks (memory must not grow) ..." >&2
 build/bin/voxq_bench w1 --db "$OUT/w1.db" --sync NORMAL --n $((N * 10)) --latency-n 100 \
   | sed -n 's/^RESULT //p' >> "$results"
+echo "PostgreSQL (throwaway server, default settings: synchronous_commit=on) ..." >&2
+if [ -f "$PEERS/limit/limit_pg.c" ]; then
+  gcc -O2 -o "$OUT/limit_pg" "$PEERS/limit/limit_pg.c" -I/usr/include/postgresql -lpq
+fi
+scripts/with-postgres.sh bash -c '
+  set -e
+  if [ -x "'"$OUT"'/limit_pg" ]; then
+    "'"$OUT"'/limit_pg" "$VOXQ_TEST_PG_URL" "'"$N"'" 2>/dev/null | sed -n "s/^LIMIT //p"
+  fi
+  for w in 4 16 32; do
+    build/bin/voxq_bench w1 --db "$VOXQ_TEST_PG_URL" --n "'"$N"'" --workers "$w" \
+      --latency-n "$([ "$w" = 4 ] && echo 1000 || echo 100)" | sed -n "s/^RESULT //p"
+  done' >> "$results"
 echo "voxq stats with $STATS_ROWS tasks stored ..." >&2
 build/bin/voxq_bench stats --db "$OUT/stats.db" --rows "$STATS_ROWS" | sed -n 's/^RESULT //p' >> "$results"
 
 python3 - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-limit = {r["store"].split("+")[-1]: r for r in rows if r.get("system") == "LIMIT C"}
+def mode(r):
+    return "PG" if r["store"].startswith("PostgreSQL") else r["store"].split("+")[-1]
+def limit_drain(l):
+    return 1 / (1 / l["claim10"] + 1 / l["complete_each_txn"])
+limit = {mode(r): r for r in rows if r.get("system") == "LIMIT C"}
 print("| system | store | tasks | enqueue/s | drain/s | p50 ms | p99 ms | drain RSS MB |")
 print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for r in rows:
     if r.get("system") == "LIMIT C":
-        drain = 1 / (1 / r["claim10"] + 1 / r["complete_each_txn"])
-        print(f"| LIMIT C (1 thread, claim10 + complete each) | {r['store']} | - | {r['insert_txn100']:,.0f} | {drain:,.0f} | - | - | - |")
+        enq = r["insert_txn100"]
+        if "insert_txn100_pipelined" in r:
+            enq_text = f"{enq:,.0f} (pipelined {r['insert_txn100_pipelined']:,.0f})"
+        else:
+            enq_text = f"{enq:,.0f}"
+        print(f"| LIMIT C (1 thread, claim10 + complete each) | {r['store']} | - | {enq_text} | {limit_drain(r):,.0f} | - | - | - |")
     elif r.get("system") == "voxq":
         print(f"| voxq ({r.get('workers', 4)} threads, per-task acks) | {r['store']} | {r['n']:,} | {r['enqueue']:,.0f} | {r['drain']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['drain_rss_mb']:.1f} |")
 print()
 for r in rows:
     if r.get("system") == "voxq" and r.get("workers") == 4 and r["n"] == min(x["n"] for x in rows if x.get("system") == "voxq"):
-        mode = r["store"].split("+")[-1]
-        if mode in limit:
-            l = limit[mode]
-            base = 1 / (1 / l["claim10"] + 1 / l["complete_each_txn"])
-            print(f"- WAL+{mode}: enqueue {r['enqueue'] / l['insert_txn100']:.2f}x LIMIT (a); "
-                  f"drain {r['drain'] / base:.2f}x LIMIT claim10+complete-each, "
-                  f"{r['drain'] / l['complete_txn100']:.2f}x LIMIT complete-in-txns-of-100")
+        m = mode(r)
+        if m in limit:
+            l = limit[m]
+            enq_base = l.get("insert_txn100_pipelined", l["insert_txn100"])
+            print(f"- {r['store']}: enqueue {r['enqueue'] / enq_base:.2f}x LIMIT (a{' pipelined' if m == 'PG' else ''}); "
+                  f"drain {r['drain'] / limit_drain(l):.2f}x LIMIT claim10+complete-each")
 for r in rows:
     if r.get("system") == "voxq stats":
         print(f"- get_queue_stats() with {r['rows']:,} tasks stored ({r['db_mb']:.0f} MB file): "

@@ -133,6 +133,7 @@ class Store {
     // any process makes tasks due (enqueue, release, resume, a sweep). Workers
     // still poll, less often: a store may miss a wake-up (e.g. while reconnecting,
     // or behind a pooler that drops LISTEN).
+    // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides keep the callback
     virtual void subscribe_to_work(std::function<void()> on_work) { (void)on_work; }
     [[nodiscard]] virtual bool supports_push_wakeups() const { return false; }
 

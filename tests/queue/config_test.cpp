@@ -41,6 +41,8 @@ TEST(QueueConfig, ReadsEveryVariable) {
         {"QUEUE_BATCH_SIZE", "25"},
         {"VOXQ_SQLITE_SYNCHRONOUS", "normal"},
         {"VOXQ_MAX_TEXT_LENGTH", "500"},
+        {"VOXQ_PG_SCHEMA", "speech_q"},
+        {"VOXQ_PG_POOL_SIZE", "4"},
     });
     EXPECT_EQ(c.database_url, "sqlite:////tmp/x.db");
     EXPECT_EQ(c.default_max_attempts, 7);
@@ -51,6 +53,8 @@ TEST(QueueConfig, ReadsEveryVariable) {
     EXPECT_EQ(c.batch_size, 25);
     EXPECT_EQ(c.sqlite_synchronous, SqliteSynchronous::Normal);
     EXPECT_EQ(c.max_text_length, 500);
+    EXPECT_EQ(c.postgres_schema, "speech_q");
+    EXPECT_EQ(c.postgres_pool_size, 4);
 }
 
 TEST(QueueConfig, FromEnvReadsTheProcessEnvironment) {
@@ -94,6 +98,11 @@ TEST(QueueConfig, BadValuesNameTheVariableAndValue) {
          "QUEUE_DATABASE_URL: 'sqlite:///' names no database file"},
         {"VOXQ_SQLITE_SYNCHRONOUS", "OFF", "VOXQ_SQLITE_SYNCHRONOUS: 'OFF' is not FULL or NORMAL"},
         {"VOXQ_MAX_TEXT_LENGTH", "0", "VOXQ_MAX_TEXT_LENGTH: '0' must be 1..1000000"},
+        {"VOXQ_PG_SCHEMA", "Bad-Name", "VOXQ_PG_SCHEMA: 'Bad-Name' must be 1-63 of a-z 0-9 _"},
+        {"VOXQ_PG_SCHEMA", "1abc", "VOXQ_PG_SCHEMA: '1abc' must be 1-63 of a-z 0-9 _"},
+        {"VOXQ_PG_SCHEMA", "", "VOXQ_PG_SCHEMA: '' must be 1-63 of a-z 0-9 _"},
+        {"VOXQ_PG_POOL_SIZE", "0", "VOXQ_PG_POOL_SIZE: '0' must be 1..1000"},
+        {"VOXQ_PG_POOL_SIZE", "many", "VOXQ_PG_POOL_SIZE: 'many' is not an integer"},
     };
     for (const Case& c : cases) {
         const std::string message = config_error({{c.variable, c.value}});

@@ -459,7 +459,7 @@ class PostgresStore final : public Store {
     void subscribe_to_work(std::function<void()> on_work) override {
         std::lock_guard lock(mutex_);
         if (listener_.joinable() || closed_) return;
-        listener_ = std::jthread([this, on_work = std::move(on_work)](std::stop_token stop) {
+        listener_ = std::jthread([this, on_work = std::move(on_work)](const std::stop_token& stop) {
             listen_loop(stop, on_work);
         });
     }
