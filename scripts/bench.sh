@@ -4,12 +4,14 @@
 # get_queue_stats() with many tasks stored. Prints a Markdown table.
 #
 #   BENCH_N=20000            tasks per W1 run
-#   BENCH_STATS_ROWS=1000000 tasks stored for the stats run (10000000 for the 10M figure)
+#   BENCH_STATS_ROWS=1000000 tasks stored for the SQLite stats run (10000000 for the 10M figure)
+#   BENCH_PG_STATS_ROWS=1000000 the same on PostgreSQL
 #   VOXQ_PEERS_DIR=../shared/peers   where the LIMIT C source lives (skipped if absent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${BENCH_N:-20000}
 STATS_ROWS=${BENCH_STATS_ROWS:-1000000}
+PG_STATS_ROWS=${BENCH_PG_STATS_ROWS:-1000000}
 PEERS=${VOXQ_PEERS_DIR:-../shared/peers}
 OUT=build/bench
 mkdir -p "$OUT"
@@ -51,7 +53,10 @@ scripts/with-postgres.sh bash -c '
   for w in 4 16 32; do
     build/bin/voxq_bench w1 --db "$VOXQ_TEST_PG_URL" --n "'"$N"'" --workers "$w" \
       --latency-n "$([ "$w" = 4 ] && echo 1000 || echo 100)" | sed -n "s/^RESULT //p"
-  done' >> "$results"
+  done
+  echo "voxq stats on PostgreSQL with '"$PG_STATS_ROWS"' tasks stored ..." >&2
+  build/bin/voxq_bench stats --db "$VOXQ_TEST_PG_URL" --rows "'"$PG_STATS_ROWS"'" | sed -n "s/^RESULT //p"
+  ' >> "$results"
 echo "voxq stats with $STATS_ROWS tasks stored ..." >&2
 build/bin/voxq_bench stats --db "$OUT/stats.db" --rows "$STATS_ROWS" | sed -n 's/^RESULT //p' >> "$results"
 
@@ -86,7 +91,8 @@ for r in rows:
                   f"drain {r['drain'] / limit_drain(l):.2f}x LIMIT claim10+complete-each")
 for r in rows:
     if r.get("system") == "voxq stats":
-        print(f"- get_queue_stats() with {r['rows']:,} tasks stored ({r['db_mb']:.0f} MB file): "
+        where = "PostgreSQL" if r['db_mb'] == 0 else f"SQLite, {r['db_mb']:.0f} MB file"
+        print(f"- get_queue_stats() with {r['rows']:,} tasks stored ({where}): "
               f"p50 {r['stats_p50_ms']:.3f} ms, p99 {r['stats_p99_ms']:.3f} ms; "
               f"dequeue(10) + 10 acks: p50 {r['claim10_ack_p50_ms']:.2f} ms")
 for r in rows:

@@ -120,23 +120,27 @@ TEST_F(PostgresStore, AKilledWorkersTasksComeBackThroughTheSweep) {
     for (pid_t pid : live) EXPECT_EQ(testing::wait_for(pid), 0);
 
     // The live workers are done; what is still PROCESSING was the victim's.
-    WorkerQueue queue(config_);
-    queue.initialize();
-    const std::int64_t stranded = queue.get_queue_stats()["processing"];
-    EXPECT_GT(stranded, 0) << "the victim held no tasks when it died";
-    config_.retry_base_delay = 0;  // due again at once
-    WorkerQueue sweeper(config_);
-    sweeper.initialize();
-    const auto moved = sweeper.retry(100'000, /*visibility_timeout=*/0.000001);
-    EXPECT_EQ(static_cast<std::int64_t>(moved.size()), stranded);
-    for (const Task& t : moved) {
-        EXPECT_EQ(t.state, TaskState::PENDING);
-        EXPECT_EQ(t.last_error, "visibility timeout expired");
+    // (Queues are closed before the next fork: a child must not inherit their
+    // threads.)
+    {
+        config_.retry_base_delay = 0;  // due again at once
+        WorkerQueue sweeper(config_);
+        sweeper.initialize();
+        const std::int64_t stranded = sweeper.get_queue_stats()["processing"];
+        EXPECT_GT(stranded, 0) << "the victim held no tasks when it died";
+        const auto moved = sweeper.retry(100'000, /*visibility_timeout=*/0.000001);
+        EXPECT_EQ(static_cast<std::int64_t>(moved.size()), stranded);
+        for (const Task& t : moved) {
+            EXPECT_EQ(t.state, TaskState::PENDING);
+            EXPECT_EQ(t.last_error, "visibility timeout expired");
+        }
     }
     // A fresh worker finishes them.
     const pid_t finisher = worker(3);
     EXPECT_EQ(testing::wait_for(finisher), 0);
 
+    WorkerQueue queue(config_);
+    queue.initialize();
     // Every task completed; no task completed twice. (The victim may have died
     // between a completion and its log line: at most one per thread.)
     EXPECT_EQ(queue.get_queue_stats()["completed"], static_cast<std::int64_t>(kTasks));
