@@ -243,7 +243,8 @@ int run_stats(const std::string& db, std::size_t rows) {
         "\"stats_p50_ms\":%.3f,\"stats_p99_ms\":%.3f,\"claim10_ack_p50_ms\":%.3f,"
         "\"db_mb\":%.0f}\n",
         rows, fill_s, percentile(stats_ms, 0.5), percentile(stats_ms, 0.99),
-        percentile(claim_ms, 0.5), static_cast<double>(std::filesystem::file_size(db)) / 1048576.0);
+        percentile(claim_ms, 0.5),
+        is_postgres(db) ? 0.0 : static_cast<double>(std::filesystem::file_size(db)) / 1048576.0);
     queue.close();
     remove_db(db);
     return 0;
