@@ -12,6 +12,8 @@
 #include <random>
 #include <string>
 
+#include "voxq/config.hpp"
+
 namespace voxq::testing {
 
 inline std::string pg_test_url() {
@@ -51,3 +53,23 @@ inline void pg_exec(const std::string& sql) {
             GTEST_SKIP() << "no PostgreSQL: run under scripts/with-postgres.sh";         \
         }                                                                                \
     } while (0)
+
+namespace voxq::testing {
+
+// A test with a fresh PostgreSQL schema of its own in config_, dropped afterwards.
+class PostgresSchemaTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        VOXQ_REQUIRE_POSTGRES();
+        config_.database_url = pg_test_url();
+        config_.postgres_schema = fresh_schema();
+    }
+    void TearDown() override {
+        if (!pg_test_url().empty()) {
+            pg_exec("DROP SCHEMA IF EXISTS " + config_.postgres_schema + " CASCADE");
+        }
+    }
+    QueueConfig config_;
+};
+
+}  // namespace voxq::testing

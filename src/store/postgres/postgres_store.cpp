@@ -15,6 +15,7 @@
 #include "queue/task_json.hpp"
 #include "store/postgres/pg_connection.hpp"
 #include "store/postgres/pg_migrations.hpp"
+#include "store/store_rules.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq::pg {
@@ -201,11 +202,7 @@ class PostgresStore final : public Store {
             std::vector<Task> claimed;
             claimed.reserve(static_cast<std::size_t>(r.rows()));
             for (int i = 0; i < r.rows(); ++i) claimed.push_back(read_task(r, i));
-            std::sort(claimed.begin(), claimed.end(), [](const Task& a, const Task& b) {
-                if (a.priority != b.priority) return a.priority > b.priority;
-                if (a.schedule_at != b.schedule_at) return a.schedule_at < b.schedule_at;
-                return a.id < b.id;
-            });
+            detail::sort_in_claim_order(claimed);
             return claimed;
         });
     }
@@ -291,27 +288,14 @@ class PostgresStore final : public Store {
             std::map<std::pair<std::string, int>, std::int64_t> deltas;
             std::vector<Task> moved;
             for (auto& [task, not_before] : candidates) {
-                const TaskState from = task.state;
-                const bool expired = from == TaskState::PROCESSING;
-                if (expired) task.last_error = "visibility timeout expired";
-                const std::int64_t limit =
-                    task.max_attempts > 0 ? task.max_attempts : p.max_attempts;
-                std::int64_t schedule_us = to_us(task.schedule_at);
-                if (task.attempt_count >= limit) {
-                    task.state = TaskState::DISCARDED;
-                } else {
-                    task.state = TaskState::PENDING;
-                    schedule_us = std::max(
-                        p.now_us + to_us(p.policy.delay_after(task.attempt_count)), not_before);
-                }
+                const detail::RescueMove move = detail::plan_rescue(task, not_before, p);
                 // The rows are locked by this transaction: the guard always holds.
-                c.run(
-                    "voxq_rescue_move",
-                    "UPDATE tasks SET state = $2::smallint, schedule_at = $3::bigint, last_error = "
-                    "$4::text, updated_at = $5::bigint, not_before = 0 WHERE id = $1::text",
-                    {task.id, param(static_cast<std::int64_t>(task.state)), param(schedule_us),
-                     task.last_error, param(p.now_us)});
-                if (expired) {
+                c.run("voxq_rescue_move",
+                      "UPDATE tasks SET state = $2::smallint, schedule_at = $3::bigint, last_error "
+                      "= $4::text, updated_at = $5::bigint, not_before = 0 WHERE id = $1::text",
+                      {task.id, param(static_cast<std::int64_t>(task.state)),
+                       param(move.schedule_us), task.last_error, param(p.now_us)});
+                if (move.lease_expired) {
                     c.run("voxq_rescue_log",
                           "WITH logged AS (INSERT INTO task_errors (task_id, seq, attempt, at, "
                           "message) SELECT $1::text, COALESCE(max(seq), 0) + 1, $2::bigint, "
@@ -321,10 +305,8 @@ class PostgresStore final : public Store {
                           {task.id, param(task.attempt_count), param(p.now_us), task.last_error,
                            param(p.error_history_limit)});
                 }
-                deltas[{task.queue, static_cast<int>(from)}] -= 1;
+                deltas[{task.queue, static_cast<int>(move.from)}] -= 1;
                 deltas[{task.queue, static_cast<int>(task.state)}] += 1;
-                task.schedule_at = to_seconds(schedule_us);
-                task.updated_at = to_seconds(p.now_us);
                 moved.push_back(std::move(task));
             }
             add_counts(c, shard, deltas);
@@ -356,8 +338,8 @@ class PostgresStore final : public Store {
 
     TaskPage task_list(const TaskListParams& p) override {
         return with_conn([&](PgConnection& c, int) {
-            const std::string before = p.cursor.empty() ? std::string("~") : p.cursor;
-            const std::vector<Param> args{before, p.queue, param(p.limit + 1)};
+            const std::vector<Param> args{detail::list_start(p.cursor), p.queue,
+                                          param(p.limit + 1)};
             // The state is a literal so the planner can use the state's partial index.
 #define VOXQ_PG_LIST(state)                                      \
     "SELECT " VOXQ_PG_COLUMNS " FROM tasks WHERE state = " state \
@@ -388,24 +370,18 @@ class PostgresStore final : public Store {
                 throw StoreError("list: unknown state", false);
             }();
 #undef VOXQ_PG_LIST
-            TaskPage page;
-            for (int i = 0; i < r.rows(); ++i) page.tasks.push_back(read_task(r, i));
-            if (static_cast<std::int64_t>(page.tasks.size()) > p.limit) {
-                page.tasks.pop_back();
-                page.next_cursor = page.tasks.back().id;
-            }
-            return page;
+            std::vector<Task> fetched;
+            for (int i = 0; i < r.rows(); ++i) fetched.push_back(read_task(r, i));
+            return detail::make_page(std::move(fetched), p.limit);
         });
     }
 
     std::int64_t task_purge(const TaskPurgeParams& p) override {
-        std::int64_t total = 0;
-        for (TaskState state : p.states) {
-            // Bounded statements, so a large purge never holds many row locks.
-            for (;;) {
-                const std::int64_t deleted = with_conn([&](PgConnection& c, int shard) {
-                    const std::vector<Param> args{param(p.updated_before_us), param(p.chunk),
-                                                  param(shard)};
+        // Bounded statements, so a large purge never holds many row locks.
+        return detail::purge_in_chunks(p, [&](TaskState state) {
+            return with_conn([&](PgConnection& c, int shard) {
+                const std::vector<Param> args{param(p.updated_before_us), param(p.chunk),
+                                              param(shard)};
 #define VOXQ_PG_PURGE(state)                                                                     \
     "WITH gone AS (DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = " state     \
     " AND updated_at <= $1::bigint ORDER BY id LIMIT $2::bigint FOR UPDATE SKIP LOCKED) "        \
@@ -414,24 +390,20 @@ class PostgresStore final : public Store {
         "(SELECT queue, " state                                                                  \
         "::smallint AS state, -count(*) AS d FROM gone GROUP BY queue) AS n",                    \
         "$3::smallint") ") SELECT count(*) FROM gone"
-                    switch (state) {
-                        case TaskState::COMPLETED:
-                            return c.run("voxq_purge_2", VOXQ_PG_PURGE("2"), args).int64(0, 0);
-                        case TaskState::CANCELLED:
-                            return c.run("voxq_purge_4", VOXQ_PG_PURGE("4"), args).int64(0, 0);
-                        case TaskState::DISCARDED:
-                            return c.run("voxq_purge_5", VOXQ_PG_PURGE("5"), args).int64(0, 0);
-                        default:
-                            break;
-                    }
+                switch (state) {
+                    case TaskState::COMPLETED:
+                        return c.run("voxq_purge_2", VOXQ_PG_PURGE("2"), args).int64(0, 0);
+                    case TaskState::CANCELLED:
+                        return c.run("voxq_purge_4", VOXQ_PG_PURGE("4"), args).int64(0, 0);
+                    case TaskState::DISCARDED:
+                        return c.run("voxq_purge_5", VOXQ_PG_PURGE("5"), args).int64(0, 0);
+                    default:
+                        break;
+                }
 #undef VOXQ_PG_PURGE
-                    throw StoreError("purge: only finished states can be purged", false);
-                });
-                total += deleted;
-                if (deleted < p.chunk) break;
-            }
-        }
-        return total;
+                throw StoreError("purge: only finished states can be purged", false);
+            });
+        });
     }
 
     StateCounts task_count(const TaskCountParams& p) override {
@@ -714,13 +686,10 @@ class PostgresStore final : public Store {
     [[noreturn]] static void explain_refusal(PgConnection& c, const TaskSetStateParams& p) {
         const PgResult r =
             c.run("voxq_explain", "SELECT state, attempt_count FROM tasks WHERE id = $1", {p.id});
-        if (r.rows() == 0) throw TaskNotFoundError(p.id);
-        const auto current = static_cast<TaskState>(r.int64(0, 0));
-        const std::int64_t attempt = r.int64(0, 1);
-        if (current == p.from && p.attempt && *p.attempt != attempt) {
-            throw InvalidStateTransitionError(p.id, current, p.operation, attempt, *p.attempt);
-        }
-        throw InvalidStateTransitionError(p.id, current, p.operation, p.from);
+        std::optional<detail::CurrentTask> current;
+        if (r.rows() > 0)
+            current = detail::CurrentTask{static_cast<TaskState>(r.int64(0, 0)), r.int64(0, 1)};
+        detail::throw_refusal(p, current);
     }
 
     // The first id of `tasks` that is already stored (for DuplicateTaskError).

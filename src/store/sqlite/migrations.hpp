@@ -6,12 +6,11 @@
 
 #include <array>
 
+#include "store/store_rules.hpp"
+
 namespace voxq::sqlite {
 
-struct Migration {
-    int version;
-    const char* sql;
-};
+using detail::Migration;
 
 // Times are INTEGER microseconds since the Unix epoch; state is TaskState's value.
 inline constexpr std::array<Migration, 1> kMigrations = {{

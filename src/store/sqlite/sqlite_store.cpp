@@ -15,6 +15,7 @@
 #include "queue/task_json.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/migrations.hpp"
+#include "store/store_rules.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq::sqlite {
@@ -255,11 +256,7 @@ class SqliteStore final : public Store {
             }
         });
         // RETURNING gives no order; hand tasks out in claim order.
-        std::sort(claimed.begin(), claimed.end(), [](const Task& a, const Task& b) {
-            if (a.priority != b.priority) return a.priority > b.priority;
-            if (a.schedule_at != b.schedule_at) return a.schedule_at < b.schedule_at;
-            return a.id < b.id;
-        });
+        detail::sort_in_claim_order(claimed);
         return claimed;
     }
 
@@ -324,42 +321,28 @@ class SqliteStore final : public Store {
                 while (s.step()) candidates.emplace_back(read_task(s), s.int64(13));
             }
             for (auto& [task, not_before] : candidates) {
-                const TaskState from = task.state;
-                const bool expired = from == TaskState::PROCESSING;
-                if (expired) task.last_error = "visibility timeout expired";
-                const std::int64_t limit =
-                    task.max_attempts > 0 ? task.max_attempts : p.max_attempts;
-                std::int64_t schedule_us = to_us(task.schedule_at);
-                if (task.attempt_count >= limit) {
-                    task.state = TaskState::DISCARDED;
-                } else {
-                    task.state = TaskState::PENDING;
-                    schedule_us = std::max(
-                        p.now_us + to_us(p.policy.delay_after(task.attempt_count)), not_before);
-                }
+                const detail::RescueMove move = detail::plan_rescue(task, not_before, p);
                 c.prepare(
                      "UPDATE tasks SET state = ?2, schedule_at = ?3, last_error = ?4, "
                      "updated_at = ?5, not_before = 0 WHERE id = ?1 AND state = ?6 AND "
                      "attempt_count = ?7")
                     .bind(1, task.id)
                     .bind(2, static_cast<std::int64_t>(task.state))
-                    .bind(3, schedule_us)
+                    .bind(3, move.schedule_us)
                     .bind(4, task.last_error)
                     .bind(5, p.now_us)
-                    .bind(6, static_cast<std::int64_t>(from))
+                    .bind(6, static_cast<std::int64_t>(move.from))
                     .bind(7, task.attempt_count)
                     .run();
                 if (c.changes() != 1) {
                     throw StoreError("retry sweep: task " + task.id + " changed under the sweep",
                                      true);
                 }
-                if (expired) {
+                if (move.lease_expired) {
                     record_error(c, task.id, task.attempt_count, p.now_us, task.last_error,
                                  p.error_history_limit);
                 }
-                counts.move(task.queue, from, task.state);
-                task.schedule_at = to_seconds(schedule_us);
-                task.updated_at = to_seconds(p.now_us);
+                counts.move(task.queue, move.from, task.state);
                 moved.push_back(std::move(task));
             }
         });
@@ -384,46 +367,34 @@ class SqliteStore final : public Store {
 
     TaskPage task_list(const TaskListParams& p) override {
         return read([&](Connection& c) {
-            // '~' sorts after every character an id may contain.
-            const std::string before = p.cursor.empty() ? std::string("~") : p.cursor;
             Statement& s = list_statement(c, p.state);
-            s.bind(2, before).bind(3, p.queue).bind(4, p.limit + 1);
-            TaskPage page;
-            while (s.step()) page.tasks.push_back(read_task(s));
-            if (static_cast<std::int64_t>(page.tasks.size()) > p.limit) {
-                page.tasks.pop_back();
-                page.next_cursor = page.tasks.back().id;
-            }
-            return page;
+            s.bind(2, detail::list_start(p.cursor)).bind(3, p.queue).bind(4, p.limit + 1);
+            std::vector<Task> fetched;
+            while (s.step()) fetched.push_back(read_task(s));
+            return detail::make_page(std::move(fetched), p.limit);
         });
     }
 
     std::int64_t task_purge(const TaskPurgeParams& p) override {
-        std::int64_t total = 0;
-        for (TaskState state : p.states) {
-            // One bounded transaction per chunk, so a large purge never holds the
-            // write lock for long.
-            for (;;) {
-                std::int64_t deleted = 0;
-                write([&](Connection& c, CountDeltas& counts) {
-                    deleted = 0;
-                    Statement& s = purge_statement(c, state);
-                    s.bind(1, p.updated_before_us).bind(2, p.chunk);
-                    std::vector<std::string> ids;
-                    while (s.step()) {
-                        ids.push_back(s.text(0));
-                        counts.add(s.text(1), state, -1);
-                    }
-                    for (const std::string& id : ids) {
-                        c.prepare("DELETE FROM task_errors WHERE task_id = ?1").bind(1, id).run();
-                    }
-                    deleted = static_cast<std::int64_t>(ids.size());
-                });
-                total += deleted;
-                if (deleted < p.chunk) break;
-            }
-        }
-        return total;
+        // One bounded transaction per chunk, so a large purge never holds the write
+        // lock for long.
+        return detail::purge_in_chunks(p, [&](TaskState state) {
+            std::int64_t deleted = 0;
+            write([&](Connection& c, CountDeltas& counts) {
+                Statement& s = purge_statement(c, state);
+                s.bind(1, p.updated_before_us).bind(2, p.chunk);
+                std::vector<std::string> ids;
+                while (s.step()) {
+                    ids.push_back(s.text(0));
+                    counts.add(s.text(1), state, -1);
+                }
+                for (const std::string& id : ids) {
+                    c.prepare("DELETE FROM task_errors WHERE task_id = ?1").bind(1, id).run();
+                }
+                deleted = static_cast<std::int64_t>(ids.size());
+            });
+            return deleted;
+        });
     }
 
     StateCounts task_count(const TaskCountParams& p) override {
@@ -572,13 +543,9 @@ class SqliteStore final : public Store {
     [[noreturn]] static void explain_refusal(Connection& c, const TaskSetStateParams& p) {
         Statement& s = c.prepare("SELECT state, attempt_count FROM tasks WHERE id = ?1");
         s.bind(1, p.id);
-        if (!s.step()) throw TaskNotFoundError(p.id);
-        const auto current = static_cast<TaskState>(s.int64(0));
-        const std::int64_t attempt = s.int64(1);
-        if (current == p.from && p.attempt && *p.attempt != attempt) {
-            throw InvalidStateTransitionError(p.id, current, p.operation, attempt, *p.attempt);
-        }
-        throw InvalidStateTransitionError(p.id, current, p.operation, p.from);
+        std::optional<detail::CurrentTask> current;
+        if (s.step()) current = detail::CurrentTask{static_cast<TaskState>(s.int64(0)), s.int64(1)};
+        detail::throw_refusal(p, current);
     }
 
     // Runs `fn` in a group transaction and returns once that group committed.

@@ -21,19 +21,8 @@ namespace {
 using testing::make_tasks;
 using testing::TempDir;
 
-class PostgresStore : public ::testing::Test {
+class PostgresStore : public testing::PostgresSchemaTest {
   protected:
-    void SetUp() override {
-        VOXQ_REQUIRE_POSTGRES();
-        config_.database_url = testing::pg_test_url();
-        config_.postgres_schema = testing::fresh_schema();
-    }
-    void TearDown() override {
-        if (!testing::pg_test_url().empty()) {
-            testing::pg_exec("DROP SCHEMA IF EXISTS " + config_.postgres_schema + " CASCADE");
-        }
-    }
-
     void enqueue(WorkerQueue& queue, std::size_t n) {
         for (std::size_t done = 0; done < n; done += 1000) {
             std::vector<Task> batch = make_tasks(std::min<std::size_t>(1000, n - done));
@@ -52,7 +41,6 @@ class PostgresStore : public ::testing::Test {
     }
 
     TempDir dir_;
-    QueueConfig config_;
 };
 
 TEST_F(PostgresStore, FourProcessesOfFourThreadsCompleteEachTaskExactlyOnce) {

@@ -18,20 +18,7 @@ namespace {
 
 using testing::make_tasks;
 
-class PostgresRestart : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        VOXQ_REQUIRE_POSTGRES();
-        config_.database_url = testing::pg_test_url();
-        config_.postgres_schema = testing::fresh_schema();
-    }
-    void TearDown() override {
-        if (!testing::pg_test_url().empty()) {
-            testing::pg_exec("DROP SCHEMA IF EXISTS " + config_.postgres_schema + " CASCADE");
-        }
-    }
-    QueueConfig config_;
-};
+using PostgresRestart = testing::PostgresSchemaTest;
 
 TEST_F(PostgresRestart, ServerRestartDuringADrainLosesNothing) {
     const char* restart = std::getenv("VOXQ_TEST_PG_RESTART");

@@ -1,0 +1,115 @@
+// The queue's rules that every store applies the same way, written once: claim
+// order, why a guarded transition was refused, what the retry sweep does to a
+// task, and the shape of a built-in migration.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "voxq/errors.hpp"
+#include "voxq/store.hpp"
+
+namespace voxq::detail {
+
+inline std::int64_t seconds_to_us(double seconds) {
+    return static_cast<std::int64_t>(std::llround(seconds * 1e6));
+}
+inline double us_to_seconds(std::int64_t us) {
+    return static_cast<double>(us) / 1e6;
+}
+
+// Highest priority first, then earliest schedule_at, then id.
+inline void sort_in_claim_order(std::vector<Task>& tasks) {
+    std::sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) {
+        if (a.priority != b.priority) return a.priority > b.priority;
+        if (a.schedule_at != b.schedule_at) return a.schedule_at < b.schedule_at;
+        return a.id < b.id;
+    });
+}
+
+// The task's state and attempt when a guarded transition matched no row.
+struct CurrentTask {
+    TaskState state;
+    std::int64_t attempt_count;
+};
+
+// Throws the error that explains the refusal: not found, a stale attempt
+// (fencing), or the wrong state.
+[[noreturn]] inline void throw_refusal(const TaskSetStateParams& p,
+                                       const std::optional<CurrentTask>& current) {
+    if (!current) throw TaskNotFoundError(p.id);
+    if (current->state == p.from && p.attempt && *p.attempt != current->attempt_count) {
+        throw InvalidStateTransitionError(p.id, current->state, p.operation, current->attempt_count,
+                                          *p.attempt);
+    }
+    throw InvalidStateTransitionError(p.id, current->state, p.operation, p.from);
+}
+
+// What the retry sweep does to one task it took (RETRYABLE, or PROCESSING with
+// an expired lease): DISCARDED once its attempts are used, else PENDING after the
+// backoff (or at `not_before_us`, if later). Updates `task` (state, last_error,
+// schedule_at, updated_at) and returns where it came from.
+struct RescueMove {
+    TaskState from;
+    bool lease_expired;        // record "visibility timeout expired" in the history
+    std::int64_t schedule_us;  // the new schedule_at
+};
+
+inline RescueMove plan_rescue(Task& task, std::int64_t not_before_us, const TaskRescueParams& p) {
+    RescueMove move{task.state, task.state == TaskState::PROCESSING,
+                    seconds_to_us(task.schedule_at)};
+    if (move.lease_expired) task.last_error = "visibility timeout expired";
+    const std::int64_t limit = task.max_attempts > 0 ? task.max_attempts : p.max_attempts;
+    if (task.attempt_count >= limit) {
+        task.state = TaskState::DISCARDED;
+    } else {
+        task.state = TaskState::PENDING;
+        move.schedule_us = std::max(
+            p.now_us + seconds_to_us(p.policy.delay_after(task.attempt_count)), not_before_us);
+    }
+    task.schedule_at = us_to_seconds(move.schedule_us);
+    task.updated_at = us_to_seconds(p.now_us);
+    return move;
+}
+
+// Listing: rows are fetched newest first with `id < list_start(cursor)`, one
+// more than the page holds; the extra row only says there is a next page.
+inline std::string list_start(const std::string& cursor) {
+    return cursor.empty() ? std::string("~") : cursor;  // '~' sorts after every id character
+}
+inline TaskPage make_page(std::vector<Task> fetched, std::int64_t limit) {
+    TaskPage page{std::move(fetched), {}};
+    if (static_cast<std::int64_t>(page.tasks.size()) > limit) {
+        page.tasks.pop_back();
+        page.next_cursor = page.tasks.back().id;
+    }
+    return page;
+}
+
+// Purge: deletes chunk after chunk of each state (`delete_chunk(state)` returns
+// how many it deleted) until a chunk comes back short. Returns the total.
+template <typename DeleteChunk>
+std::int64_t purge_in_chunks(const TaskPurgeParams& p, DeleteChunk&& delete_chunk) {
+    std::int64_t total = 0;
+    for (TaskState state : p.states) {
+        for (;;) {
+            const std::int64_t deleted = delete_chunk(state);
+            total += deleted;
+            if (deleted < p.chunk) break;
+        }
+    }
+    return total;
+}
+
+// A numbered schema migration built into the binary. Never edit a released one.
+struct Migration {
+    int version;
+    const char* sql;
+};
+
+}  // namespace voxq::detail
