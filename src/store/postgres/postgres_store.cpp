@@ -371,6 +371,7 @@ class PostgresStore final : public Store {
             }();
 #undef VOXQ_PG_LIST
             std::vector<Task> fetched;
+            fetched.reserve(static_cast<std::size_t>(r.rows()));
             for (int i = 0; i < r.rows(); ++i) fetched.push_back(read_task(r, i));
             return detail::make_page(std::move(fetched), p.limit);
         });
