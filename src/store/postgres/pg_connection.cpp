@@ -67,9 +67,6 @@ PgConnection::PgConnection(const std::string& conninfo, const std::string& schem
         conn_.get(), [](void*, const char*) {}, nullptr);
     use_schema(schema);
     exec("SET synchronous_commit TO on");
-    // Every statement is prepared with parameters that never change its best plan
-    // (index lookups by key, partial-index scans): plan once, not on each call.
-    exec("SET plan_cache_mode TO force_generic_plan");
 }
 
 std::string PgConnection::quote_identifier(const std::string& name) const {
