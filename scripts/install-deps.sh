@@ -6,6 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libsqlite3-dev sqlite3
   libpq-dev postgresql-15
+  libcurl4-openssl-dev libssl-dev libcpp-httplib-dev
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy

@@ -1,0 +1,90 @@
+// File: voxq/webhook.hpp
+//
+// Webhook delivery: POST one item's audio to its response_url, signed per
+// Standard Webhooks, refusing internal addresses unless allowed, and classify the
+// outcome by what the queue should do with the task (SPEC §7):
+//   2xx                                         -> Delivered
+//   408, 429, 5xx, timeouts, connection errors  -> Transient (retry; Retry-After honoured)
+//   other 4xx (410 Gone included), 3xx         -> Permanent (discard)
+//   an address the policy refuses              -> Refused (permanent; nothing was sent)
+//
+// Thread-safety: a WebhookSender may be used from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace voxq {
+
+// An IPv4 or IPv6 network in CIDR form ("10.0.0.0/8", "::1/128", "127.0.0.1").
+struct IpNetwork {
+    std::vector<std::uint8_t> address;  // 4 or 16 bytes
+    int prefix_length = 0;
+    // Throws ConfigError naming `text` if it is not a CIDR.
+    static IpNetwork parse(const std::string& text);
+    [[nodiscard]] bool contains(const std::vector<std::uint8_t>& ip) const;
+};
+
+// Why an address may not be dialled, or empty if it may. `ip` is 4 or 16 bytes;
+// IPv4-mapped IPv6 addresses are judged by their IPv4 part.
+[[nodiscard]] std::string refused_address_reason(const std::vector<std::uint8_t>& ip,
+                                                 const std::vector<IpNetwork>& allowed);
+
+struct WebhookConfig {
+    // VOXQ_WEBHOOK_SECRET: space-separated `whsec_<base64>` secrets; each yields
+    // one `v1,` signature (several during a rotation). Empty: unsigned.
+    std::vector<std::string> secrets;
+    // VOXQ_WEBHOOK_ALLOW_NETS: CIDRs allowed although internal (loopback,
+    // private, link-local, metadata). Default: none.
+    std::vector<IpNetwork> allow_nets;
+    // VOXQ_WEBHOOK_CONNECT_TIMEOUT / VOXQ_WEBHOOK_TIMEOUT, seconds. Defaults 5 and 30.
+    double connect_timeout = 5;
+    double total_timeout = 30;
+    // Reads the variables above (ConfigError naming the variable on bad values).
+    static WebhookConfig from_env();
+};
+
+struct WebhookRequest {
+    std::string url;
+    std::string body;
+    std::string content_type;                    // e.g. "audio/wav"
+    std::string message_id;                      // webhook-id: stable across retries
+    std::map<std::string, std::string> headers;  // extra headers (task id, item, voice, attempt)
+};
+
+struct WebhookOutcome {
+    enum class Kind { Delivered, Transient, Permanent, Refused };
+    Kind kind = Kind::Transient;
+    long http_status = 0;               // 0 when no response was received
+    std::optional<double> retry_after;  // seconds, from a Retry-After header
+    // The request may have reached the receiver (a timeout after sending).
+    bool in_doubt = false;
+    std::string message;  // one line: what happened (never the secrets)
+};
+
+// The signature header value for one message: "v1,<base64>" per secret,
+// space-separated. Throws ConfigError if a secret is not whsec_<base64>.
+[[nodiscard]] std::string sign_webhook(const std::vector<std::string>& secrets,
+                                       const std::string& message_id, std::int64_t timestamp,
+                                       const std::string& body);
+
+class WebhookSender {
+  public:
+    explicit WebhookSender(WebhookConfig config);
+    ~WebhookSender();
+    WebhookSender(const WebhookSender&) = delete;
+    WebhookSender& operator=(const WebhookSender&) = delete;
+
+    // Sends one request; never throws for network or HTTP failures (they are
+    // outcomes). `timestamp` is the Unix time of this attempt (webhook-timestamp).
+    WebhookOutcome send(const WebhookRequest& request, std::int64_t timestamp) const;
+
+  private:
+    WebhookConfig config_;
+};
+
+}  // namespace voxq

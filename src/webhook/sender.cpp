@@ -1,0 +1,249 @@
+// Webhook POSTs with libcurl. The one place where CURLcode and HTTP status become
+// a WebhookOutcome (classify), and where the address policy is applied: on the
+// address curl is about to connect to (CURLOPT_OPENSOCKETFUNCTION), after DNS, so
+// a name that resolves (or re-resolves) to an internal address is refused.
+#include <curl/curl.h>
+#include <netinet/in.h>
+
+#include <cmath>
+#include <ctime>
+#include <memory>
+#include <mutex>
+
+#include "voxq/errors.hpp"
+#include "voxq/webhook.hpp"
+
+namespace voxq {
+
+namespace {
+
+constexpr std::size_t kMaxResponseBytes = 4096;  // read and dropped: never echoed
+
+struct CurlDeleter {
+    void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+
+// What one transfer learns along the way.
+struct Transfer {
+    const std::vector<IpNetwork>* allow_nets = nullptr;
+    std::string refused;                // why the address was refused, if it was
+    std::optional<double> retry_after;  // seconds
+    std::size_t response_bytes = 0;
+};
+
+curl_socket_t open_socket(void* data, curlsocktype, curl_sockaddr* address) {
+    auto* t = static_cast<Transfer*>(data);
+    std::vector<std::uint8_t> ip;
+    if (address->family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&address->addr);
+        const auto* b = reinterpret_cast<const std::uint8_t*>(&in->sin_addr);
+        ip.assign(b, b + 4);
+    } else if (address->family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&address->addr);
+        const auto* b = reinterpret_cast<const std::uint8_t*>(&in6->sin6_addr);
+        ip.assign(b, b + 16);
+    } else {
+        t->refused = "not an IP address";
+        return CURL_SOCKET_BAD;
+    }
+    if (std::string why = refused_address_reason(ip, *t->allow_nets); !why.empty()) {
+        t->refused = why;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(address->family, address->socktype, address->protocol);
+}
+
+std::size_t drop_body(char*, std::size_t size, std::size_t n, void* data) {
+    auto* t = static_cast<Transfer*>(data);
+    t->response_bytes += size * n;
+    // Stop reading a receiver that sends too much; the status is already known.
+    return t->response_bytes > kMaxResponseBytes * 256 ? 0 : size * n;
+}
+
+// Retry-After: delta-seconds or an HTTP-date.
+std::size_t read_header(char* line, std::size_t size, std::size_t n, void* data) {
+    auto* t = static_cast<Transfer*>(data);
+    std::string h(line, size * n);
+    const std::string name = "retry-after:";
+    if (h.size() > name.size()) {
+        std::string lower = h.substr(0, name.size());
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower == name) {
+            std::string value = h.substr(name.size());
+            while (!value.empty() &&
+                   (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+                value.pop_back();
+            }
+            while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+            if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) {
+                t->retry_after = std::stod(value);
+            } else if (const time_t when = curl_getdate(value.c_str(), nullptr); when > 0) {
+                t->retry_after = std::max(0.0, std::difftime(when, std::time(nullptr)));
+            }
+        }
+    }
+    return size * n;
+}
+
+WebhookOutcome classify(CURLcode rc, long status, const Transfer& t, bool request_sent,
+                        const char* curl_message) {
+    WebhookOutcome out;
+    out.http_status = status;
+    out.retry_after = t.retry_after;
+    if (!t.refused.empty()) {
+        out.kind = WebhookOutcome::Kind::Refused;
+        out.message = "refused to connect: the address is " + t.refused +
+                      " (allow it with VOXQ_WEBHOOK_ALLOW_NETS)";
+        return out;
+    }
+    // A receiver that answered but kept sending a body past our cap still answered.
+    if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && status > 0)) {
+        if (status >= 200 && status < 300) {
+            out.kind = WebhookOutcome::Kind::Delivered;
+            out.message = "HTTP " + std::to_string(status);
+        } else if (status == 408 || status == 429 || status >= 500) {
+            out.kind = WebhookOutcome::Kind::Transient;
+            out.message = "HTTP " + std::to_string(status) + " from the webhook";
+        } else {
+            out.kind = WebhookOutcome::Kind::Permanent;
+            out.message = "HTTP " + std::to_string(status) + " from the webhook" +
+                          (status >= 300 && status < 400 ? " (redirects are not followed)" : "");
+        }
+        return out;
+    }
+    out.kind = WebhookOutcome::Kind::Transient;
+    // Once the request went out, a timeout or a dropped connection leaves it
+    // unknown whether the receiver acted on it.
+    out.in_doubt = request_sent && (rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_GOT_NOTHING ||
+                                    rc == CURLE_RECV_ERROR || rc == CURLE_PARTIAL_FILE);
+    out.message = std::string("webhook not reached: ") + curl_message;
+    if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT) {
+        out.kind = WebhookOutcome::Kind::Permanent;
+    }
+    return out;
+}
+
+}  // namespace
+
+WebhookSender::WebhookSender(WebhookConfig config) : config_(std::move(config)) {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+WebhookSender::~WebhookSender() = default;
+
+WebhookOutcome WebhookSender::send(const WebhookRequest& request, std::int64_t timestamp) const {
+    std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+    if (!curl) return classify(CURLE_FAILED_INIT, 0, {}, false, "curl_easy_init failed");
+    CURL* c = curl.get();
+    Transfer transfer;
+    transfer.allow_nets = &config_.allow_nets;
+
+    curl_slist* raw = nullptr;
+    auto add = [&raw](const std::string& header) { raw = curl_slist_append(raw, header.c_str()); };
+    add("Content-Type: " + request.content_type);
+    add("Expect:");  // no 100-continue round trip
+    add("webhook-id: " + request.message_id);
+    add("webhook-timestamp: " + std::to_string(timestamp));
+    if (!config_.secrets.empty()) {
+        add("webhook-signature: " +
+            sign_webhook(config_.secrets, request.message_id, timestamp, request.body));
+    }
+    for (const auto& [name, value] : request.headers) {
+        std::string line = name;
+        line += ": ";
+        line += value;
+        add(line);
+    }
+    const std::unique_ptr<curl_slist, SlistDeleter> headers(raw);
+
+    char error[CURL_ERROR_SIZE] = {};
+    curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");  // no proxy from the environment
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(std::lround(config_.connect_timeout * 1000)));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(std::lround(config_.total_timeout * 1000)));
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, &open_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &transfer);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &drop_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &read_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &transfer);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
+
+    const CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_off_t sent = 0;
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
+    return classify(rc, status, transfer, sent > 0,
+                    error[0] != '\0' ? error : curl_easy_strerror(rc));
+}
+
+WebhookConfig WebhookConfig::from_env() {
+    WebhookConfig config;
+    auto read_seconds = [](const char* name, double& field) {
+        if (const char* v = std::getenv(name)) {
+            std::size_t used = 0;
+            double value = -1;
+            try {
+                value = std::stod(v, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used == 0 || v[used] != '\0' || !(value > 0)) {
+                throw ConfigError(std::string(name) + ": '" + v +
+                                  "' must be a number of seconds > 0");
+            }
+            field = value;
+        }
+    };
+    if (const char* v = std::getenv("VOXQ_WEBHOOK_SECRET")) {
+        std::string all = v;
+        for (std::size_t pos = 0; pos < all.size();) {
+            const std::size_t end = all.find(' ', pos);
+            const std::string one = all.substr(pos, end - pos);
+            if (!one.empty()) {
+                (void)sign_webhook({one}, "check", 0, "");  // throws ConfigError if malformed
+                config.secrets.push_back(one);
+            }
+            if (end == std::string::npos) break;
+            pos = end + 1;
+        }
+    }
+    if (const char* v = std::getenv("VOXQ_WEBHOOK_ALLOW_NETS")) {
+        std::string all = v;
+        for (char& ch : all) {
+            if (ch == ',') ch = ' ';
+        }
+        for (std::size_t pos = 0; pos < all.size();) {
+            const std::size_t end = all.find(' ', pos);
+            const std::string one = all.substr(pos, end - pos);
+            if (!one.empty()) {
+                try {
+                    config.allow_nets.push_back(IpNetwork::parse(one));
+                } catch (const ConfigError& e) {
+                    throw ConfigError(std::string("VOXQ_WEBHOOK_ALLOW_NETS: ") + e.what());
+                }
+            }
+            if (end == std::string::npos) break;
+            pos = end + 1;
+        }
+    }
+    read_seconds("VOXQ_WEBHOOK_CONNECT_TIMEOUT", config.connect_timeout);
+    read_seconds("VOXQ_WEBHOOK_TIMEOUT", config.total_timeout);
+    return config;
+}
+
+}  // namespace voxq

@@ -1,0 +1,55 @@
+// Standard Webhooks v1 signatures: base64(HMAC-SHA256(key, "id.timestamp.body")),
+// the key being the base64-decoded part of a `whsec_` secret.
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "voxq/errors.hpp"
+#include "voxq/webhook.hpp"
+
+namespace voxq {
+
+namespace {
+
+std::vector<unsigned char> secret_key(const std::string& secret) {
+    const std::string prefix = "whsec_";
+    if (secret.rfind(prefix, 0) != 0 || secret.size() == prefix.size()) {
+        throw ConfigError("VOXQ_WEBHOOK_SECRET: a secret must look like whsec_<base64>");
+    }
+    const std::string b64 = secret.substr(prefix.size());
+    if (b64.size() % 4 != 0) {
+        throw ConfigError("VOXQ_WEBHOOK_SECRET: the part after whsec_ is not base64");
+    }
+    std::vector<unsigned char> key(b64.size() / 4 * 3);
+    const int n = EVP_DecodeBlock(key.data(), reinterpret_cast<const unsigned char*>(b64.data()),
+                                  static_cast<int>(b64.size()));
+    if (n < 0) throw ConfigError("VOXQ_WEBHOOK_SECRET: the part after whsec_ is not base64");
+    // EVP_DecodeBlock counts '=' padding as output bytes: take it back off.
+    std::size_t len = static_cast<std::size_t>(n);
+    for (auto it = b64.rbegin(); it != b64.rend() && *it == '='; ++it) --len;
+    key.resize(len);
+    return key;
+}
+
+}  // namespace
+
+std::string sign_webhook(const std::vector<std::string>& secrets, const std::string& message_id,
+                         std::int64_t timestamp, const std::string& body) {
+    const std::string content = message_id + "." + std::to_string(timestamp) + "." + body;
+    std::string header;
+    for (const std::string& secret : secrets) {
+        const std::vector<unsigned char> key = secret_key(secret);
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(content.data()), content.size(), mac, &mac_len);
+        std::string b64(4 * ((mac_len + 2) / 3) + 1, '\0');
+        const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), mac,
+                                      static_cast<int>(mac_len));
+        b64.resize(static_cast<std::size_t>(n));
+        if (!header.empty()) header += ' ';
+        header += "v1," + b64;
+    }
+    return header;
+}
+
+}  // namespace voxq
