@@ -72,6 +72,14 @@ struct WebhookOutcome {
                                        const std::string& message_id, std::int64_t timestamp,
                                        const std::string& body);
 
+// Verifies a Standard Webhooks signature header against any of `secrets`, with
+// the timestamp within `tolerance_seconds` of `now` (constant-time compare).
+// Returns "" if valid, else why not.
+[[nodiscard]] std::string webhook_signature_problem(
+    const std::vector<std::string>& secrets, const std::string& message_id,
+    const std::string& timestamp, const std::string& body, const std::string& signature_header,
+    std::int64_t now, double tolerance_seconds = 300);
+
 class WebhookSender {
   public:
     explicit WebhookSender(WebhookConfig config);

@@ -1,5 +1,7 @@
 #include "cli/commands.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -11,9 +13,11 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "voxq/json.hpp"
 #include "voxq/queue.hpp"
+#include "voxq/sink.hpp"
 
 namespace voxq::cli {
 
@@ -221,6 +225,30 @@ int cmd_stats(const Globals& g, const std::string& queue, bool json) {
     return 0;
 }
 
+// Serves until SIGINT or SIGTERM: the signals are blocked here (and so in the
+// server's threads) and taken by sigwait on a thread of their own.
+int run_sink(const SinkConfig& config) {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    WebhookSink sink(config);
+    std::fprintf(stderr, "voxq sink: listening on http://%s:%d, saving to %s (%s)\n",
+                 config.host.c_str(), sink.port(), config.dir.c_str(),
+                 config.secrets.empty() ? "unsigned deliveries accepted" : "signatures required");
+    std::thread waiter([&] {
+        int sig = 0;
+        sigwait(&signals, &sig);
+        sink.stop();
+    });
+    sink.run();
+    kill(getpid(), SIGTERM);  // wake the waiter if the server stopped on its own
+    waiter.join();
+    std::fprintf(stderr, "voxq sink: saved %zu deliveries\n", sink.received());
+    return 0;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -390,6 +418,23 @@ int run(int argc, char** argv) {
             OpenQueue q(g);
             std::printf("purged %lld\n", static_cast<long long>(q.queue.purge(states, older)));
             return 0;
+        };
+    });
+
+    SinkConfig sink_config;
+    std::string sink_dir, sink_secret;
+    auto* sink = app.add_subcommand(
+        "sink", "a webhook receiver that verifies signatures and saves what it gets");
+    sink->add_option("--host", sink_config.host, "address to listen on (default 127.0.0.1)");
+    sink->add_option("--port", sink_config.port, "port to listen on")->required();
+    sink->add_option("--dir", sink_dir, "where to save the deliveries")->required();
+    sink->add_option("--secret", sink_secret, "whsec_... secret(s), space-separated");
+    sink->callback([&] {
+        action = [&] {
+            sink_config.dir = sink_dir;
+            std::stringstream secrets(sink_secret);
+            for (std::string s; secrets >> s;) sink_config.secrets.push_back(s);
+            return run_sink(sink_config);
         };
     });
 

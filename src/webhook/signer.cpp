@@ -1,7 +1,10 @@
 // Standard Webhooks v1 signatures: base64(HMAC-SHA256(key, "id.timestamp.body")),
 // the key being the base64-decoded part of a `whsec_` secret.
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+
+#include <cmath>
 
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
@@ -50,6 +53,41 @@ std::string sign_webhook(const std::vector<std::string>& secrets, const std::str
         header += "v1," + b64;
     }
     return header;
+}
+
+std::string webhook_signature_problem(const std::vector<std::string>& secrets,
+                                      const std::string& message_id, const std::string& timestamp,
+                                      const std::string& body, const std::string& signature_header,
+                                      std::int64_t now, double tolerance_seconds) {
+    if (message_id.empty() || timestamp.empty() || signature_header.empty()) {
+        return "missing webhook-id, webhook-timestamp or webhook-signature";
+    }
+    std::int64_t ts = 0;
+    try {
+        std::size_t used = 0;
+        ts = std::stoll(timestamp, &used);
+        if (used != timestamp.size()) return "webhook-timestamp is not an integer";
+    } catch (const std::exception&) {
+        return "webhook-timestamp is not an integer";
+    }
+    if (std::abs(static_cast<double>(now - ts)) > tolerance_seconds) {
+        return "webhook-timestamp is outside the tolerance (replayed or clock skew)";
+    }
+    // Any v1 entry of the header may match any of our secrets (rotation).
+    for (const std::string& secret : secrets) {
+        const std::string expected = sign_webhook({secret}, message_id, ts, body);
+        for (std::size_t pos = 0; pos < signature_header.size();) {
+            const std::size_t end = signature_header.find(' ', pos);
+            const std::string entry = signature_header.substr(pos, end - pos);
+            if (entry.size() == expected.size() &&
+                CRYPTO_memcmp(entry.data(), expected.data(), expected.size()) == 0) {
+                return {};
+            }
+            if (end == std::string::npos) break;
+            pos = end + 1;
+        }
+    }
+    return "no signature matches";
 }
 
 }  // namespace voxq

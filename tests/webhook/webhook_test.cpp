@@ -11,9 +11,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
+#include "support/temp_dir.hpp"
 #include "voxq/errors.hpp"
+#include "voxq/sink.hpp"
 
 namespace voxq {
 namespace {
@@ -286,6 +290,56 @@ TEST(WebhookSender, NothingListeningIsTransient) {
         audio_request("http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/hook"), 1);
     EXPECT_EQ(out.kind, WebhookOutcome::Kind::Transient) << out.message;
     EXPECT_FALSE(out.in_doubt);
+}
+
+std::string slurp(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+TEST(WebhookSink, SavesWhatItVerifies) {
+    testing::TempDir dir;
+    const std::string secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    WebhookSink sink(SinkConfig{"127.0.0.1", 0, dir.path() / "out", {secret}, 300});
+    sink.start();
+    WebhookConfig config = loopback_allowed();
+    config.secrets = {"whsec_c2Vjb25kLXNlY3JldC1rZXktMTIz", secret};  // rotation: one matches
+    const WebhookSender sender(config);
+    const std::string url = "http://127.0.0.1:" + std::to_string(sink.port()) + "/";
+    const WebhookOutcome out = sender.send(audio_request(url), unix_now());
+    EXPECT_EQ(out.kind, WebhookOutcome::Kind::Delivered) << out.message;
+    EXPECT_EQ(sink.received(), 1U);
+    EXPECT_EQ(slurp(dir.path() / "out" / "tsk_1_0.wav"), audio_request(url).body);
+    const std::string index = slurp(dir.path() / "out" / "deliveries.jsonl");
+    EXPECT_NE(index.find(R"("verified":true)"), std::string::npos) << index;
+    EXPECT_NE(index.find(R"("voxq-task-id":"tsk_1")"), std::string::npos) << index;
+}
+
+TEST(WebhookSink, RefusesBadAndStaleSignatures) {
+    testing::TempDir dir;
+    WebhookSink sink(
+        SinkConfig{"127.0.0.1", 0, dir.path(), {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, 300});
+    sink.start();
+    const std::string url = "http://127.0.0.1:" + std::to_string(sink.port()) + "/";
+    WebhookConfig wrong = loopback_allowed();
+    wrong.secrets = {"whsec_c2Vjb25kLXNlY3JldC1rZXktMTIz"};
+    WebhookOutcome out = WebhookSender(wrong).send(audio_request(url), unix_now());
+    EXPECT_EQ(out.http_status, 401);
+    EXPECT_EQ(out.kind, WebhookOutcome::Kind::Permanent);
+    WebhookConfig right = loopback_allowed();
+    right.secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
+    out = WebhookSender(right).send(audio_request(url), unix_now() - 3600);  // replayed
+    EXPECT_EQ(out.http_status, 401);
+    out = WebhookSender(loopback_allowed()).send(audio_request(url), unix_now());  // unsigned
+    EXPECT_EQ(out.http_status, 401);
+    EXPECT_EQ(sink.received(), 0U);
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "tsk_1_0.wav"));
 }
 
 }  // namespace
