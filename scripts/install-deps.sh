@@ -7,6 +7,7 @@ packages=(
   libsqlite3-dev sqlite3
   libpq-dev postgresql-15
   libcurl4-openssl-dev libssl-dev libcpp-httplib-dev
+  libespeak-ng-dev espeak-ng-data
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy

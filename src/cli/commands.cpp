@@ -18,6 +18,7 @@
 #include "voxq/json.hpp"
 #include "voxq/queue.hpp"
 #include "voxq/sink.hpp"
+#include "voxq/tts.hpp"
 
 namespace voxq::cli {
 
@@ -417,6 +418,66 @@ int run(int argc, char** argv) {
             const double older = parse_duration(purge_older);
             OpenQueue q(g);
             std::printf("purged %lld\n", static_cast<long long>(q.queue.purge(states, older)));
+            return 0;
+        };
+    });
+
+    std::string say_voice, say_text, say_out, say_format = "wav";
+    double say_speed = 1.0;
+    auto* say = app.add_subcommand("say", "synthesize locally into a file");
+    say->add_option("--voice", say_voice, "engine.voice, e.g. espeak.en-us")->required();
+    say->add_option("--text", say_text, "what to say")->required();
+    say->add_option("-o,--output", say_out, "file to write")->required();
+    say->add_option("--format", say_format, "wav or pcm (more formats come with the worker)");
+    say->add_option("--speed", say_speed, "0.25 to 4.0");
+    say->callback([&] {
+        action = [&] {
+            Task check;
+            check.items.push_back(
+                TaskItem{{say_text, say_voice, say_speed, say_format}, "http://localhost/"});
+            WorkerQueue(QueueConfig{}).validate_task(check);
+            if (say_voice.rfind("espeak.", 0) != 0) {
+                throw ValidationError(
+                    "--voice: only espeak.* voices can be synthesized locally "
+                    "for now");
+            }
+            if (say_format != "wav" && say_format != "pcm") {
+                throw ValidationError("--format: only wav and pcm for now");
+            }
+            EspeakEngine engine;
+            const Audio audio = engine.synthesize(check.items[0].request);
+            std::ofstream out(say_out, std::ios::binary);
+            if (say_format == "wav") {
+                out << encode_wav(audio);
+            } else {
+                out.write(reinterpret_cast<const char*>(audio.samples.data()),
+                          static_cast<std::streamsize>(audio.samples.size() * 2));
+            }
+            if (!out) throw QueueError("cannot write " + say_out);
+            std::printf("%s: %.2f s at %d Hz\n", say_out.c_str(), audio.seconds(),
+                        audio.sample_rate);
+            return 0;
+        };
+    });
+
+    bool voices_json = false;
+    std::string voices_engine = "espeak";
+    auto* voices = app.add_subcommand("voices", "list the voices of an engine");
+    voices->add_option("--engine", voices_engine, "engine name (espeak)");
+    voices->add_flag("--json", voices_json, "print JSON");
+    voices->callback([&] {
+        action = [&] {
+            if (voices_engine != "espeak") {
+                throw ValidationError("--engine: '" + voices_engine +
+                                      "' is not configured (only espeak is built in)");
+            }
+            EspeakEngine engine;
+            const auto names = engine.voices();
+            if (voices_json) {
+                std::cout << nlohmann::json(names).dump() << "\n";
+            } else {
+                for (const std::string& n : names) std::cout << "espeak." << n << "\n";
+            }
             return 0;
         };
     });

@@ -145,6 +145,21 @@ TEST_F(Cli, ErrorsAndUsage) {
     EXPECT_EQ(r.out.rfind("voxq ", 0), 0U);
 }
 
+TEST_F(Cli, SaySynthesizesAWavFile) {
+    Result r = run("say --voice espeak.en-us --text 'Hello from the command line.' -o hello.wav");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const std::string wav = slurp(dir_.file("hello.wav"));
+    ASSERT_GT(wav.size(), 44U + 22050U);  // more than half a second
+    EXPECT_EQ(wav.substr(0, 4), "RIFF");
+    EXPECT_EQ(wav.substr(8, 4), "WAVE");
+    r = run("say --voice espeak.no-such-voice --text hi -o x.wav");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("no voice 'no-such-voice'"), std::string::npos) << r.err;
+    r = run("voices");
+    EXPECT_EQ(r.status, 0);
+    EXPECT_NE(r.out.find("espeak.en-us\n"), std::string::npos);
+}
+
 TEST_F(Cli, RetryAndPurgeReportWhatTheyDid) {
     ASSERT_EQ(run("migrate").status, 0);
     Result r = run("retry");

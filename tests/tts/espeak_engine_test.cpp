@@ -1,0 +1,95 @@
+// The espeak engine through its helper process, with the real espeak-ng.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "voxq/tts.hpp"
+
+namespace voxq {
+namespace {
+
+TextToSpeechRequest request(const std::string& text, const std::string& voice = "espeak.en-us") {
+    return TextToSpeechRequest{text, voice, 1.0, "wav"};
+}
+
+TEST(EspeakEngine, SpeaksWithPlausibleDuration) {
+    EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH);
+    const Audio audio = engine.synthesize(request("Hello world. This is voxq speaking."));
+    EXPECT_EQ(audio.sample_rate, 22050);
+    // Six words at ~175 words per minute: about two seconds, give or take.
+    EXPECT_GT(audio.seconds(), 1.0);
+    EXPECT_LT(audio.seconds(), 6.0);
+    int peak = 0;
+    for (std::int16_t s : audio.samples) peak = std::max(peak, std::abs(static_cast<int>(s)));
+    EXPECT_GT(peak, 1000) << "silence";
+    // Faster speech is shorter.
+    TextToSpeechRequest fast = request("Hello world. This is voxq speaking.");
+    fast.speed = 2.0;
+    EXPECT_LT(engine.synthesize(fast).seconds(), audio.seconds() * 0.75);
+}
+
+TEST(EspeakEngine, UnknownVoiceIsAPermanentError) {
+    EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH);
+    try {
+        (void)engine.synthesize(request("Hi", "espeak.no-such-voice"));
+        FAIL() << "synthesized with a voice that does not exist";
+    } catch (const SpeechError& e) {
+        EXPECT_TRUE(e.permanent());
+        EXPECT_NE(std::string(e.what()).find("no-such-voice"), std::string::npos) << e.what();
+    }
+    // The engine still works, in the voice asked for.
+    EXPECT_GT(engine.synthesize(request("Bonjour", "espeak.fr")).seconds(), 0.2);
+}
+
+TEST(EspeakEngine, ListsVoices) {
+    EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH);
+    const auto voices = engine.voices();
+    EXPECT_GT(voices.size(), 50U);
+    EXPECT_NE(std::find(voices.begin(), voices.end(), "en-us"), voices.end());
+}
+
+TEST(EspeakEngine, AKilledHelperFailsTheRequestInFlightAndIsRestarted) {
+    EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH);
+    (void)engine.synthesize(request("warm up"));
+    const int pid = engine.helper_pid();
+    ASSERT_GT(pid, 0);
+    // A long text, and the helper killed while it synthesizes.
+    std::string text;
+    for (int i = 0; i < 3000; ++i) text += "The quick brown fox jumps over the lazy dog. ";
+    std::thread killer([pid] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        kill(pid, SIGKILL);
+    });
+    bool failed_transiently = false;
+    try {
+        (void)engine.synthesize(request(text));
+    } catch (const SpeechError& e) {
+        failed_transiently = !e.permanent();
+    }
+    killer.join();
+    EXPECT_TRUE(failed_transiently) << "the kill came too late or was not reported as transient";
+    EXPECT_GT(engine.synthesize(request("back again")).seconds(), 0.3);
+    EXPECT_NE(engine.helper_pid(), pid);
+}
+
+TEST(Wav, HeaderDescribesTheSamples) {
+    Audio audio{22050, std::vector<std::int16_t>(22050, 1000)};
+    const std::string wav = encode_wav(audio);
+    ASSERT_EQ(wav.size(), 44U + 44100U);
+    EXPECT_EQ(wav.substr(0, 4), "RIFF");
+    EXPECT_EQ(wav.substr(8, 8), "WAVEfmt ");
+    EXPECT_EQ(wav.substr(36, 4), "data");
+    auto u32 = [&](std::size_t at) {
+        return static_cast<std::uint32_t>(static_cast<unsigned char>(wav[at])) |
+               static_cast<std::uint32_t>(static_cast<unsigned char>(wav[at + 1])) << 8 |
+               static_cast<std::uint32_t>(static_cast<unsigned char>(wav[at + 2])) << 16 |
+               static_cast<std::uint32_t>(static_cast<unsigned char>(wav[at + 3])) << 24;
+    };
+    EXPECT_EQ(u32(4), 36U + 44100U);
+    EXPECT_EQ(u32(24), 22050U);
+    EXPECT_EQ(u32(40), 44100U);
+}
+
+}  // namespace
+}  // namespace voxq
