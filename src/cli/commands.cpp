@@ -19,6 +19,7 @@
 #include "voxq/queue.hpp"
 #include "voxq/sink.hpp"
 #include "voxq/tts.hpp"
+#include "voxq/worker.hpp"
 
 namespace voxq::cli {
 
@@ -478,6 +479,46 @@ int run(int argc, char** argv) {
             } else {
                 for (const std::string& n : names) std::cout << "espeak." << n << "\n";
             }
+            return 0;
+        };
+    });
+
+    WorkerOptions worker_options;
+    auto* worker =
+        app.add_subcommand("worker", "claim, synthesize and deliver tasks until SIGINT/SIGTERM");
+    worker->add_option("--concurrency", worker_options.concurrency,
+                       "processor threads (default 4)");
+    worker->add_option("--queue", worker_options.queue, "only this queue");
+    worker->add_option("--grace", worker_options.grace_period,
+                       "seconds to finish tasks in flight on stop (default 30)");
+    worker->callback([&] {
+        action = [&] {
+            if (worker_options.concurrency < 1 || worker_options.concurrency > 1024) {
+                throw ValidationError("--concurrency: must be 1..1024");
+            }
+            sigset_t signals;
+            sigemptyset(&signals);
+            sigaddset(&signals, SIGINT);
+            sigaddset(&signals, SIGTERM);
+            pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by the worker's threads
+            OpenQueue q(g);
+            Worker w(q.queue, worker_options, std::make_shared<EspeakEngine>(),
+                     std::make_shared<WebhookSender>(WebhookConfig::from_env()));
+            w.start();
+            std::fprintf(stderr, "voxq worker: %d processors on %s\n", worker_options.concurrency,
+                         q.queue.config().database_url.c_str());
+            int sig = 0;
+            sigwait(&signals, &sig);
+            std::fprintf(stderr, "voxq worker: stopping (finishing tasks in flight)\n");
+            w.stop();
+            const WorkerCounters& c = w.counters();
+            std::fprintf(
+                stderr,
+                "voxq worker: completed %lld, retried %lld, discarded %lld, released %lld\n",
+                static_cast<long long>(c.completed.load()),
+                static_cast<long long>(c.retried.load()),
+                static_cast<long long>(c.discarded.load()),
+                static_cast<long long>(c.released.load()));
             return 0;
         };
     });
