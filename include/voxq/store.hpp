@@ -135,7 +135,6 @@ class Store {
     // or behind a pooler that drops LISTEN).
     // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides keep the callback
     virtual void subscribe_to_work(std::function<void()> on_work) { (void)on_work; }
-    [[nodiscard]] virtual bool supports_push_wakeups() const { return false; }
 
     // Finishes pending writes and releases the database. Idempotent.
     virtual void close() = 0;

@@ -71,4 +71,12 @@ class EspeakEngine final : public SpeechEngine {
 // A WAV file (RIFF, PCM16 mono) holding `audio`.
 [[nodiscard]] std::string encode_wav(const Audio& audio);
 
+// `audio` in a request's output format, with its Content-Type. Throws
+// SpeechError (permanent) for a format not supported yet (mp3, opus, flac).
+struct EncodedAudio {
+    std::string bytes;
+    std::string content_type;
+};
+[[nodiscard]] EncodedAudio encode_audio(const Audio& audio, const std::string& format);
+
 }  // namespace voxq

@@ -442,18 +442,12 @@ int run(int argc, char** argv) {
                     "--voice: only espeak.* voices can be synthesized locally "
                     "for now");
             }
-            if (say_format != "wav" && say_format != "pcm") {
-                throw ValidationError("--format: only wav and pcm for now");
-            }
             EspeakEngine engine;
             const Audio audio = engine.synthesize(check.items[0].request);
+            const EncodedAudio encoded =
+                encode_audio(audio, say_format);  // before creating the file
             std::ofstream out(say_out, std::ios::binary);
-            if (say_format == "wav") {
-                out << encode_wav(audio);
-            } else {
-                out.write(reinterpret_cast<const char*>(audio.samples.data()),
-                          static_cast<std::streamsize>(audio.samples.size() * 2));
-            }
+            out << encoded.bytes;
             if (!out) throw QueueError("cannot write " + say_out);
             std::printf("%s: %.2f s at %d Hz\n", say_out.c_str(), audio.seconds(),
                         audio.sample_rate);

@@ -8,15 +8,10 @@
 
 #include "queue/ulid.hpp"
 #include "queue/validation.hpp"
+#include "store/store_rules.hpp"
 #include "voxq/queue.hpp"
 
 namespace voxq {
-
-namespace {
-std::int64_t to_us(double seconds) {
-    return static_cast<std::int64_t>(std::llround(seconds * 1e6));
-}
-}  // namespace
 
 struct WorkerQueue::Impl {
     QueueConfig config;
@@ -184,7 +179,7 @@ void WorkerQueue::mark_as_retry(const std::string& id, const std::string& error,
         if (!std::isfinite(*not_before) || *not_before < 0) {
             throw ValidationError("mark_as_retry: not_before must be a Unix time >= 0");
         }
-        p.not_before_us = to_us(*not_before);
+        p.not_before_us = detail::seconds_to_us(*not_before);
     }
     impl_->transition(id, "retry", TaskState::PROCESSING, TaskState::RETRYABLE, attempt, p);
 }
@@ -234,7 +229,7 @@ std::vector<Task> WorkerQueue::retry(std::optional<std::int64_t> size,
     const double vt = visibility_timeout.value_or(c.default_visibility_timeout);
     if (!std::isfinite(vt) || vt <= 0)
         throw ValidationError("retry: visibility_timeout must be > 0");
-    p.visibility_timeout_us = to_us(vt);
+    p.visibility_timeout_us = detail::seconds_to_us(vt);
     p.max_attempts = max_attempts.value_or(c.default_max_attempts);
     if (p.max_attempts < 1) throw ValidationError("retry: max_attempts must be >= 1");
     p.policy = RetryPolicy{c.retry_base_delay, c.retry_backoff_multiplier, c.max_retry_delay};
@@ -293,7 +288,8 @@ std::int64_t WorkerQueue::purge(const std::vector<TaskState>& states, double old
         throw ValidationError("purge: older_than must be >= 0 seconds");
     }
     return impl_->with_store([&](Store& s) {
-        return s.task_purge(TaskPurgeParams{states, impl_->now() - to_us(older_than), 1000});
+        return s.task_purge(
+            TaskPurgeParams{states, impl_->now() - detail::seconds_to_us(older_than), 1000});
     });
 }
 

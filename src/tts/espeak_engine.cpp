@@ -168,4 +168,15 @@ std::string encode_wav(const Audio& audio) {
     return out;
 }
 
+EncodedAudio encode_audio(const Audio& audio, const std::string& format) {
+    if (format == "wav") return {encode_wav(audio), "audio/wav"};
+    if (format == "pcm") {
+        // Raw little-endian PCM16 mono (the host order on every platform voxq builds for).
+        return {std::string(reinterpret_cast<const char*>(audio.samples.data()),
+                            audio.samples.size() * sizeof(std::int16_t)),
+                "audio/L16;rate=" + std::to_string(audio.sample_rate)};
+    }
+    throw SpeechError("format '" + format + "' is not supported yet (use wav or pcm)", true);
+}
+
 }  // namespace voxq

@@ -9,14 +9,6 @@
 
 namespace voxq {
 
-namespace {
-
-const char* content_type_for(const std::string& format) {
-    return format == "pcm" ? "audio/L16" : "audio/wav";
-}
-
-}  // namespace
-
 struct Worker::Impl {
     WorkerQueue& queue;
     WorkerOptions options;
@@ -60,17 +52,12 @@ struct Worker::Impl {
                 why += "_URL), then resume the task";
                 return settle([&] { queue.mark_as_discarded(task.id, task.attempt_count, why); });
             }
-            if (item.request.format != "wav" && item.request.format != "pcm") {
-                ++counters.discarded;
-                return settle([&] {
-                    queue.mark_as_discarded(task.id, task.attempt_count,
-                                            "format '" + item.request.format +
-                                                "' is not supported yet (use wav or pcm)");
-                });
-            }
-            Audio audio;
+            WebhookRequest request;
             try {
-                audio = espeak->synthesize(item.request);
+                const EncodedAudio encoded =
+                    encode_audio(espeak->synthesize(item.request), item.request.format);
+                request.body = encoded.bytes;
+                request.content_type = encoded.content_type;
             } catch (const SpeechError& e) {
                 if (e.permanent()) {
                     ++counters.discarded;
@@ -80,15 +67,7 @@ struct Worker::Impl {
                 ++counters.retried;
                 return settle([&] { queue.mark_as_retry(task.id, e.what(), task.attempt_count); });
             }
-            WebhookRequest request;
             request.url = item.response_url;
-            request.content_type = content_type_for(item.request.format);
-            if (item.request.format == "wav") {
-                request.body = encode_wav(audio);
-            } else {
-                request.body.assign(reinterpret_cast<const char*>(audio.samples.data()),
-                                    audio.samples.size() * sizeof(std::int16_t));
-            }
             request.message_id = task.id + "." + std::to_string(i);  // stable across retries
             request.headers = {{"voxq-task-id", task.id},
                                {"voxq-item", std::to_string(i)},

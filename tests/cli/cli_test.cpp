@@ -1,6 +1,7 @@
 // The voxq command, run as a user runs it: exit statuses, one-line errors, JSON.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -155,6 +156,10 @@ TEST_F(Cli, SaySynthesizesAWavFile) {
     r = run("say --voice espeak.no-such-voice --text hi -o x.wav");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("no voice 'no-such-voice'"), std::string::npos) << r.err;
+    r = run("say --voice espeak.en-us --text hi --format mp3 -o x.mp3");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("format 'mp3' is not supported yet"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir_.file("x.mp3"))) << "a failed say left a file";
     r = run("voices");
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.out.find("espeak.en-us\n"), std::string::npos);

@@ -179,6 +179,20 @@ TEST_F(WorkerTest, AnUnconfiguredEngineIsDiscardedAtOnceSayingWhatToConfigure) {
     EXPECT_EQ(receiver.hits.load(), 0);
 }
 
+TEST_F(WorkerTest, AFormatNotSupportedYetIsDiscardedAtOnce) {
+    FixedReceiver receiver(200);
+    Task t;
+    t.items.push_back(TaskItem{{"Hello", "espeak.en-us", 1.0, "mp3"}, receiver.url()});
+    std::vector<Task> v{t};
+    queue_->enqueue(v);
+    Worker(*queue_, WorkerOptions{}, espeak_, loopback_sender()).process(claim());
+    const Task after = queue_->get_task(v[0].id);
+    EXPECT_EQ(after.state, TaskState::DISCARDED);
+    EXPECT_NE(after.last_error.find("format 'mp3' is not supported yet"), std::string::npos)
+        << after.last_error;
+    EXPECT_EQ(receiver.hits.load(), 0);
+}
+
 TEST_F(WorkerTest, StopHandsBackWhatIsStillRunningWithoutSpendingAnAttempt) {
     FixedReceiver slow(200, std::chrono::milliseconds(1500));
     const std::string id = enqueue(slow.url());

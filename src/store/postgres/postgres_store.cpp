@@ -25,12 +25,6 @@ namespace {
 constexpr int kCountShards = 32;
 constexpr int kGroupsInFlight = 4;  // completion groups running at once per process
 
-double to_seconds(std::int64_t us) {
-    return static_cast<double>(us) / 1e6;
-}
-std::int64_t to_us(double seconds) {
-    return static_cast<std::int64_t>(std::llround(seconds * 1e6));
-}
 Param flag(bool b) {
     return std::string(b ? "true" : "false");
 }
@@ -53,15 +47,15 @@ Task read_task(const PgResult& r, int row) {
     t.queue = r.text(row, 1);
     t.state = static_cast<TaskState>(r.int64(row, 2));
     t.priority = r.int64(row, 3);
-    t.schedule_at = to_seconds(r.int64(row, 4));
+    t.schedule_at = detail::us_to_seconds(r.int64(row, 4));
     t.items = detail::items_from_json(r.text(row, 5));
     t.attempt_count = r.int64(row, 6);
     t.max_attempts = r.int64(row, 7);
     t.last_error = r.text(row, 8);
     t.dedup_key = r.is_null(row, 9) ? std::string() : std::string(r.text(row, 9));
-    t.created_at = to_seconds(r.int64(row, 10));
-    t.updated_at = to_seconds(r.int64(row, 11));
-    t.heartbeat_at = to_seconds(r.int64(row, 12));
+    t.created_at = detail::us_to_seconds(r.int64(row, 10));
+    t.updated_at = detail::us_to_seconds(r.int64(row, 11));
+    t.heartbeat_at = detail::us_to_seconds(r.int64(row, 12));
     return t;
 }
 
@@ -118,13 +112,13 @@ class PostgresStore final : public Store {
                             {"id", t.id},
                             {"queue", t.queue},
                             {"priority", t.priority},
-                            {"schedule_at", to_us(t.schedule_at)},
+                            {"schedule_at", detail::seconds_to_us(t.schedule_at)},
                             {"items", detail::items_to_json(t.items)},
                             {"max_attempts", t.max_attempts},
                             {"dedup_key", t.dedup_key.empty() ? nlohmann::json(nullptr)
                                                               : nlohmann::json(t.dedup_key)},
-                            {"created_at", to_us(t.created_at)},
-                            {"updated_at", to_us(t.updated_at)}});
+                            {"created_at", detail::seconds_to_us(t.created_at)},
+                            {"updated_at", detail::seconds_to_us(t.updated_at)}});
         }
         return with_conn([&](PgConnection& c, int shard) {
             Transaction txn(c);
@@ -328,8 +322,9 @@ class PostgresStore final : public Store {
                                      "$1 ORDER BY seq",
                                      {id});
             for (int i = 0; i < e.rows(); ++i) {
-                t.error_history.push_back(
-                    TaskError{e.int64(i, 0), to_seconds(e.int64(i, 1)), std::string(e.text(i, 2))});
+                t.error_history.push_back(TaskError{e.int64(i, 0),
+                                                    detail::us_to_seconds(e.int64(i, 1)),
+                                                    std::string(e.text(i, 2))});
             }
             txn.commit();
             return t;
@@ -420,10 +415,6 @@ class PostgresStore final : public Store {
             }
             return counts;
         });
-    }
-
-    bool supports_push_wakeups() const override {
-        return true;
     }
 
     // LISTEN on a connection of its own, in a thread that calls `on_work` for each

@@ -26,10 +26,6 @@ constexpr std::size_t kMaxGroup = 512;  // writes per group transaction
 constexpr std::size_t kMaxIdleReaders = 8;
 constexpr int kSpinsBeforeSleep = 200;  // yields while waiting for a group commit
 
-double to_seconds(std::int64_t us) {
-    return static_cast<double>(us) / 1e6;
-}
-
 // Count changes of one write, applied to task_counts before the group commits.
 class CountDeltas {
   public:
@@ -86,20 +82,16 @@ Task read_task(const Statement& s) {
     t.queue = s.text(1);
     t.state = static_cast<TaskState>(s.int64(2));
     t.priority = s.int64(3);
-    t.schedule_at = to_seconds(s.int64(4));
+    t.schedule_at = detail::us_to_seconds(s.int64(4));
     t.items = detail::items_from_json(s.text_view(5));
     t.attempt_count = s.int64(6);
     t.max_attempts = s.int64(7);
     t.last_error = s.text(8);
     t.dedup_key = s.is_null(9) ? std::string() : s.text(9);
-    t.created_at = to_seconds(s.int64(10));
-    t.updated_at = to_seconds(s.int64(11));
-    t.heartbeat_at = to_seconds(s.int64(12));
+    t.created_at = detail::us_to_seconds(s.int64(10));
+    t.updated_at = detail::us_to_seconds(s.int64(11));
+    t.heartbeat_at = detail::us_to_seconds(s.int64(12));
     return t;
-}
-
-std::int64_t to_us(double seconds) {
-    return static_cast<std::int64_t>(std::llround(seconds * 1e6));
 }
 
 // Appends one error to the task's history and trims it to `limit` entries.
@@ -211,11 +203,11 @@ class SqliteStore final : public Store {
                     .bind(2, t.queue)
                     .bind(3, static_cast<std::int64_t>(t.state))
                     .bind(4, t.priority)
-                    .bind(5, to_us(t.schedule_at))
+                    .bind(5, detail::seconds_to_us(t.schedule_at))
                     .bind(6, detail::items_to_json(t.items))
                     .bind(7, t.max_attempts)
-                    .bind(9, to_us(t.created_at))
-                    .bind(10, to_us(t.updated_at));
+                    .bind(9, detail::seconds_to_us(t.created_at))
+                    .bind(10, detail::seconds_to_us(t.updated_at));
                 if (t.dedup_key.empty()) {
                     ins.bind_null(8);
                 } else {
@@ -359,7 +351,8 @@ class SqliteStore final : public Store {
                 "SELECT attempt, at, message FROM task_errors WHERE task_id = ?1 ORDER BY seq");
             e.bind(1, id);
             while (e.step()) {
-                t.error_history.push_back(TaskError{e.int64(0), to_seconds(e.int64(1)), e.text(2)});
+                t.error_history.push_back(
+                    TaskError{e.int64(0), detail::us_to_seconds(e.int64(1)), e.text(2)});
             }
             return t;
         });
