@@ -96,6 +96,10 @@ class WorkerQueue {
     void mark_as_resume(const std::string& id, std::optional<std::int64_t> attempt = {});
     // PROCESSING: pushes the lease forward (heartbeat_at = now).
     void heartbeat(const std::string& id, std::optional<std::int64_t> attempt = {});
+    // PROCESSING: records that items [0, item_index] have been delivered (and
+    // pushes the lease forward), so a later attempt starts after them.
+    void mark_item_delivered(const std::string& id, std::int64_t item_index,
+                             std::optional<std::int64_t> attempt = {});
     // PROCESSING -> PENDING, due now, attempt_count - 1: for a worker stopping
     // without finishing the task.
     void release(const std::string& id, std::optional<std::int64_t> attempt = {});

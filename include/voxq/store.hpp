@@ -65,6 +65,8 @@ struct TaskSetStateParams {
     bool reset_attempts = false;                // attempt_count = 0 (resume)
     bool schedule_now = false;                  // schedule_at = now_us
     bool touch_heartbeat = false;               // heartbeat_at = now_us
+    // items_delivered = max(items_delivered, this) (progress never goes back)
+    std::optional<std::int64_t> items_delivered;
     std::int64_t error_history_limit = 10;
 };
 

@@ -91,6 +91,9 @@ struct Task {
     std::int64_t max_attempts = 0;  // 0 = the retry sweep's max_attempts
     std::string dedup_key;          // empty = none; see WorkerQueue::enqueue
     double heartbeat_at = 0;        // lease start / last heartbeat while PROCESSING
+    // Items [0, items_delivered) have been delivered (SPEC §6): a retried or
+    // resumed task carries on from the first item not delivered.
+    std::int64_t items_delivered = 0;
     // Filled by WorkerQueue::get_task only: the last errors, oldest first.
     std::vector<TaskError> error_history;
 };

@@ -52,15 +52,16 @@ class SpeechEngine {
 class EspeakEngine final : public SpeechEngine {
   public:
     // `helper`: path of the voxq-espeak program; empty = $VOXQ_ESPEAK_HELPER, else
-    // voxq-espeak next to the running program.
-    explicit EspeakEngine(std::string helper = "");
+    // voxq-espeak next to the running program. `processes`: helpers kept warm, so
+    // that many syntheses run in parallel (each helper starts on first use).
+    explicit EspeakEngine(std::string helper = "", int processes = 1);
     ~EspeakEngine() override;
     EspeakEngine(const EspeakEngine&) = delete;
     EspeakEngine& operator=(const EspeakEngine&) = delete;
 
     Audio synthesize(const TextToSpeechRequest& request) override;
     std::vector<std::string> voices() override;
-    // The helper's process id (0 if not running): for tests that kill it.
+    // A running helper's process id (0 if none): for tests that kill it.
     [[nodiscard]] int helper_pid() const;
 
   private:
@@ -70,13 +71,20 @@ class EspeakEngine final : public SpeechEngine {
 
 // A WAV file (RIFF, PCM16 mono) holding `audio`.
 [[nodiscard]] std::string encode_wav(const Audio& audio);
+// The audio in a PCM16 mono WAV file (as OpenAI-compatible servers return it).
+// Throws SpeechError (transient) for anything else.
+[[nodiscard]] Audio decode_wav(const std::string& bytes);
+// Appends `more` to `into` (both at the same rate): split texts are joined.
+void append_audio(Audio& into, const Audio& more);
 
-// `audio` in a request's output format, with its Content-Type. Throws
-// SpeechError (permanent) for a format not supported yet (mp3, opus, flac).
+// `audio` in a request's output format, with its Content-Type: wav, pcm (raw
+// little-endian PCM16), mp3 (LAME), opus (Ogg, libopusenc) or flac (libFLAC).
+// Throws SpeechError (permanent) for any other format.
 struct EncodedAudio {
     std::string bytes;
     std::string content_type;
 };
 [[nodiscard]] EncodedAudio encode_audio(const Audio& audio, const std::string& format);
+[[nodiscard]] const std::vector<std::string>& audio_formats();
 
 }  // namespace voxq

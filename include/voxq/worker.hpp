@@ -2,8 +2,13 @@
 //
 // The built-in worker: claims TTS tasks, synthesizes each item, delivers the
 // audio to its webhook and settles the task (SPEC §5-§7). N processor threads
-// plus the retry sweep; idle processors sleep until work arrives
-// (WorkerQueue::wait_for_work) or the poll interval passes.
+// plus a housekeeper (the retry sweep, and heartbeats for every task held, so
+// long tasks keep their lease); idle processors sleep until work arrives
+// (WorkerQueue::wait_for_work) or the poll interval passes. Processors claim in
+// batches of up to the number of idle processors.
+//
+// Items are delivered in order, and each delivery is recorded
+// (mark_item_delivered): a later attempt starts at the first item not delivered.
 //
 // Outcomes: every item delivered -> mark_as_complete; a transient failure
 // (5xx/408/429, timeout, engine crash) -> mark_as_retry, honouring Retry-After;
@@ -31,6 +36,9 @@ struct WorkerOptions {
     double poll_interval = 1.0;  // seconds an idle processor waits for a wake-up
     double sweep_interval = 10;  // seconds between retry sweeps; 0 = no sweep
     double grace_period = 30;    // seconds stop() waits for tasks in flight
+    // seconds between heartbeats of held tasks; 0 = a third of the queue's
+    // visibility timeout (at most 60)
+    double heartbeat_interval = 0;
 };
 
 struct WorkerCounters {
@@ -39,12 +47,21 @@ struct WorkerCounters {
     std::atomic<std::int64_t> discarded = 0;
     std::atomic<std::int64_t> released = 0;
     std::atomic<std::int64_t> items_delivered = 0;
+    std::atomic<std::int64_t> items_skipped = 0;  // delivered by an earlier attempt
+    std::atomic<std::int64_t> heartbeats = 0;
+    // Where the time goes (microseconds, summed over processors): synthesis,
+    // encoding, delivery.
+    std::atomic<std::int64_t> synthesis_us = 0;
+    std::atomic<std::int64_t> encoding_us = 0;
+    std::atomic<std::int64_t> delivery_us = 0;
+    std::atomic<std::int64_t> audio_ms = 0;  // length of the audio delivered
 };
 
 class Worker {
   public:
-    // `queue` must outlive the worker and be initialized.
-    Worker(WorkerQueue& queue, WorkerOptions options, std::shared_ptr<SpeechEngine> espeak,
+    // `queue` must outlive the worker and be initialized. `engines` is usually a
+    // SpeechEngines (routing by voice_id); an engine's permanent errors discard.
+    Worker(WorkerQueue& queue, WorkerOptions options, std::shared_ptr<SpeechEngine> engines,
            std::shared_ptr<WebhookSender> sender);
     ~Worker();  // stop()
     Worker(const Worker&) = delete;

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "voxq/engines.hpp"
 #include "voxq/json.hpp"
 #include "voxq/queue.hpp"
 #include "voxq/sink.hpp"
@@ -429,7 +430,7 @@ int run(int argc, char** argv) {
     say->add_option("--voice", say_voice, "engine.voice, e.g. espeak.en-us")->required();
     say->add_option("--text", say_text, "what to say")->required();
     say->add_option("-o,--output", say_out, "file to write")->required();
-    say->add_option("--format", say_format, "wav or pcm (more formats come with the worker)");
+    say->add_option("--format", say_format, "wav, pcm, mp3, opus or flac");
     say->add_option("--speed", say_speed, "0.25 to 4.0");
     say->callback([&] {
         action = [&] {
@@ -437,13 +438,8 @@ int run(int argc, char** argv) {
             check.items.push_back(
                 TaskItem{{say_text, say_voice, say_speed, say_format}, "http://localhost/"});
             WorkerQueue(QueueConfig{}).validate_task(check);
-            if (say_voice.rfind("espeak.", 0) != 0) {
-                throw ValidationError(
-                    "--voice: only espeak.* voices can be synthesized locally "
-                    "for now");
-            }
-            EspeakEngine engine;
-            const Audio audio = engine.synthesize(check.items[0].request);
+            const auto engines = SpeechEngines::from_env();
+            const Audio audio = engines->synthesize(check.items[0].request);
             const EncodedAudio encoded =
                 encode_audio(audio, say_format);  // before creating the file
             std::ofstream out(say_out, std::ios::binary);
@@ -458,20 +454,24 @@ int run(int argc, char** argv) {
     bool voices_json = false;
     std::string voices_engine = "espeak";
     auto* voices = app.add_subcommand("voices", "list the voices of an engine");
-    voices->add_option("--engine", voices_engine, "engine name (espeak)");
+    voices->add_option("--engine", voices_engine,
+                       "engine name: espeak, or one set by VOXQ_ENGINE_<NAME>_URL");
     voices->add_flag("--json", voices_json, "print JSON");
     voices->callback([&] {
         action = [&] {
-            if (voices_engine != "espeak") {
-                throw ValidationError("--engine: '" + voices_engine +
-                                      "' is not configured (only espeak is built in)");
+            const auto engines = SpeechEngines::from_env();
+            const auto engine = engines->engine(voices_engine);
+            if (!engine) {
+                std::string upper = voices_engine;
+                for (char& ch : upper) ch = static_cast<char>(std::toupper(ch));
+                throw ValidationError("--engine: '" + voices_engine + "' is not configured (set " +
+                                      "VOXQ_ENGINE_" + upper + "_URL)");
             }
-            EspeakEngine engine;
-            const auto names = engine.voices();
+            const auto names = engine->voices();
             if (voices_json) {
                 std::cout << nlohmann::json(names).dump() << "\n";
             } else {
-                for (const std::string& n : names) std::cout << "espeak." << n << "\n";
+                for (const std::string& n : names) std::cout << voices_engine << "." << n << "\n";
             }
             return 0;
         };
@@ -496,7 +496,7 @@ int run(int argc, char** argv) {
             sigaddset(&signals, SIGTERM);
             pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by the worker's threads
             OpenQueue q(g);
-            Worker w(q.queue, worker_options, std::make_shared<EspeakEngine>(),
+            Worker w(q.queue, worker_options, SpeechEngines::from_env(),
                      std::make_shared<WebhookSender>(WebhookConfig::from_env()));
             w.start();
             std::fprintf(stderr, "voxq worker: %d processors on %s\n", worker_options.concurrency,
@@ -508,11 +508,13 @@ int run(int argc, char** argv) {
             const WorkerCounters& c = w.counters();
             std::fprintf(
                 stderr,
-                "voxq worker: completed %lld, retried %lld, discarded %lld, released %lld\n",
+                "voxq worker: completed %lld, retried %lld, discarded %lld, released %lld; "
+                "%lld items delivered, %.1f s of audio\n",
                 static_cast<long long>(c.completed.load()),
                 static_cast<long long>(c.retried.load()),
                 static_cast<long long>(c.discarded.load()),
-                static_cast<long long>(c.released.load()));
+                static_cast<long long>(c.released.load()),
+                static_cast<long long>(c.items_delivered.load()), c.audio_ms.load() / 1000.0);
             return 0;
         };
     });

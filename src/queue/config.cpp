@@ -8,22 +8,17 @@
 #include <optional>
 #include <vector>
 
+#include "queue/env_values.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq {
-
-namespace {
-
-std::string quoted(const std::string& v) {
-    return "'" + v + "'";
-}
 
 std::int64_t parse_integer(const std::string& name, const std::string& value) {
     std::int64_t out = 0;
     const char* end = value.data() + value.size();
     auto [ptr, ec] = std::from_chars(value.data(), end, out);
     if (value.empty() || ec != std::errc() || ptr != end) {
-        throw ConfigError(name + ": " + quoted(value) + " is not an integer");
+        throw ConfigError(name + ": " + ("'" + value + "'") + " is not an integer");
     }
     return out;
 }
@@ -33,9 +28,14 @@ double parse_number(const std::string& name, const std::string& value) {
     const char* end = value.data() + value.size();
     auto [ptr, ec] = std::from_chars(value.data(), end, out);
     if (value.empty() || ec != std::errc() || ptr != end || !std::isfinite(out)) {
-        throw ConfigError(name + ": " + quoted(value) + " is not a number");
+        throw ConfigError(name + ": " + ("'" + value + "'") + " is not a number");
     }
     return out;
+}
+
+namespace {
+std::string quoted(const std::string& v) {
+    return "'" + v + "'";
 }
 
 std::string format_number(double v) {

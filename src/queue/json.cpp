@@ -30,6 +30,7 @@ json task_object(const Task& t, bool with_history) {
                 {"schedule_at", t.schedule_at},
                 {"items", std::move(items)},
                 {"attempt_count", t.attempt_count},
+                {"items_delivered", t.items_delivered},
                 {"max_attempts", t.max_attempts},
                 {"last_error", t.last_error},
                 {"dedup_key", t.dedup_key.empty() ? json(nullptr) : json(t.dedup_key)},
@@ -112,10 +113,11 @@ Task task_from_json(std::string_view text, std::size_t index) {
     const FieldReader r(index, "");
     json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) r.fail("", "is not valid JSON");
-    r.only(j,
-           {"id", "state", "queue", "priority", "schedule_at", "items", "attempt_count",
-            "max_attempts", "last_error", "dedup_key", "created_at", "updated_at"},
-           "");
+    r.only(
+        j,
+        {"id", "state", "queue", "priority", "schedule_at", "items", "attempt_count",
+         "max_attempts", "last_error", "dedup_key", "created_at", "updated_at", "items_delivered"},
+        "");
     Task t;
     t.id = r.str(j, "id", "");
     const std::string state = r.str(j, "state", "PENDING");

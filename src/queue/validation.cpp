@@ -1,9 +1,11 @@
 #include "queue/validation.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "voxq/errors.hpp"
+#include "voxq/tts.hpp"
 
 namespace voxq::detail {
 
@@ -175,8 +177,8 @@ void validate_new_task(const Task& task, std::size_t index, const QueueConfig& c
         if (!std::isfinite(r.speed) || r.speed < 0.25 || r.speed > 4.0) {
             fail(index, prefix + "request.speed", "must be between 0.25 and 4.0");
         }
-        if (r.format != "wav" && r.format != "pcm" && r.format != "mp3" && r.format != "opus" &&
-            r.format != "flac") {
+        if (const auto& formats = audio_formats();
+            std::find(formats.begin(), formats.end(), r.format) == formats.end()) {
             fail(index, prefix + "request.format",
                  "'" + r.format.substr(0, 32) + "' is not one of wav, pcm, mp3, opus, flac");
         }

@@ -209,6 +209,16 @@ void WorkerQueue::heartbeat(const std::string& id, std::optional<std::int64_t> a
     impl_->transition(id, "heartbeat", TaskState::PROCESSING, TaskState::PROCESSING, attempt, p);
 }
 
+void WorkerQueue::mark_item_delivered(const std::string& id, std::int64_t item_index,
+                                      std::optional<std::int64_t> attempt) {
+    if (item_index < 0) throw ValidationError("item_index: must be >= 0");
+    TaskSetStateParams p;
+    p.touch_heartbeat = true;
+    p.items_delivered = item_index + 1;
+    impl_->transition(id, "mark_item_delivered", TaskState::PROCESSING, TaskState::PROCESSING,
+                      attempt, p);
+}
+
 void WorkerQueue::release(const std::string& id, std::optional<std::int64_t> attempt) {
     TaskSetStateParams p;
     p.attempt_delta = -1;

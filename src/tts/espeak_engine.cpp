@@ -4,6 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -16,10 +19,13 @@ extern char** environ;
 
 namespace voxq {
 
-struct EspeakEngine::Impl {
+namespace {
+
+// One voxq-espeak process, used by one request at a time (it is single-threaded).
+struct Helper {
     std::string helper;
-    std::mutex mutex;  // one request at a time: the helper is single-threaded
-    pid_t pid = 0;     // guarded by mutex
+    pid_t pid = 0;
+    std::atomic<pid_t> running_pid = 0;  // pid, readable while another thread uses the helper
     int to_helper = -1;
     int from_helper = -1;
 
@@ -49,6 +55,7 @@ struct EspeakEngine::Impl {
         }
         to_helper = in[1];
         from_helper = out[0];
+        running_pid = pid;
     }
 
     void stop() {
@@ -61,6 +68,7 @@ struct EspeakEngine::Impl {
             waitpid(pid, &status, 0);
         }
         pid = 0;
+        running_pid = 0;
         to_helper = from_helper = -1;
     }
 
@@ -89,7 +97,6 @@ struct EspeakEngine::Impl {
     }
 };
 
-namespace {
 std::string default_helper() {
     if (const char* env = std::getenv("VOXQ_ESPEAK_HELPER")) return env;
     std::error_code ec;
@@ -98,26 +105,64 @@ std::string default_helper() {
 }
 }  // namespace
 
-EspeakEngine::EspeakEngine(std::string helper) : impl_(std::make_unique<Impl>()) {
-    impl_->helper = helper.empty() ? default_helper() : std::move(helper);
+// A pool of helpers: requests beyond the pool's size wait for a free one.
+struct EspeakEngine::Impl {
+    mutable std::mutex mutex;
+    std::condition_variable returned;
+    std::vector<std::unique_ptr<Helper>> helpers;  // all of them, for helper_pid()
+    std::vector<Helper*> idle;                     // guarded by mutex
+
+    // Runs `f` with a helper of its own.
+    template <typename F>
+    auto with_helper(F&& f) {
+        Helper* h = nullptr;
+        {
+            std::unique_lock lock(mutex);
+            returned.wait(lock, [&] { return !idle.empty(); });
+            h = idle.back();
+            idle.pop_back();
+        }
+        struct Return {
+            Impl* impl;
+            Helper* h;
+            ~Return() {
+                {
+                    std::lock_guard lock(impl->mutex);
+                    impl->idle.push_back(h);
+                }
+                impl->returned.notify_one();
+            }
+        } give_back{this, h};
+        return f(*h);
+    }
+};
+
+EspeakEngine::EspeakEngine(std::string helper, int processes) : impl_(std::make_unique<Impl>()) {
+    const std::string path = helper.empty() ? default_helper() : std::move(helper);
+    for (int i = 0; i < std::max(1, processes); ++i) {
+        impl_->helpers.push_back(std::make_unique<Helper>());
+        impl_->helpers.back()->helper = path;
+        impl_->idle.push_back(impl_->helpers.back().get());
+    }
     // A helper that dies must not take this process down with SIGPIPE.
     signal(SIGPIPE, SIG_IGN);
 }
 
 EspeakEngine::~EspeakEngine() {
     std::lock_guard lock(impl_->mutex);
-    impl_->stop();
+    for (auto& h : impl_->helpers) h->stop();
 }
 
 Audio EspeakEngine::synthesize(const TextToSpeechRequest& request) {
     const std::size_t dot = request.voice_id.find('.');
     const std::string voice =
         dot == std::string::npos ? request.voice_id : request.voice_id.substr(dot + 1);
-    std::lock_guard lock(impl_->mutex);
     std::string pcm;
-    const nlohmann::json reply = impl_->call(
-        {{"op", "synth"}, {"voice", voice}, {"speed", request.speed}, {"text", request.text}},
-        &pcm);
+    const nlohmann::json reply = impl_->with_helper([&](Helper& h) {
+        return h.call(
+            {{"op", "synth"}, {"voice", voice}, {"speed", request.speed}, {"text", request.text}},
+            &pcm);
+    });
     if (!reply.value("ok", false)) {
         throw SpeechError(reply.value("error", std::string("espeak failed")),
                           reply.value("permanent", false));
@@ -130,53 +175,17 @@ Audio EspeakEngine::synthesize(const TextToSpeechRequest& request) {
 }
 
 std::vector<std::string> EspeakEngine::voices() {
-    std::lock_guard lock(impl_->mutex);
-    const nlohmann::json reply = impl_->call({{"op", "voices"}}, nullptr);
+    const nlohmann::json reply = impl_->with_helper([](Helper& h) {
+        return h.call({{"op", "voices"}}, nullptr);
+    });
     return reply.value("voices", std::vector<std::string>{});
 }
 
 int EspeakEngine::helper_pid() const {
-    std::lock_guard lock(impl_->mutex);
-    return impl_->pid;
-}
-
-std::string encode_wav(const Audio& audio) {
-    const auto data_bytes = static_cast<std::uint32_t>(audio.samples.size() * 2);
-    std::string out;
-    out.reserve(44 + data_bytes);
-    auto u32 = [&out](std::uint32_t v) {
-        for (int i = 0; i < 4; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
-    };
-    auto u16 = [&out](std::uint16_t v) {
-        out += static_cast<char>(v & 0xFF);
-        out += static_cast<char>(v >> 8);
-    };
-    const auto rate = static_cast<std::uint32_t>(audio.sample_rate);
-    out += "RIFF";
-    u32(36 + data_bytes);
-    out += "WAVEfmt ";
-    u32(16);  // fmt chunk size
-    u16(1);   // PCM
-    u16(1);   // mono
-    u32(rate);
-    u32(rate * 2);  // byte rate
-    u16(2);         // block align
-    u16(16);        // bits per sample
-    out += "data";
-    u32(data_bytes);
-    for (std::int16_t s : audio.samples) u16(static_cast<std::uint16_t>(s));  // little-endian
-    return out;
-}
-
-EncodedAudio encode_audio(const Audio& audio, const std::string& format) {
-    if (format == "wav") return {encode_wav(audio), "audio/wav"};
-    if (format == "pcm") {
-        // Raw little-endian PCM16 mono (the host order on every platform voxq builds for).
-        return {std::string(reinterpret_cast<const char*>(audio.samples.data()),
-                            audio.samples.size() * sizeof(std::int16_t)),
-                "audio/L16;rate=" + std::to_string(audio.sample_rate)};
+    for (const auto& h : impl_->helpers) {
+        if (const pid_t pid = h->running_pid.load(); pid != 0) return pid;
     }
-    throw SpeechError("format '" + format + "' is not supported yet (use wav or pcm)", true);
+    return 0;
 }
 
 }  // namespace voxq

@@ -12,19 +12,13 @@
 
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
+#include "webhook/curl_handles.hpp"
 
 namespace voxq {
 
 namespace {
 
 constexpr std::size_t kMaxResponseBytes = 4096;  // read and dropped: never echoed
-
-struct CurlDeleter {
-    void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-    void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
-};
 
 // What one transfer learns along the way.
 struct Transfer {
@@ -129,14 +123,13 @@ WebhookOutcome classify(CURLcode rc, long status, const Transfer& t, bool reques
 }  // namespace
 
 WebhookSender::WebhookSender(WebhookConfig config) : config_(std::move(config)) {
-    static std::once_flag once;
-    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+    curl_init_once();
 }
 
 WebhookSender::~WebhookSender() = default;
 
 WebhookOutcome WebhookSender::send(const WebhookRequest& request, std::int64_t timestamp) const {
-    std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+    CurlHandle curl(curl_easy_init());
     if (!curl) return classify(CURLE_FAILED_INIT, 0, {}, false, "curl_easy_init failed");
     CURL* c = curl.get();
     Transfer transfer;
@@ -158,7 +151,7 @@ WebhookOutcome WebhookSender::send(const WebhookRequest& request, std::int64_t t
         line += value;
         add(line);
     }
-    const std::unique_ptr<curl_slist, SlistDeleter> headers(raw);
+    const CurlHeaders headers(raw);
 
     char error[CURL_ERROR_SIZE] = {};
     curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());

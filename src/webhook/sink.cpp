@@ -24,6 +24,7 @@ std::string extension_for(const std::string& content_type) {
         return ".ogg";
     }
     if (content_type.rfind("audio/flac", 0) == 0) return ".flac";
+    if (content_type.rfind("audio/L16", 0) == 0) return ".pcm";
     return ".bin";
 }
 

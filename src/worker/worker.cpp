@@ -1,18 +1,30 @@
 #include "voxq/worker.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
+#include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <vector>
 
 namespace voxq {
 
+namespace {
+
+std::int64_t micros_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                 start)
+        .count();
+}
+
+}  // namespace
+
 struct Worker::Impl {
     WorkerQueue& queue;
     WorkerOptions options;
-    std::shared_ptr<SpeechEngine> espeak;
+    std::shared_ptr<SpeechEngine> engines;
     std::shared_ptr<WebhookSender> sender;
     WorkerCounters counters;
 
@@ -21,138 +33,214 @@ struct Worker::Impl {
 
     std::mutex mutex;
     std::condition_variable idle;
-    std::set<std::pair<std::string, std::int64_t>> in_flight;  // guarded by mutex
+    // Every task this worker holds (claimed, buffered or running): id -> attempt.
+    std::map<std::string, std::int64_t> held;  // guarded by mutex
+    std::deque<Task> buffer;                   // claimed, not started; guarded by mutex
+    int idle_processors = 0;                   // guarded by mutex
 
     Impl(WorkerQueue& q, WorkerOptions o, std::shared_ptr<SpeechEngine> e,
          std::shared_ptr<WebhookSender> s)
-        : queue(q), options(std::move(o)), espeak(std::move(e)), sender(std::move(s)) {}
+        : queue(q), options(std::move(o)), engines(std::move(e)), sender(std::move(s)) {}
 
     // Settles one task; a refused call (the lease was lost meanwhile, or the
     // task was released at shutdown) is the expected end of a stale attempt.
     template <typename F>
-    void settle(F&& call) {
+    static bool settle(F&& call) {
         try {
             call();
+            return true;
         } catch (const InvalidStateTransitionError&) {
+            return false;
         }
     }
 
+    void discard(const Task& task, const std::string& why) {
+        ++counters.discarded;
+        settle([&] { queue.mark_as_discarded(task.id, task.attempt_count, why); });
+    }
+    void retry_later(const Task& task, const std::string& why,
+                     std::optional<double> not_before = {}) {
+        ++counters.retried;
+        settle([&] { queue.mark_as_retry(task.id, why, task.attempt_count, not_before); });
+    }
+
     void process(const Task& task) {
-        const double now = queue.clock().now_seconds();
-        for (std::size_t i = 0; i < task.items.size(); ++i) {
+        const auto first =
+            static_cast<std::size_t>(std::max<std::int64_t>(0, task.items_delivered));
+        counters.items_skipped += static_cast<std::int64_t>(std::min(first, task.items.size()));
+        for (std::size_t i = first; i < task.items.size(); ++i) {
             const TaskItem& item = task.items[i];
-            const std::string engine =
-                item.request.voice_id.substr(0, item.request.voice_id.find('.'));
-            if (engine != "espeak" || !espeak) {
-                ++counters.discarded;
-                std::string why = "engine '";
-                why += engine;
-                why += "' is not configured (set VOXQ_ENGINE_";
-                why += engine;
-                why += "_URL), then resume the task";
-                return settle([&] { queue.mark_as_discarded(task.id, task.attempt_count, why); });
-            }
+            const std::string label = "item " + std::to_string(i) + ": ";
             WebhookRequest request;
             try {
-                const EncodedAudio encoded =
-                    encode_audio(espeak->synthesize(item.request), item.request.format);
-                request.body = encoded.bytes;
-                request.content_type = encoded.content_type;
+                auto start = std::chrono::steady_clock::now();
+                const Audio audio = engines->synthesize(item.request);
+                counters.synthesis_us += micros_since(start);
+                start = std::chrono::steady_clock::now();
+                EncodedAudio encoded = encode_audio(audio, item.request.format);
+                counters.encoding_us += micros_since(start);
+                counters.audio_ms += static_cast<std::int64_t>(audio.seconds() * 1000);
+                request.body = std::move(encoded.bytes);
+                request.content_type = std::move(encoded.content_type);
             } catch (const SpeechError& e) {
-                if (e.permanent()) {
-                    ++counters.discarded;
-                    return settle(
-                        [&] { queue.mark_as_discarded(task.id, task.attempt_count, e.what()); });
-                }
-                ++counters.retried;
-                return settle([&] { queue.mark_as_retry(task.id, e.what(), task.attempt_count); });
+                if (e.permanent()) return discard(task, label + e.what());
+                return retry_later(task, label + e.what());
             }
             request.url = item.response_url;
             request.message_id = task.id + "." + std::to_string(i);  // stable across retries
             request.headers = {{"voxq-task-id", task.id},
                                {"voxq-item", std::to_string(i)},
+                               {"voxq-item-count", std::to_string(task.items.size())},
                                {"voxq-voice", item.request.voice_id},
                                {"voxq-attempt", std::to_string(task.attempt_count)}};
+            const auto start = std::chrono::steady_clock::now();
             const WebhookOutcome out =
                 sender->send(request, static_cast<std::int64_t>(queue.clock().now_seconds()));
+            counters.delivery_us += micros_since(start);
             switch (out.kind) {
                 case WebhookOutcome::Kind::Delivered:
                     ++counters.items_delivered;
+                    // Recorded at once: a crash after this point does not send it again.
+                    if (!settle([&] {
+                            queue.mark_item_delivered(task.id, static_cast<std::int64_t>(i),
+                                                      task.attempt_count);
+                        }))
+                        return;  // the lease was lost: another attempt owns the task
                     break;
                 case WebhookOutcome::Kind::Transient: {
-                    ++counters.retried;
                     std::optional<double> not_before;
-                    if (out.retry_after) not_before = now + *out.retry_after;
-                    return settle([&] {
-                        queue.mark_as_retry(task.id,
-                                            "item " + std::to_string(i) + ": " + out.message,
-                                            task.attempt_count, not_before);
-                    });
+                    if (out.retry_after)
+                        not_before = queue.clock().now_seconds() + *out.retry_after;
+                    return retry_later(task, label + out.message, not_before);
                 }
                 case WebhookOutcome::Kind::Permanent:
                 case WebhookOutcome::Kind::Refused:
-                    ++counters.discarded;
-                    return settle([&] {
-                        queue.mark_as_discarded(task.id, task.attempt_count,
-                                                "item " + std::to_string(i) + ": " + out.message);
-                    });
+                    return discard(task, label + out.message);
             }
         }
         ++counters.completed;
         settle([&] { queue.mark_as_complete(task.id, task.attempt_count); });
     }
 
+    // The next task to run: from the buffer, else a fresh claim of up to as many
+    // tasks as there are idle processors. nullopt when nothing is due.
+    std::optional<Task> next_task() {
+        std::unique_lock lock(mutex);
+        if (buffer.empty()) {
+            const int want = std::max(1, idle_processors);
+            lock.unlock();
+            std::vector<Task> claimed = queue.dequeue(want, options.queue);
+            lock.lock();
+            for (Task& t : claimed) {
+                held.emplace(t.id, t.attempt_count);
+                buffer.push_back(std::move(t));
+            }
+            if (buffer.empty()) return std::nullopt;
+        }
+        Task t = std::move(buffer.front());
+        buffer.pop_front();
+        return t;
+    }
+
     void processor() {
+        {
+            std::lock_guard lock(mutex);
+            ++idle_processors;
+        }
         while (!stopping.load()) {
             const std::uint64_t epoch = queue.work_epoch();
-            std::vector<Task> tasks;
+            std::optional<Task> task;
             try {
-                tasks = queue.dequeue(1, options.queue);
+                task = next_task();
             } catch (const StoreError&) {
                 std::this_thread::sleep_for(std::chrono::milliseconds(200));
                 continue;
             }
-            if (tasks.empty()) {
+            if (!task) {
                 queue.wait_for_work(epoch, options.poll_interval);
                 continue;
             }
-            const Task& task = tasks.front();
+            if (stopping.load()) {
+                // Claimed while stop() began: hand it straight back.
+                try {
+                    queue.release(task->id, task->attempt_count);
+                    ++counters.released;
+                } catch (const QueueError&) {
+                }
+                std::lock_guard lock(mutex);
+                held.erase(task->id);
+                idle.notify_all();
+                break;
+            }
             {
                 std::lock_guard lock(mutex);
-                in_flight.emplace(task.id, task.attempt_count);
+                --idle_processors;
             }
             try {
-                process(task);
+                process(*task);
             } catch (const StoreError&) {
                 // The outcome could not be recorded: the lease expires and the
                 // sweep hands the task out again.
             }
             {
                 std::lock_guard lock(mutex);
-                in_flight.erase({task.id, task.attempt_count});
+                ++idle_processors;
+                held.erase(task->id);
             }
             idle.notify_all();
         }
     }
 
-    void sweeper() {
+    [[nodiscard]] double heartbeat_interval() const {
+        if (options.heartbeat_interval > 0) return options.heartbeat_interval;
+        return std::min(60.0, queue.config().default_visibility_timeout / 3);
+    }
+
+    // The retry sweep and the heartbeats of held tasks, each on its own period.
+    void housekeeper() {
+        using Steady = std::chrono::steady_clock;
+        const auto sweep_every = std::chrono::duration_cast<Steady::duration>(
+            std::chrono::duration<double>(options.sweep_interval));
+        const auto beat_every = std::chrono::duration_cast<Steady::duration>(
+            std::chrono::duration<double>(heartbeat_interval()));
+        Steady::time_point next_sweep = Steady::now();
+        Steady::time_point next_beat = Steady::now() + beat_every;
         std::unique_lock lock(mutex);
         while (!stopping.load()) {
-            lock.unlock();
-            try {
-                queue.retry();
-            } catch (const QueueError&) {
+            const auto now = Steady::now();
+            if (options.sweep_interval > 0 && now >= next_sweep) {
+                lock.unlock();
+                try {
+                    queue.retry();
+                } catch (const QueueError&) {
+                }
+                lock.lock();
+                next_sweep = now + sweep_every;
             }
-            lock.lock();
-            idle.wait_for(lock, std::chrono::duration<double>(options.sweep_interval),
-                          [&] { return stopping.load(); });
+            if (now >= next_beat) {
+                const std::map<std::string, std::int64_t> beating = held;
+                lock.unlock();
+                for (const auto& [id, attempt] : beating) {
+                    try {
+                        queue.heartbeat(id, attempt);
+                        ++counters.heartbeats;
+                    } catch (const QueueError&) {
+                        // Settled meanwhile, or the store is down: the next beat retries.
+                    }
+                }
+                lock.lock();
+                next_beat = now + beat_every;
+            }
+            Steady::time_point wake = next_beat;
+            if (options.sweep_interval > 0) wake = std::min(wake, next_sweep);
+            idle.wait_until(lock, wake, [&] { return stopping.load(); });
         }
     }
 };
 
-Worker::Worker(WorkerQueue& queue, WorkerOptions options, std::shared_ptr<SpeechEngine> espeak,
+Worker::Worker(WorkerQueue& queue, WorkerOptions options, std::shared_ptr<SpeechEngine> engines,
                std::shared_ptr<WebhookSender> sender)
-    : impl_(std::make_unique<Impl>(queue, std::move(options), std::move(espeak),
+    : impl_(std::make_unique<Impl>(queue, std::move(options), std::move(engines),
                                    std::move(sender))) {}
 
 Worker::~Worker() {
@@ -163,9 +251,7 @@ void Worker::start() {
     for (int i = 0; i < impl_->options.concurrency; ++i) {
         impl_->threads.emplace_back([impl = impl_.get()] { impl->processor(); });
     }
-    if (impl_->options.sweep_interval > 0) {
-        impl_->threads.emplace_back([impl = impl_.get()] { impl->sweeper(); });
-    }
+    impl_->threads.emplace_back([impl = impl_.get()] { impl->housekeeper(); });
 }
 
 void Worker::stop() {
@@ -176,12 +262,22 @@ void Worker::stop() {
     }
     impl_->idle.notify_all();
     {
-        // Tasks in flight get the grace period; what is still running after it is
-        // handed back (its processor's late outcome is then refused by fencing).
+        // Claimed tasks not started go back at once; tasks running get the grace
+        // period; what is still running after it is handed back too (its
+        // processor's late outcome is then refused by fencing).
         std::unique_lock lock(impl_->mutex);
+        for (const Task& t : impl_->buffer) {
+            try {
+                impl_->queue.release(t.id, t.attempt_count);
+                ++impl_->counters.released;
+            } catch (const QueueError&) {
+            }
+            impl_->held.erase(t.id);
+        }
+        impl_->buffer.clear();
         impl_->idle.wait_for(lock, std::chrono::duration<double>(impl_->options.grace_period),
-                             [&] { return impl_->in_flight.empty(); });
-        for (const auto& [id, attempt] : impl_->in_flight) {
+                             [&] { return impl_->held.empty(); });
+        for (const auto& [id, attempt] : impl_->held) {
             try {
                 impl_->queue.release(id, attempt);
                 ++impl_->counters.released;

@@ -156,10 +156,14 @@ TEST_F(Cli, SaySynthesizesAWavFile) {
     r = run("say --voice espeak.no-such-voice --text hi -o x.wav");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.err.find("no voice 'no-such-voice'"), std::string::npos) << r.err;
-    r = run("say --voice espeak.en-us --text hi --format mp3 -o x.mp3");
+    r = run("say --voice espeak.en-us --text hi --format aac -o x.aac");
     EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.err.find("format 'mp3' is not supported yet"), std::string::npos) << r.err;
-    EXPECT_FALSE(std::filesystem::exists(dir_.file("x.mp3"))) << "a failed say left a file";
+    EXPECT_NE(r.err.find("'aac' is not one of wav, pcm, mp3, opus, flac"), std::string::npos)
+        << r.err;
+    EXPECT_FALSE(std::filesystem::exists(dir_.file("x.aac"))) << "a failed say left a file";
+    r = run("say --voice espeak.en-us --text 'Hello in Ogg.' --format opus -o hello.opus");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(slurp(dir_.file("hello.opus")).substr(0, 4), "OggS");
     r = run("voices");
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.out.find("espeak.en-us\n"), std::string::npos);

@@ -489,7 +489,8 @@ TEST_P(StoreConformance, FencingStopsAStaleWorker) {
              [&] { queue_->mark_as_complete(first.id, 1); },
              [&] { queue_->mark_as_retry(first.id, "late", 1); },
              [&] { queue_->mark_as_discarded(first.id, 1); },
-             [&] { queue_->heartbeat(first.id, 1); }, [&] { queue_->release(first.id, 1); }}) {
+             [&] { queue_->heartbeat(first.id, 1); }, [&] { queue_->release(first.id, 1); },
+             [&] { queue_->mark_item_delivered(first.id, 0, 1); }}) {
         try {
             call();
             ADD_FAILURE() << "a stale attempt was accepted";
@@ -501,6 +502,48 @@ TEST_P(StoreConformance, FencingStopsAStaleWorker) {
     EXPECT_EQ(queue_->get_task(first.id).state, TaskState::PROCESSING);
     queue_->mark_as_complete(first.id, 2);
     EXPECT_EQ(queue_->get_task(first.id).state, TaskState::COMPLETED);
+}
+
+TEST_P(StoreConformance, ItemProgressSurvivesRetriesAndNeverGoesBack) {
+    Task three = make_task("three items");
+    three.items.push_back(three.items[0]);
+    three.items.push_back(three.items[0]);
+    std::vector<Task> batch{three};
+    queue_->enqueue(batch);
+    const std::string id = batch[0].id;
+    EXPECT_EQ(queue_->get_task(id).items_delivered, 0);
+    const Task first = queue_->dequeue(1).at(0);
+    EXPECT_EQ(first.items_delivered, 0);
+    clock_->advance_seconds(30);
+    queue_->mark_item_delivered(id, 0, first.attempt_count);
+    queue_->mark_item_delivered(id, 1, first.attempt_count);
+    Task now_task = queue_->get_task(id);
+    EXPECT_EQ(now_task.items_delivered, 2);
+    EXPECT_DOUBLE_EQ(now_task.heartbeat_at, now()) << "progress is also a heartbeat";
+    queue_->mark_item_delivered(id, 0, first.attempt_count);  // a late duplicate
+    EXPECT_EQ(queue_->get_task(id).items_delivered, 2) << "progress went back";
+
+    // The next attempt, and a resume after a discard, carry on after item 1.
+    queue_->mark_as_retry(id, "item 2: HTTP 500", first.attempt_count);
+    queue_->retry();
+    clock_->advance_seconds(60);
+    const Task second = queue_->dequeue(1).at(0);
+    EXPECT_EQ(second.attempt_count, 2);
+    EXPECT_EQ(second.items_delivered, 2);
+    // A stale attempt cannot record progress; nor can a task that is not PROCESSING.
+    EXPECT_THROW(queue_->mark_item_delivered(id, 2, first.attempt_count),
+                 InvalidStateTransitionError);
+    queue_->mark_as_discarded(id, second.attempt_count, "item 2: HTTP 404");
+    EXPECT_THROW(queue_->mark_item_delivered(id, 2), InvalidStateTransitionError);
+    EXPECT_THROW(queue_->mark_item_delivered("no-such-task", 0), TaskNotFoundError);
+    EXPECT_THROW(queue_->mark_item_delivered(id, -1), ValidationError);
+    queue_->mark_as_resume(id);
+    EXPECT_EQ(queue_->dequeue(1).at(0).items_delivered, 2);
+    queue_->mark_item_delivered(id, 2);
+    queue_->mark_as_complete(id);
+    const Task done = queue_->get_task(id);
+    EXPECT_EQ(done.state, TaskState::COMPLETED);
+    EXPECT_EQ(done.items_delivered, 3);
 }
 
 TEST_P(StoreConformance, ReleaseGivesTheAttemptBack) {

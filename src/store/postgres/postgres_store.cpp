@@ -31,10 +31,11 @@ Param flag(bool b) {
 
 #define VOXQ_PG_COLUMNS                                                                         \
     "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
-    "dedup_key, created_at, updated_at, heartbeat_at"
-#define VOXQ_PG_COLUMNS_T                                                           \
-    "t.id, t.queue, t.state, t.priority, t.schedule_at, t.items, t.attempt_count, " \
-    "t.max_attempts, t.last_error, t.dedup_key, t.created_at, t.updated_at, t.heartbeat_at"
+    "dedup_key, created_at, updated_at, heartbeat_at, items_delivered"
+#define VOXQ_PG_COLUMNS_T                                                                     \
+    "t.id, t.queue, t.state, t.priority, t.schedule_at, t.items, t.attempt_count, "           \
+    "t.max_attempts, t.last_error, t.dedup_key, t.created_at, t.updated_at, t.heartbeat_at, " \
+    "t.items_delivered"
 // Adds the rows of `source` (queue, state, delta) to this connection's shard.
 #define VOXQ_PG_COUNT(source, shard_param)                                               \
     "INSERT INTO task_counts (queue, state, shard, n) SELECT queue, state, " shard_param \
@@ -56,6 +57,7 @@ Task read_task(const PgResult& r, int row) {
     t.created_at = detail::us_to_seconds(r.int64(row, 10));
     t.updated_at = detail::us_to_seconds(r.int64(row, 11));
     t.heartbeat_at = detail::us_to_seconds(r.int64(row, 12));
+    t.items_delivered = r.int64(row, 13);
     return t;
 }
 
@@ -205,7 +207,7 @@ class PostgresStore final : public Store {
         const bool plain_complete = p.from == TaskState::PROCESSING &&
                                     p.to == TaskState::COMPLETED && !p.error && !p.not_before_us &&
                                     p.attempt_delta == 0 && !p.reset_attempts && !p.schedule_now &&
-                                    !p.touch_heartbeat;
+                                    !p.touch_heartbeat && !p.items_delivered;
         if (plain_complete) {
             if (auto done = complete_in_group(p)) return *done;
             // Not completed by its group: run alone, which completes it or says why not.
@@ -224,7 +226,8 @@ class PostgresStore final : public Store {
                 "schedule_at = CASE WHEN $6::boolean THEN $3::bigint ELSE schedule_at END, "
                 "heartbeat_at = CASE WHEN $7::boolean THEN $3::bigint ELSE heartbeat_at END, "
                 "last_error = COALESCE($8::text, last_error), "
-                "not_before = COALESCE($9::bigint, 0) "
+                "not_before = COALESCE($9::bigint, 0), "
+                "items_delivered = GREATEST(items_delivered, COALESCE($14::bigint, 0)) "
                 "WHERE id = $1::text AND state = $10::smallint AND "
                 "($11::bigint IS NULL OR attempt_count = $11::bigint) "
                 "RETURNING queue, attempt_count), "
@@ -246,7 +249,8 @@ class PostgresStore final : public Store {
                  p.not_before_us ? param(*p.not_before_us) : null_param(),
                  param(static_cast<std::int64_t>(p.from)),
                  p.attempt ? param(*p.attempt) : null_param(), param(shard),
-                 param(p.error_history_limit)});
+                 param(p.error_history_limit),
+                 p.items_delivered ? param(*p.items_delivered) : null_param()});
             if (r.rows() == 0) explain_refusal(c, p);
             if (p.to == TaskState::PENDING) notify(c);
             return TaskStateChange{std::string(r.text(0, 0)), r.int64(0, 1)};
@@ -265,7 +269,7 @@ class PostgresStore final : public Store {
                                          "UPDATE SKIP LOCKED",
                                          {param(p.limit)});
                 for (int i = 0; i < r.rows(); ++i)
-                    candidates.emplace_back(read_task(r, i), r.int64(i, 13));
+                    candidates.emplace_back(read_task(r, i), r.int64(i, 14));
             }
             const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
             if (remaining > 0) {
@@ -277,7 +281,7 @@ class PostgresStore final : public Store {
                           "heartbeat_at LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
                           {param(p.now_us - p.visibility_timeout_us), param(remaining)});
                 for (int i = 0; i < r.rows(); ++i)
-                    candidates.emplace_back(read_task(r, i), r.int64(i, 13));
+                    candidates.emplace_back(read_task(r, i), r.int64(i, 14));
             }
             std::map<std::pair<std::string, int>, std::int64_t> deltas;
             std::vector<Task> moved;

@@ -74,7 +74,7 @@ class CountDeltas {
 
 #define VOXQ_TASK_COLUMNS                                                                       \
     "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
-    "dedup_key, created_at, updated_at, heartbeat_at"
+    "dedup_key, created_at, updated_at, heartbeat_at, items_delivered"
 
 Task read_task(const Statement& s) {
     Task t;
@@ -91,6 +91,7 @@ Task read_task(const Statement& s) {
     t.created_at = detail::us_to_seconds(s.int64(10));
     t.updated_at = detail::us_to_seconds(s.int64(11));
     t.heartbeat_at = detail::us_to_seconds(s.int64(12));
+    t.items_delivered = s.int64(13);
     return t;
 }
 
@@ -260,7 +261,8 @@ class SqliteStore final : public Store {
                 "attempt_count = CASE WHEN ?4 THEN 0 ELSE attempt_count + ?5 END, "
                 "schedule_at = CASE WHEN ?6 THEN ?3 ELSE schedule_at END, "
                 "heartbeat_at = CASE WHEN ?7 THEN ?3 ELSE heartbeat_at END, "
-                "last_error = COALESCE(?8, last_error), not_before = COALESCE(?9, 0) "
+                "last_error = COALESCE(?8, last_error), not_before = COALESCE(?9, 0), "
+                "items_delivered = MAX(items_delivered, COALESCE(?12, 0)) "
                 "WHERE id = ?1 AND state = ?10 AND (?11 IS NULL OR attempt_count = ?11) "
                 "RETURNING queue, attempt_count");
             s.bind(1, p.id)
@@ -272,7 +274,8 @@ class SqliteStore final : public Store {
                 .bind(7, static_cast<std::int64_t>(p.touch_heartbeat))
                 .bind_optional(9, p.not_before_us)
                 .bind(10, static_cast<std::int64_t>(p.from))
-                .bind_optional(11, p.attempt);
+                .bind_optional(11, p.attempt)
+                .bind_optional(12, p.items_delivered);
             if (p.error) {
                 s.bind(8, *p.error);
             } else {
@@ -300,7 +303,7 @@ class SqliteStore final : public Store {
                                          "INDEXED BY tasks_retryable WHERE state = 3 "
                                          "ORDER BY updated_at LIMIT ?1");
                 s.bind(1, p.limit);
-                while (s.step()) candidates.emplace_back(read_task(s), s.int64(13));
+                while (s.step()) candidates.emplace_back(read_task(s), s.int64(14));
             }
             const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
             if (remaining > 0) {
@@ -310,7 +313,7 @@ class SqliteStore final : public Store {
                               "INDEXED BY tasks_leased WHERE state = 1 AND heartbeat_at <= ?1 "
                               "ORDER BY heartbeat_at LIMIT ?2");
                 s.bind(1, p.now_us - p.visibility_timeout_us).bind(2, remaining);
-                while (s.step()) candidates.emplace_back(read_task(s), s.int64(13));
+                while (s.step()) candidates.emplace_back(read_task(s), s.int64(14));
             }
             for (auto& [task, not_before] : candidates) {
                 const detail::RescueMove move = detail::plan_rescue(task, not_before, p);

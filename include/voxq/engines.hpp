@@ -1,0 +1,92 @@
+// File: voxq/engines.hpp
+//
+// The speech engines a worker can use, chosen by the `engine.` prefix of a
+// voice_id (SPEC §6):
+//   espeak   espeak-ng in helper processes; always there.
+//   <name>   an OpenAI-compatible endpoint (Kokoro-FastAPI for kokoro.*), one per
+//            VOXQ_ENGINE_<NAME>_URL, e.g. VOXQ_ENGINE_KOKORO_URL=http://127.0.0.1:8880/v1
+//
+// Per engine (NAME upper-case): _URL, _API_KEY (sent as a bearer token, never
+// logged), _MODEL, _CONCURRENCY (calls at once per worker process; speech
+// servers throttle), _MAX_CHARS (longer texts are split at sentence boundaries
+// and the audio joined; OpenAI-compatible default 4096), _TIMEOUT (seconds).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "voxq/tts.hpp"
+
+namespace voxq {
+
+struct EngineSettings {
+    std::string name;  // as in voice ids: "kokoro"
+    std::string url;   // base URL, e.g. http://127.0.0.1:8880/v1
+    std::string api_key;
+    std::string model;             // default: "kokoro" for kokoro, else "tts-1"
+    int concurrency = 4;           // calls at once per process
+    std::size_t max_chars = 4096;  // per call; 0 = no limit
+    double timeout = 120;          // seconds per call
+};
+
+// POST {url}/audio/speech {model, input, voice, response_format: "wav", speed};
+// voices from GET {url}/audio/voices when the server has it (Kokoro-FastAPI).
+// A voice the server does not list, and 400/404/422 answers, are permanent
+// errors; connection errors, timeouts, 408/429/5xx are transient.
+class OpenAiSpeechEngine final : public SpeechEngine {
+  public:
+    explicit OpenAiSpeechEngine(EngineSettings settings);
+    ~OpenAiSpeechEngine() override;
+    OpenAiSpeechEngine(const OpenAiSpeechEngine&) = delete;
+    OpenAiSpeechEngine& operator=(const OpenAiSpeechEngine&) = delete;
+
+    Audio synthesize(const TextToSpeechRequest& request) override;
+    // The server's voices (cached for a minute); empty if it does not list them.
+    std::vector<std::string> voices() override;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Splits `text` into pieces of at most `max_bytes` bytes, at sentence ends when
+// it can, else at spaces, else at UTF-8 character boundaries. Pieces keep all
+// the text but the whitespace at the cuts.
+[[nodiscard]] std::vector<std::string> split_text(const std::string& text, std::size_t max_bytes);
+
+// The engines of one worker process, as one SpeechEngine: synthesize() routes by
+// voice_id, holds each engine to its concurrency cap, and splits long texts.
+class SpeechEngines final : public SpeechEngine {
+  public:
+    SpeechEngines();
+    ~SpeechEngines() override;
+    SpeechEngines(const SpeechEngines&) = delete;
+    SpeechEngines& operator=(const SpeechEngines&) = delete;
+
+    // espeak (helper processes = VOXQ_ENGINE_ESPEAK_CONCURRENCY, default the
+    // number of cores) plus every VOXQ_ENGINE_<NAME>_URL in `env`. Throws
+    // ConfigError naming the variable for a bad value.
+    static std::shared_ptr<SpeechEngines> from_map(const std::map<std::string, std::string>& env,
+                                                   const std::string& espeak_helper = "");
+    static std::shared_ptr<SpeechEngines> from_env(const std::string& espeak_helper = "");
+
+    // Registers (or replaces) an engine. `max_chars` 0 = no splitting.
+    void add(const std::string& name, std::shared_ptr<SpeechEngine> engine, int concurrency,
+             std::size_t max_chars = 0);
+    [[nodiscard]] std::shared_ptr<SpeechEngine> engine(const std::string& name) const;
+    [[nodiscard]] std::vector<std::string> names() const;
+
+    // Throws SpeechError: permanent for an engine that is not configured (the
+    // message names the variable to set), else whatever the engine throws.
+    Audio synthesize(const TextToSpeechRequest& request) override;
+    // Every engine's voices as "engine.voice".
+    std::vector<std::string> voices() override;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace voxq

@@ -1,0 +1,232 @@
+// The engine registry: routing by voice_id, per-engine concurrency caps, and
+// splitting texts longer than an engine takes in one call.
+#include "voxq/engines.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "queue/env_values.hpp"
+
+extern char** environ;
+
+namespace voxq {
+
+namespace {
+
+bool is_space(char c) {
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+// The last position <= limit where a piece may end: after a sentence end
+// followed by whitespace, else at whitespace, else before a UTF-8 lead byte.
+std::size_t cut_point(const std::string& text, std::size_t from, std::size_t limit) {
+    for (std::size_t i = limit; i > from; --i) {
+        const char before = text[i - 1];
+        if (i < text.size() && is_space(text[i]) &&
+            (before == '.' || before == '!' || before == '?' || before == ';' || before == ':'))
+            return i;
+    }
+    for (std::size_t i = limit; i > from; --i) {
+        if (i < text.size() && is_space(text[i])) return i;
+    }
+    std::size_t i = limit;
+    while (i > from + 1 && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) --i;
+    return i;
+}
+
+// At most `limit` holders at once.
+class Gate {
+  public:
+    explicit Gate(int limit) : free_(std::max(1, limit)) {}
+    void enter() {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return free_ > 0; });
+        --free_;
+    }
+    void leave() {
+        {
+            std::lock_guard lock(mutex_);
+            ++free_;
+        }
+        changed_.notify_one();
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    int free_;
+};
+
+struct Entry {
+    std::shared_ptr<SpeechEngine> engine;
+    std::shared_ptr<Gate> gate;
+    std::size_t max_chars = 0;
+};
+
+std::string upper(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+}
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+}  // namespace
+
+std::vector<std::string> split_text(const std::string& text, std::size_t max_bytes) {
+    std::vector<std::string> pieces;
+    if (max_bytes == 0 || text.size() <= max_bytes) {
+        pieces.push_back(text);
+        return pieces;
+    }
+    std::size_t at = 0;
+    while (at < text.size()) {
+        while (at < text.size() && is_space(text[at])) ++at;
+        if (at >= text.size()) break;
+        if (text.size() - at <= max_bytes) {
+            pieces.push_back(text.substr(at));
+            break;
+        }
+        const std::size_t end = cut_point(text, at, at + max_bytes);
+        std::size_t trimmed = end;
+        while (trimmed > at && is_space(text[trimmed - 1])) --trimmed;
+        pieces.push_back(text.substr(at, trimmed - at));
+        at = end;
+    }
+    return pieces;
+}
+
+struct SpeechEngines::Impl {
+    mutable std::mutex mutex;
+    std::map<std::string, Entry> engines;  // guarded by mutex
+
+    Entry find(const std::string& name) const {
+        std::lock_guard lock(mutex);
+        auto it = engines.find(name);
+        return it == engines.end() ? Entry{} : it->second;
+    }
+};
+
+SpeechEngines::SpeechEngines() : impl_(std::make_unique<Impl>()) {}
+SpeechEngines::~SpeechEngines() = default;
+
+void SpeechEngines::add(const std::string& name, std::shared_ptr<SpeechEngine> engine,
+                        int concurrency, std::size_t max_chars) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->engines[name] = Entry{std::move(engine), std::make_shared<Gate>(concurrency), max_chars};
+}
+
+std::shared_ptr<SpeechEngine> SpeechEngines::engine(const std::string& name) const {
+    return impl_->find(name).engine;
+}
+
+std::vector<std::string> SpeechEngines::names() const {
+    std::lock_guard lock(impl_->mutex);
+    std::vector<std::string> out;
+    for (const auto& [name, entry] : impl_->engines) out.push_back(name);
+    return out;
+}
+
+Audio SpeechEngines::synthesize(const TextToSpeechRequest& request) {
+    const std::string name = request.voice_id.substr(0, request.voice_id.find('.'));
+    const Entry entry = impl_->find(name);
+    if (!entry.engine) {
+        throw SpeechError("engine '" + name + "' is not configured (set VOXQ_ENGINE_" +
+                              upper(name) + "_URL to an OpenAI-compatible speech server, " +
+                              "then resume the task)",
+                          true);
+    }
+    Audio joined;
+    for (const std::string& piece : split_text(request.text, entry.max_chars)) {
+        TextToSpeechRequest part = request;
+        part.text = piece;
+        entry.gate->enter();
+        struct Leave {
+            Gate& gate;
+            ~Leave() { gate.leave(); }
+        } leave{*entry.gate};
+        append_audio(joined, entry.engine->synthesize(part));
+    }
+    return joined;
+}
+
+std::vector<std::string> SpeechEngines::voices() {
+    std::vector<std::string> out;
+    for (const std::string& name : names()) {
+        for (const std::string& voice : engine(name)->voices()) out.push_back(name + "." + voice);
+    }
+    return out;
+}
+
+std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
+    const std::map<std::string, std::string>& env, const std::string& espeak_helper) {
+    auto engines = std::make_shared<SpeechEngines>();
+    auto read_int = [&](const std::string& variable, int fallback) {
+        auto it = env.find(variable);
+        if (it == env.end()) return fallback;
+        const std::int64_t v = parse_integer(variable, it->second);
+        if (v < 1 || v > 1024)
+            throw ConfigError(variable + ": '" + it->second + "' must be between 1 and 1024");
+        return static_cast<int>(v);
+    };
+    const int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+    const int espeak_processes = read_int("VOXQ_ENGINE_ESPEAK_CONCURRENCY", cores);
+    engines->add("espeak", std::make_shared<EspeakEngine>(espeak_helper, espeak_processes),
+                 espeak_processes);
+
+    const std::string prefix = "VOXQ_ENGINE_";
+    const std::string suffix = "_URL";
+    for (const auto& [variable, value] : env) {
+        if (variable.rfind(prefix, 0) != 0 || variable.size() <= prefix.size() + suffix.size() ||
+            variable.compare(variable.size() - suffix.size(), suffix.size(), suffix) != 0)
+            continue;
+        const std::string upper_name =
+            variable.substr(prefix.size(), variable.size() - prefix.size() - suffix.size());
+        EngineSettings s;
+        s.name = lower(upper_name);
+        if (s.name.empty() || !std::all_of(s.name.begin(), s.name.end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+            }))
+            throw ConfigError(variable + ": the engine name must be letters and digits");
+        if (s.name == "espeak") throw ConfigError(variable + ": espeak is built in");
+        if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
+            throw ConfigError(variable + ": '" + value + "' is not an http(s) URL");
+        s.url = value;
+        while (!s.url.empty() && s.url.back() == '/') s.url.pop_back();
+        const std::string p = prefix + upper_name + "_";
+        if (auto it = env.find(p + "API_KEY"); it != env.end()) s.api_key = it->second;
+        s.model = s.name == "kokoro" ? "kokoro" : "tts-1";
+        if (auto it = env.find(p + "MODEL"); it != env.end()) s.model = it->second;
+        s.concurrency = read_int(p + "CONCURRENCY", 4);
+        if (auto it = env.find(p + "MAX_CHARS"); it != env.end()) {
+            const std::int64_t v = parse_integer(p + "MAX_CHARS", it->second);
+            if (v < 16) throw ConfigError(p + "MAX_CHARS: '" + it->second + "' must be >= 16");
+            s.max_chars = static_cast<std::size_t>(v);
+        }
+        if (auto it = env.find(p + "TIMEOUT"); it != env.end()) {
+            s.timeout = parse_number(p + "TIMEOUT", it->second);
+            if (!(s.timeout > 0))
+                throw ConfigError(p + "TIMEOUT: '" + it->second + "' must be > 0 seconds");
+        }
+        const int cap = s.concurrency;
+        const std::size_t max_chars = s.max_chars;
+        engines->add(s.name, std::make_shared<OpenAiSpeechEngine>(std::move(s)), cap, max_chars);
+    }
+    return engines;
+}
+
+std::shared_ptr<SpeechEngines> SpeechEngines::from_env(const std::string& espeak_helper) {
+    std::map<std::string, std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string entry = *e;
+        const std::size_t eq = entry.find('=');
+        if (entry.rfind("VOXQ_ENGINE_", 0) == 0 && eq != std::string::npos)
+            env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+    }
+    return from_map(env, espeak_helper);
+}
+
+}  // namespace voxq

@@ -1,0 +1,102 @@
+// Every output format, encoded from real espeak-ng speech and decoded back by
+// libsndfile: the container is right, the rate and the length are those of the
+// speech, and it is not silence.
+#include <gtest/gtest.h>
+
+#include "support/audio.hpp"
+#include "voxq/tts.hpp"
+
+namespace voxq {
+namespace {
+
+const Audio& speech() {
+    static const Audio audio = [] {
+        EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH);
+        return engine.synthesize(TextToSpeechRequest{
+            "The quick brown fox jumps over the lazy dog, twice.", "espeak.en-us", 1.0, "wav"});
+    }();
+    return audio;
+}
+
+struct FormatCase {
+    std::string format;
+    std::string content_type;
+    int major_format;
+    double tolerance;  // seconds: codecs pad to whole frames
+};
+
+void PrintTo(const FormatCase& c, std::ostream* os) {
+    *os << c.format;
+}
+
+class Encoders : public ::testing::TestWithParam<FormatCase> {};
+
+TEST_P(Encoders, DecodesBackToTheSameSpeech) {
+    const FormatCase& c = GetParam();
+    const EncodedAudio encoded = encode_audio(speech(), c.format);
+    EXPECT_EQ(encoded.content_type, c.content_type);
+    const test::DecodedAudio decoded = test::decode_audio(encoded.bytes);
+    ASSERT_TRUE(decoded.ok) << c.format << ": " << decoded.error;
+    EXPECT_EQ(decoded.major_format, c.major_format);
+    EXPECT_EQ(decoded.channels, 1);
+    EXPECT_NEAR(decoded.seconds(), speech().seconds(), c.tolerance) << c.format;
+    EXPECT_GT(decoded.peak, 1000) << c.format << " decoded to silence";
+    if (c.format != "wav" && c.format != "flac") {
+        EXPECT_LT(encoded.bytes.size(), speech().samples.size()) << "lossy codec did not compress";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFormats, Encoders,
+                         ::testing::Values(FormatCase{"wav", "audio/wav", SF_FORMAT_WAV, 0.0},
+                                           FormatCase{"flac", "audio/flac", SF_FORMAT_FLAC, 0.0},
+                                           FormatCase{"mp3", "audio/mpeg", SF_FORMAT_MPEG, 0.1},
+                                           FormatCase{"opus", "audio/ogg; codecs=opus",
+                                                      SF_FORMAT_OGG, 0.1}),
+                         [](const auto& param_info) { return param_info.param.format; });
+
+TEST(Encoders, PcmIsTheRawSamples) {
+    const EncodedAudio pcm = encode_audio(speech(), "pcm");
+    EXPECT_EQ(pcm.content_type, "audio/L16;rate=22050");
+    ASSERT_EQ(pcm.bytes.size(), speech().samples.size() * 2);
+    EXPECT_EQ(std::memcmp(pcm.bytes.data(), speech().samples.data(), pcm.bytes.size()), 0);
+}
+
+TEST(Encoders, FlacIsLossless) {
+    // libsndfile reads the FLAC (and the WAV) back sample for sample.
+    const std::string flac = encode_audio(speech(), "flac").bytes;
+    EXPECT_EQ(test::decode_audio(flac).samples, speech().samples);
+    EXPECT_EQ(test::decode_audio(encode_wav(speech())).samples, speech().samples);
+    EXPECT_EQ(decode_wav(encode_wav(speech())).samples, speech().samples);
+    EXPECT_LT(flac.size(), speech().samples.size() * 2) << "FLAC did not compress speech";
+}
+
+TEST(Encoders, UnknownFormatIsPermanent) {
+    try {
+        (void)encode_audio(speech(), "aac");
+        FAIL() << "encoded aac";
+    } catch (const SpeechError& e) {
+        EXPECT_TRUE(e.permanent());
+        EXPECT_NE(std::string(e.what()).find("'aac'"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Encoders, WavDecodeRejectsWhatIsNotPcm16Mono) {
+    Audio stereo_like{8000, {1, 2, 3, 4}};
+    std::string wav = encode_wav(stereo_like);
+    wav[22] = 2;  // channels
+    EXPECT_THROW((void)decode_wav(wav), SpeechError);
+    EXPECT_THROW((void)decode_wav("RIFF....WAVE"), SpeechError);
+    EXPECT_THROW((void)decode_wav("not audio"), SpeechError);
+    EXPECT_EQ(decode_wav(encode_wav(stereo_like)).samples, stereo_like.samples);
+}
+
+TEST(Encoders, JoiningNeedsOneRate) {
+    Audio joined;
+    append_audio(joined, Audio{22050, {1, 2}});
+    append_audio(joined, Audio{22050, {3}});
+    EXPECT_EQ(joined.samples, (std::vector<std::int16_t>{1, 2, 3}));
+    EXPECT_THROW(append_audio(joined, Audio{24000, {4}}), SpeechError);
+}
+
+}  // namespace
+}  // namespace voxq
