@@ -514,7 +514,8 @@ int run(int argc, char** argv) {
                 static_cast<long long>(c.retried.load()),
                 static_cast<long long>(c.discarded.load()),
                 static_cast<long long>(c.released.load()),
-                static_cast<long long>(c.items_delivered.load()), c.audio_ms.load() / 1000.0);
+                static_cast<long long>(c.items_delivered.load()),
+                static_cast<double>(c.audio_ms.load()) / 1000.0);
             return 0;
         };
     });

@@ -69,6 +69,12 @@ std::string upper(std::string s) {
     for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return s;
 }
+std::string quoted(const std::string& v) {
+    std::string out = "'";
+    out += v;
+    out += "'";
+    return out;
+}
 std::string lower(std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
@@ -156,7 +162,12 @@ Audio SpeechEngines::synthesize(const TextToSpeechRequest& request) {
 std::vector<std::string> SpeechEngines::voices() {
     std::vector<std::string> out;
     for (const std::string& name : names()) {
-        for (const std::string& voice : engine(name)->voices()) out.push_back(name + "." + voice);
+        for (const std::string& voice : engine(name)->voices()) {
+            std::string full = name;
+            full += '.';
+            full += voice;
+            out.push_back(std::move(full));
+        }
     }
     return out;
 }
@@ -193,7 +204,7 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
             throw ConfigError(variable + ": the engine name must be letters and digits");
         if (s.name == "espeak") throw ConfigError(variable + ": espeak is built in");
         if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
-            throw ConfigError(variable + ": '" + value + "' is not an http(s) URL");
+            throw ConfigError(variable + ": " + quoted(value) + " is not an http(s) URL");
         s.url = value;
         while (!s.url.empty() && s.url.back() == '/') s.url.pop_back();
         const std::string p = prefix + upper_name + "_";
@@ -211,9 +222,10 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
             if (!(s.timeout > 0))
                 throw ConfigError(p + "TIMEOUT: '" + it->second + "' must be > 0 seconds");
         }
+        const std::string name = s.name;  // read before s is moved from
         const int cap = s.concurrency;
         const std::size_t max_chars = s.max_chars;
-        engines->add(s.name, std::make_shared<OpenAiSpeechEngine>(std::move(s)), cap, max_chars);
+        engines->add(name, std::make_shared<OpenAiSpeechEngine>(std::move(s)), cap, max_chars);
     }
     return engines;
 }

@@ -41,6 +41,9 @@ struct Helper {
         posix_spawn_file_actions_init(&actions);
         posix_spawn_file_actions_adddup2(&actions, in[0], 0);
         posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+        // Nothing else of this process leaks into the helper: not the database,
+        // not sockets (a listening socket kept open by a helper outlives the server).
+        posix_spawn_file_actions_addclosefrom_np(&actions, 3);
         char* argv[] = {helper.data(), nullptr};
         const int rc = posix_spawn(&pid, helper.c_str(), &actions, nullptr, argv, environ);
         posix_spawn_file_actions_destroy(&actions);

@@ -1,6 +1,7 @@
 // Child processes for multi-process tests: fork, run a function, _exit.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +9,9 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace voxq::testing {
 
@@ -35,6 +39,36 @@ inline int wait_for(pid_t pid) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return -1;
+}
+
+// Starts `argv` with `env` added to this environment and stdout+stderr to
+// `log`. Returns the pid. Everything is prepared before fork: the child of a
+// threaded process may only make async-signal-safe calls.
+inline pid_t start_program(const std::vector<std::string>& argv,
+                           const std::map<std::string, std::string>& env, const std::string& log) {
+    std::vector<std::string> environment;
+    for (char** e = environ; *e != nullptr; ++e) {
+        const std::string entry = *e;
+        if (env.count(entry.substr(0, entry.find('='))) == 0) environment.push_back(entry);
+    }
+    for (const auto& [k, v] : env) environment.push_back(k + "=" + v);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& e : environment) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    std::fflush(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execve(args[0], args.data(), envp.data());
+        _exit(127);
+    }
+    close(fd);
+    return pid;
 }
 
 }  // namespace voxq::testing

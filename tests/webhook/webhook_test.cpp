@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "support/receiver.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/sink.hpp"
@@ -90,63 +91,7 @@ TEST(AddressPolicy, RefusesInternalAddressesUnlessAllowed) {
     EXPECT_THROW((void)IpNetwork::parse("example.com"), ConfigError);
 }
 
-// A receiver on 127.0.0.1 that answers with `status` (and headers) and records
-// what it got. Its fields are shared with the server's threads under a mutex:
-// the HTTP round trip orders them too, but inside an uninstrumented library that
-// TSan cannot see.
-class Receiver {
-  public:
-    Receiver() {
-        server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
-            std::lock_guard lock(mutex_);
-            ++hits_;
-            last_body_ = req.body;
-            last_headers_ = req.headers;
-            res.status = status_;
-            for (const auto& [k, v] : reply_headers_) res.set_header(k, v);
-            if (status_ == 302) res.set_header("Location", "/elsewhere");
-        });
-        port_ = server_.bind_to_any_port("127.0.0.1");
-        thread_ = std::thread([this] { server_.listen_after_bind(); });
-        while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    ~Receiver() {
-        server_.stop();
-        thread_.join();
-    }
-    std::string url(const std::string& path = "/hook") const {
-        return "http://127.0.0.1:" + std::to_string(port_) + path;
-    }
-    void answer(int status, std::map<std::string, std::string> headers = {}) {
-        std::lock_guard lock(mutex_);
-        status_ = status;
-        reply_headers_ = std::move(headers);
-    }
-    int hits() {
-        std::lock_guard lock(mutex_);
-        return hits_;
-    }
-    std::string last_body() {
-        std::lock_guard lock(mutex_);
-        return last_body_;
-    }
-    std::string last_header(const std::string& name) {
-        std::lock_guard lock(mutex_);
-        auto it = last_headers_.find(name);
-        return it == last_headers_.end() ? std::string() : it->second;
-    }
-
-  private:
-    std::mutex mutex_;
-    int status_ = 200;
-    std::map<std::string, std::string> reply_headers_;
-    int hits_ = 0;
-    std::string last_body_;
-    httplib::Headers last_headers_;
-    httplib::Server server_;
-    int port_ = 0;
-    std::thread thread_;
-};
+using test::Receiver;
 
 WebhookConfig loopback_allowed() {
     WebhookConfig c;

@@ -5,14 +5,19 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <signal.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
 #include "support/audio.hpp"
+#include "support/processes.hpp"
+#include "support/receiver.hpp"
+#include "support/speech_server.hpp"
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/engines.hpp"
@@ -33,31 +38,7 @@ std::shared_ptr<WebhookSender> loopback_sender() {
     return std::make_shared<WebhookSender>(c);
 }
 
-// An HTTP server on 127.0.0.1 answering every POST with `status` after `delay`.
-class FixedReceiver {
-  public:
-    explicit FixedReceiver(int status, std::chrono::milliseconds delay = {}) {
-        server_.Post(".*", [this, status, delay](const httplib::Request&, httplib::Response& res) {
-            ++hits;
-            std::this_thread::sleep_for(delay);
-            res.status = status;
-        });
-        port_ = server_.bind_to_any_port("127.0.0.1");
-        thread_ = std::thread([this] { server_.listen_after_bind(); });
-        while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    ~FixedReceiver() {
-        server_.stop();
-        thread_.join();
-    }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hook"; }
-    std::atomic<int> hits = 0;
-
-  private:
-    httplib::Server server_;
-    int port_ = 0;
-    std::thread thread_;
-};
+using test::Receiver;
 
 class WorkerTest : public ::testing::Test {
   protected:
@@ -158,7 +139,7 @@ TEST_F(WorkerTest, DeliversEveryItemOnceInEveryFormatAndCompletesTheTasks) {
 }
 
 TEST_F(WorkerTest, AFailingReceiverIsRetriedWithBackoffThenDiscarded) {
-    FixedReceiver receiver(500);
+    Receiver receiver(500);
     const std::string id = enqueue(receiver.url());
     Worker worker(*queue_, WorkerOptions{}, espeak_, loopback_sender());
     for (int attempt = 1; attempt <= 3; ++attempt) {
@@ -172,13 +153,13 @@ TEST_F(WorkerTest, AFailingReceiverIsRetriedWithBackoffThenDiscarded) {
         EXPECT_TRUE(queue_->dequeue(1).empty()) << "claimed before its backoff";
         clock_->advance_seconds(4000);
     }
-    EXPECT_EQ(receiver.hits.load(), 3);
+    EXPECT_EQ(receiver.hits(), 3);
     EXPECT_EQ(queue_->get_task(id).state, TaskState::DISCARDED);
 }
 
 TEST_F(WorkerTest, GoneOrNotFoundIsDiscardedAtOnce) {
     for (int status : {404, 410}) {
-        FixedReceiver receiver(status);
+        Receiver receiver(status);
         const std::string id = enqueue(receiver.url());
         Worker(*queue_, WorkerOptions{}, espeak_, loopback_sender()).process(claim());
         const Task t = queue_->get_task(id);
@@ -189,27 +170,27 @@ TEST_F(WorkerTest, GoneOrNotFoundIsDiscardedAtOnce) {
 }
 
 TEST_F(WorkerTest, AnUnconfiguredEngineIsDiscardedAtOnceSayingWhatToConfigure) {
-    FixedReceiver receiver(200);
+    Receiver receiver(200);
     const std::string id = enqueue(receiver.url(), "kokoro.af_heart");
     Worker(*queue_, WorkerOptions{}, espeak_, loopback_sender()).process(claim());
     const Task t = queue_->get_task(id);
     EXPECT_EQ(t.state, TaskState::DISCARDED);
     EXPECT_NE(t.last_error.find("VOXQ_ENGINE_KOKORO_URL"), std::string::npos) << t.last_error;
-    EXPECT_EQ(receiver.hits.load(), 0);
+    EXPECT_EQ(receiver.hits(), 0);
 }
 
 TEST_F(WorkerTest, AnUnknownVoiceIsDiscardedAtOnceNamingIt) {
-    FixedReceiver receiver(200);
+    Receiver receiver(200);
     const std::string id = enqueue(receiver.url(), "espeak.no-such-voice");
     Worker(*queue_, WorkerOptions{}, espeak_, loopback_sender()).process(claim());
     const Task after = queue_->get_task(id);
     EXPECT_EQ(after.state, TaskState::DISCARDED);
     EXPECT_NE(after.last_error.find("no-such-voice"), std::string::npos) << after.last_error;
-    EXPECT_EQ(receiver.hits.load(), 0);
+    EXPECT_EQ(receiver.hits(), 0);
 }
 
 TEST_F(WorkerTest, StopHandsBackWhatIsStillRunningWithoutSpendingAnAttempt) {
-    FixedReceiver slow(200, std::chrono::milliseconds(1500));
+    Receiver slow(200, std::chrono::milliseconds(1500));
     const std::string id = enqueue(slow.url());
     WorkerOptions options;
     options.concurrency = 1;
@@ -217,13 +198,209 @@ TEST_F(WorkerTest, StopHandsBackWhatIsStillRunningWithoutSpendingAnAttempt) {
     options.sweep_interval = 0;
     Worker worker(*queue_, options, espeak_, loopback_sender());
     worker.start();
-    while (slow.hits.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (slow.hits() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     worker.stop();
     const Task t = queue_->get_task(id);
     EXPECT_EQ(t.state, TaskState::PENDING) << "left " << to_string(t.state);
     EXPECT_EQ(t.attempt_count, 0) << "the attempt was spent";
     EXPECT_EQ(worker.counters().released.load(), 1);
     EXPECT_EQ(queue_->get_queue_stats()["processing"], 0);
+}
+
+}  // namespace
+}  // namespace voxq
+
+namespace voxq {
+namespace {
+
+TEST_F(WorkerTest, ARecoveredReceiverGetsOnlyTheItemsNotYetDelivered) {
+    Receiver receiver;
+    // Item 1 fails on its first delivery, then the receiver recovers.
+    receiver.answer_with([](const std::string& id, int nth) {
+        return id.size() > 2 && id.compare(id.size() - 2, 2, ".1") == 0 && nth == 1 ? 500 : 200;
+    });
+    const std::string id = enqueue(receiver.url(), "espeak.en-us", 3);
+    Worker worker(*queue_, WorkerOptions{}, espeak_, loopback_sender());
+    worker.process(claim());
+    Task t = queue_->get_task(id);
+    EXPECT_EQ(t.state, TaskState::RETRYABLE);
+    EXPECT_EQ(t.items_delivered, 1);
+    EXPECT_NE(t.last_error.find("item 1: HTTP 500"), std::string::npos) << t.last_error;
+    ASSERT_EQ(queue_->retry().size(), 1U);
+    EXPECT_TRUE(queue_->dequeue(1).empty()) << "claimed before its backoff";
+    clock_->advance_seconds(61);
+    worker.process(claim());
+    t = queue_->get_task(id);
+    EXPECT_EQ(t.state, TaskState::COMPLETED);
+    EXPECT_EQ(t.items_delivered, 3);
+    EXPECT_EQ(receiver.hits_for(id + ".0"), 1) << "item 0 was delivered again";
+    EXPECT_EQ(receiver.hits_for(id + ".1"), 2);
+    EXPECT_EQ(receiver.hits_for(id + ".2"), 1);
+    EXPECT_EQ(worker.counters().items_skipped.load(), 1);
+}
+
+TEST_F(WorkerTest, HeartbeatsKeepALongTaskFromTheSweep) {
+    Receiver slow(200, std::chrono::milliseconds(1500));
+    const std::string id = enqueue(slow.url());
+    WorkerOptions options;
+    options.concurrency = 1;
+    options.sweep_interval = 0;
+    options.heartbeat_interval = 0.05;
+    Worker worker(*queue_, options, espeak_, loopback_sender());
+    worker.start();
+    while (slow.hits() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    // The delivery is still running when its lease would have expired.
+    clock_->advance_seconds(static_cast<double>(config_.default_visibility_timeout) + 10);
+    const double moved_to = clock_->now_seconds();
+    for (int i = 0; i < 500 && queue_->get_task(id).heartbeat_at < moved_to; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_GE(queue_->get_task(id).heartbeat_at, moved_to) << "no heartbeat";
+    EXPECT_TRUE(queue_->retry().empty()) << "the sweep took a task that was still running";
+    for (int i = 0; i < 1000 && queue_->get_task(id).state != TaskState::COMPLETED; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    worker.stop();
+    const Task t = queue_->get_task(id);
+    EXPECT_EQ(t.state, TaskState::COMPLETED);
+    EXPECT_EQ(t.attempt_count, 1);
+    EXPECT_GT(worker.counters().heartbeats.load(), 0);
+}
+
+TEST_F(WorkerTest, AKilledEspeakProcessRetriesTheTaskAndTheWorkerCarriesOn) {
+    Receiver receiver(200);
+    Task task;
+    std::string text;
+    for (int i = 0; i < 200; ++i) text += "This sentence makes the synthesis take a while. ";
+    task.items.push_back(TaskItem{{text, "espeak.en-us"}, receiver.url()});
+    std::vector<Task> batch{task};
+    queue_->enqueue(batch);
+    const std::string id = batch[0].id;
+    auto espeak = std::dynamic_pointer_cast<EspeakEngine>(espeak_->engine("espeak"));
+    ASSERT_TRUE(espeak);
+    Worker worker(*queue_, WorkerOptions{}, espeak_, loopback_sender());
+    const Task claimed = claim();
+    std::thread processing([&] { worker.process(claimed); });
+    int pid = 0;
+    while ((pid = espeak->helper_pid()) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    kill(pid, SIGKILL);
+    processing.join();
+    Task t = queue_->get_task(id);
+    EXPECT_EQ(t.state, TaskState::RETRYABLE);
+    EXPECT_NE(t.last_error.find("engine process died"), std::string::npos) << t.last_error;
+    EXPECT_EQ(receiver.hits(), 0);
+    ASSERT_EQ(queue_->retry().size(), 1U);
+    clock_->advance_seconds(61);
+    worker.process(claim());
+    EXPECT_EQ(queue_->get_task(id).state, TaskState::COMPLETED);
+    EXPECT_EQ(receiver.hits(), 1);
+}
+
+TEST_F(WorkerTest, KokoroTasksGoThroughTheOpenAiCompatibleServer) {
+    test::SpeechServer server;
+    const auto engines = SpeechEngines::from_map({{"VOXQ_ENGINE_KOKORO_URL", server.base_url()}},
+                                                 VOXQ_ESPEAK_HELPER_PATH);
+    Receiver receiver(200);
+    Task task;
+    task.items.push_back(
+        TaskItem{{"Kokoro speaking, in MP3.", "kokoro.af_heart", 1.0, "mp3"}, receiver.url()});
+    std::vector<Task> batch{task};
+    queue_->enqueue(batch);
+    Worker(*queue_, WorkerOptions{}, engines, loopback_sender()).process(claim());
+    const Task t = queue_->get_task(batch[0].id);
+    EXPECT_EQ(t.state, TaskState::COMPLETED) << t.last_error;
+    EXPECT_EQ(receiver.last_header("Content-Type"), "audio/mpeg");
+    EXPECT_EQ(receiver.last_header("voxq-voice"), "kokoro.af_heart");
+    const test::DecodedAudio audio = test::decode_audio(receiver.last_body());
+    ASSERT_TRUE(audio.ok) << audio.error;
+    EXPECT_GT(audio.seconds(), 1.0);
+    ASSERT_EQ(server.calls().size(), 1U);
+    EXPECT_EQ(server.calls()[0].body["voice"], "af_heart");
+}
+
+// The `voxq worker` program, stopped by signals.
+class WorkerProcess : public WorkerTest {
+  protected:
+    pid_t start_worker() {
+        return testing::start_program(
+            {VOXQ_CLI_PATH, "worker", "--concurrency", "4", "--grace", "20"},
+            {{"QUEUE_DATABASE_URL", config_.database_url},
+             {"VOXQ_WEBHOOK_ALLOW_NETS", "127.0.0.1/32"},
+             {"VOXQ_ESPEAK_HELPER", VOXQ_ESPEAK_HELPER_PATH}},
+            (dir_.path() / "worker.log").string());
+    }
+    std::vector<std::string> enqueue_many(const std::string& url, int n) {
+        std::vector<Task> tasks;
+        for (int i = 0; i < n; ++i) {
+            Task t;
+            t.items.push_back(
+                TaskItem{{"Task number " + std::to_string(i) + ".", "espeak.en-us"}, url});
+            tasks.push_back(t);
+        }
+        queue_->enqueue(tasks);
+        std::vector<std::string> ids;
+        ids.reserve(tasks.size());
+        for (const Task& t : tasks) ids.push_back(t.id);
+        return ids;
+    }
+    std::int64_t count(const char* state) { return queue_->get_queue_stats()[state]; }
+    void wait_until(const std::function<bool()>& done) {
+        for (int i = 0; i < 6000 && !done(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::string log() {
+        std::ifstream in(dir_.path() / "worker.log");
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    }
+};
+
+TEST_F(WorkerProcess, SigtermMidDrainLeavesNothingProcessingAndARestartFinishes) {
+    Receiver receiver(200, std::chrono::milliseconds(100));
+    const auto ids = enqueue_many(receiver.url(), 30);
+    pid_t worker = start_worker();
+    wait_until([&] { return count("completed") >= 5; });
+    kill(worker, SIGTERM);
+    EXPECT_EQ(testing::wait_for(worker), 0) << log();
+    EXPECT_EQ(count("processing"), 0) << "a clean stop left tasks PROCESSING";
+    const std::int64_t completed = count("completed");
+    EXPECT_LT(completed, 30) << "the drain finished before the signal: nothing was tested";
+    EXPECT_EQ(completed + count("pending"), 30);
+    const TaskPage pending = queue_->list_tasks(TaskFilter{TaskState::PENDING, ""}, 100);
+    for (const Task& t : pending.tasks) EXPECT_EQ(t.attempt_count, 0) << t.id << " lost an attempt";
+
+    worker = start_worker();
+    wait_until([&] { return count("completed") == 30; });
+    kill(worker, SIGTERM);
+    EXPECT_EQ(testing::wait_for(worker), 0) << log();
+    EXPECT_EQ(count("completed"), 30);
+    for (const std::string& id : ids) EXPECT_EQ(receiver.hits_for(id + ".0"), 1) << id;
+}
+
+TEST_F(WorkerProcess, SigkilledWorkersTasksComeBackThroughTheSweep) {
+    Receiver receiver(200, std::chrono::milliseconds(1000));
+    const auto ids = enqueue_many(receiver.url(), 4);
+    const pid_t worker = start_worker();
+    wait_until([&] { return receiver.hits() >= 4; });  // all four in delivery
+    kill(worker, SIGKILL);
+    EXPECT_EQ(testing::wait_for(worker), 128 + SIGKILL);
+    EXPECT_EQ(count("processing"), 4);
+    EXPECT_TRUE(queue_->retry().empty()) << "leases taken before they expired";
+    clock_->advance_seconds(static_cast<double>(config_.default_visibility_timeout) + 1);
+    const auto rescued = queue_->retry();
+    ASSERT_EQ(rescued.size(), 4U);
+    for (const Task& t : rescued) {
+        EXPECT_EQ(t.state, TaskState::PENDING);
+        EXPECT_EQ(t.last_error, "visibility timeout expired");
+    }
+    clock_->advance_seconds(61);
+    WorkerOptions options;
+    options.sweep_interval = 0;
+    Worker survivor(*queue_, options, espeak_, loopback_sender());
+    survivor.start();
+    wait_until([&] { return count("completed") == 4; });
+    survivor.stop();
+    EXPECT_EQ(count("completed"), 4);
+    // At least once: what the killed worker sent was not recorded, so it is sent again.
+    for (const std::string& id : ids) EXPECT_EQ(receiver.hits_for(id + ".0"), 2) << id;
 }
 
 }  // namespace

@@ -1,0 +1,102 @@
+// A webhook receiver on 127.0.0.1 for tests: answers every POST with a status
+// (fixed, or scripted per webhook-id and attempt), optionally after a delay, and
+// records what it got. Its fields are shared with the server's threads under a
+// mutex: the HTTP round trip orders them too, but inside an uninstrumented
+// library that TSan cannot see.
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace voxq::test {
+
+class Receiver {
+  public:
+    // status for the nth (1-based) request carrying this webhook-id
+    using Script = std::function<int(const std::string& webhook_id, int nth)>;
+
+    Receiver() {
+        server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
+            std::chrono::milliseconds delay;
+            {
+                std::lock_guard lock(mutex_);
+                ++hits_;
+                const std::string id = req.get_header_value("webhook-id");
+                const int nth = ++hits_by_id_[id];
+                last_body_ = req.body;
+                last_headers_ = req.headers;
+                res.status = script_ ? script_(id, nth) : status_;
+                for (const auto& [k, v] : reply_headers_) res.set_header(k, v);
+                if (res.status == 302) res.set_header("Location", "/elsewhere");
+                delay = delay_;
+            }
+            std::this_thread::sleep_for(delay);
+        });
+        port_ = server_.bind_to_any_port("127.0.0.1");
+        thread_ = std::thread([this] { server_.listen_after_bind(); });
+        while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    explicit Receiver(int status, std::chrono::milliseconds delay = {}) : Receiver() {
+        answer(status);
+        delay_ = delay;
+    }
+    ~Receiver() {
+        server_.stop();
+        thread_.join();
+    }
+    Receiver(const Receiver&) = delete;
+    Receiver& operator=(const Receiver&) = delete;
+
+    [[nodiscard]] std::string url(const std::string& path = "/hook") const {
+        return "http://127.0.0.1:" + std::to_string(port_) + path;
+    }
+    void answer(int status, std::map<std::string, std::string> headers = {}) {
+        std::lock_guard lock(mutex_);
+        status_ = status;
+        reply_headers_ = std::move(headers);
+    }
+    void answer_with(Script script) {
+        std::lock_guard lock(mutex_);
+        script_ = std::move(script);
+    }
+    int hits() {
+        std::lock_guard lock(mutex_);
+        return hits_;
+    }
+    int hits_for(const std::string& webhook_id) {
+        std::lock_guard lock(mutex_);
+        auto it = hits_by_id_.find(webhook_id);
+        return it == hits_by_id_.end() ? 0 : it->second;
+    }
+    std::string last_body() {
+        std::lock_guard lock(mutex_);
+        return last_body_;
+    }
+    std::string last_header(const std::string& name) {
+        std::lock_guard lock(mutex_);
+        auto it = last_headers_.find(name);
+        return it == last_headers_.end() ? std::string() : it->second;
+    }
+
+  private:
+    std::mutex mutex_;
+    int status_ = 200;
+    Script script_;
+    std::chrono::milliseconds delay_{0};
+    std::map<std::string, std::string> reply_headers_;
+    int hits_ = 0;
+    std::map<std::string, int> hits_by_id_;
+    std::string last_body_;
+    httplib::Headers last_headers_;
+    httplib::Server server_;
+    int port_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace voxq::test
