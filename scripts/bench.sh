@@ -100,3 +100,8 @@ for r in rows:
         print(f"- WARNING: {r['store']} n={r['n']} did not verify")
 PY
 rm -f "$OUT"/w1.db* "$OUT"/stats.db*
+
+# The speech workload (issue 4): espeak items through voxq workers to voxq sink,
+# next to espeak alone.
+echo
+python3 scripts/bench_speech.py

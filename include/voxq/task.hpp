@@ -92,7 +92,8 @@ struct Task {
     std::string dedup_key;          // empty = none; see WorkerQueue::enqueue
     double heartbeat_at = 0;        // lease start / last heartbeat while PROCESSING
     // Items [0, items_delivered) have been delivered (SPEC §6): a retried or
-    // resumed task carries on from the first item not delivered.
+    // resumed task carries on from the first item not delivered. A COMPLETED
+    // task reads as all its items.
     std::int64_t items_delivered = 0;
     // Filled by WorkerQueue::get_task only: the last errors, oldest first.
     std::vector<TaskError> error_history;

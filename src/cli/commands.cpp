@@ -509,13 +509,17 @@ int run(int argc, char** argv) {
             std::fprintf(
                 stderr,
                 "voxq worker: completed %lld, retried %lld, discarded %lld, released %lld; "
-                "%lld items delivered, %.1f s of audio\n",
+                "%lld items delivered, %.1f s of audio; processor time: synthesis %.2f s, "
+                "encoding %.2f s, delivery %.2f s\n",
                 static_cast<long long>(c.completed.load()),
                 static_cast<long long>(c.retried.load()),
                 static_cast<long long>(c.discarded.load()),
                 static_cast<long long>(c.released.load()),
                 static_cast<long long>(c.items_delivered.load()),
-                static_cast<double>(c.audio_ms.load()) / 1000.0);
+                static_cast<double>(c.audio_ms.load()) / 1000.0,
+                static_cast<double>(c.synthesis_us.load()) / 1e6,
+                static_cast<double>(c.encoding_us.load()) / 1e6,
+                static_cast<double>(c.delivery_us.load()) / 1e6);
             return 0;
         };
     });

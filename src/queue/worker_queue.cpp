@@ -268,9 +268,19 @@ std::map<std::string, std::int64_t> WorkerQueue::get_queue_stats(const std::stri
     return out;
 }
 
+namespace {
+// A completion records every item as delivered without a separate write for the
+// last one (the worker skips it); readers see the whole count.
+void show_completed_progress(Task& t) {
+    if (t.state == TaskState::COMPLETED)
+        t.items_delivered = static_cast<std::int64_t>(t.items.size());
+}
+}  // namespace
+
 Task WorkerQueue::get_task(const std::string& id) {
     auto task = impl_->with_store([&](Store& s) { return s.task_get(id); });
     if (!task) throw TaskNotFoundError(id);
+    show_completed_progress(*task);
     return std::move(*task);
 }
 
@@ -280,9 +290,11 @@ TaskPage WorkerQueue::list_tasks(const TaskFilter& filter, std::int64_t limit,
     if (!cursor.empty() && !detail::is_valid_task_id(cursor)) {
         throw ValidationError("list: cursor is not one that list returned");
     }
-    return impl_->with_store([&](Store& s) {
+    TaskPage page = impl_->with_store([&](Store& s) {
         return s.task_list(TaskListParams{filter.state, filter.queue, limit, cursor});
     });
+    for (Task& t : page.tasks) show_completed_progress(t);
+    return page;
 }
 
 std::int64_t WorkerQueue::purge(const std::vector<TaskState>& states, double older_than) {

@@ -34,10 +34,15 @@ std::string server_message(const std::string& body) {
     std::string message;
     const auto json = nlohmann::json::parse(body, nullptr, false);
     if (json.is_object()) {
-        const auto& detail = json.contains("detail") ? json["detail"] : json["error"];
-        if (detail.is_string()) message = detail.get<std::string>();
-        if (detail.is_object() && detail.contains("message") && detail["message"].is_string())
-            message = detail["message"].get<std::string>();
+        // FastAPI: {"detail": "..."}; OpenAI: {"error": {"message": "..."}}.
+        for (const char* key : {"detail", "error"}) {
+            const auto it = json.find(key);
+            if (it == json.end() || !message.empty()) continue;
+            if (it->is_string()) message = it->get<std::string>();
+            const auto inner = it->is_object() ? it->find("message") : it->end();
+            if (it->is_object() && inner != it->end() && inner->is_string())
+                message = inner->get<std::string>();
+        }
     }
     if (message.empty()) message = body.substr(0, 200);
     for (char& c : message) {

@@ -100,8 +100,9 @@ struct Worker::Impl {
             switch (out.kind) {
                 case WebhookOutcome::Kind::Delivered:
                     ++counters.items_delivered;
-                    // Recorded at once: a crash after this point does not send it again.
-                    if (!settle([&] {
+                    // Recorded at once, so a crash after this point does not send it
+                    // again; the last item is recorded by the completion itself.
+                    if (i + 1 < task.items.size() && !settle([&] {
                             queue.mark_item_delivered(task.id, static_cast<std::int64_t>(i),
                                                       task.attempt_count);
                         }))

@@ -205,6 +205,16 @@ TEST_F(OpenAiEngine, ServerErrorsAreTransientAndBadRequestsPermanent) {
             }
         }
     }
+    // OpenAI's own error shape.
+    server_.fail_next(400, R"({"error":{"message":"invalid model","type":"invalid_request"}})");
+    try {
+        (void)e->synthesize(kokoro("Hi"));
+        ADD_FAILURE() << "no error";
+    } catch (const SpeechError& err) {
+        EXPECT_TRUE(err.permanent());
+        EXPECT_NE(std::string(err.what()).find("HTTP 400"), std::string::npos) << err.what();
+        EXPECT_NE(std::string(err.what()).find("invalid model"), std::string::npos) << err.what();
+    }
     EXPECT_GT(e->synthesize(kokoro("Hi")).seconds(), 0.1) << "did not recover";
 }
 

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""The speech workload of `make bench` (issue 4).
+
+1,000 espeak items of about 30 words each, delivered as signed WAV webhooks to a
+`voxq sink` on loopback, by 1 and then 2 `voxq worker` processes on a fresh
+SQLite file. Next to it, in the same run, the same texts synthesized by
+espeak-ng helpers alone (voxq_speech_bench): the baseline that says how much of
+the wall time goes to anything but synthesis (queue + encoding + delivery).
+
+Prints a Markdown table; BENCH_SPEECH_N overrides the item count.
+"""
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "bin")
+N = int(os.environ.get("BENCH_SPEECH_N", "1000"))
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+WORDS = ("the queue speaks every sentence clearly while workers deliver audio to "
+         "waiting listeners across busy networks and quiet rooms with patience care "
+         "and steady rhythm through morning evening light").split()
+
+
+def texts(n):
+    rng = random.Random(42)
+    out = []
+    for _ in range(n):
+        words = [rng.choice(WORDS) for _ in range(30)]
+        out.append(" ".join(words).capitalize() + ".")
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stats(env):
+    out = subprocess.run([os.path.join(BIN, "voxq"), "stats", "--json"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def run_workers(processes, lines, work):
+    db = os.path.join(work, f"speech-{processes}.db")
+    env = dict(os.environ, QUEUE_DATABASE_URL=f"sqlite:///{db}",
+               VOXQ_WEBHOOK_SECRET=SECRET, VOXQ_WEBHOOK_ALLOW_NETS="127.0.0.1/32")
+    port = free_port()
+    sink_dir = os.path.join(work, f"sink-{processes}")
+    sink = subprocess.Popen([os.path.join(BIN, "voxq"), "sink", "--port", str(port), "--dir",
+                             sink_dir, "--secret", SECRET], env=env,
+                            stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    jsonl = os.path.join(work, f"tasks-{processes}.jsonl")
+    with open(jsonl, "w") as f:
+        for t in lines:
+            f.write(json.dumps({"items": [{"request": {"text": t, "voice_id": "espeak.en-us"},
+                                           "response_url": f"http://127.0.0.1:{port}/"}]}) + "\n")
+    subprocess.run([os.path.join(BIN, "voxq"), "enqueue", "--file", jsonl], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    logs = [os.path.join(work, f"worker-{processes}-{i}.log") for i in range(processes)]
+    start = time.monotonic()
+    workers = [subprocess.Popen([os.path.join(BIN, "voxq"), "worker"], env=env,
+                                stderr=open(log, "w")) for log in logs]
+    while True:
+        s = stats(env)
+        if s["completed"] + s["discarded"] >= len(lines):
+            break
+        time.sleep(0.05)
+    wall = time.monotonic() - start
+    for w in workers:
+        w.send_signal(signal.SIGTERM)
+    for w in workers:
+        w.wait()
+    sink.send_signal(signal.SIGTERM)
+    sink.wait()
+    totals = {"audio": 0.0, "synthesis": 0.0, "encoding": 0.0, "delivery": 0.0}
+    for log in logs:
+        text = open(log).read()
+        m = re.search(r"([\d.]+) s of audio; processor time: synthesis ([\d.]+) s, "
+                      r"encoding ([\d.]+) s, delivery ([\d.]+) s", text)
+        if not m:
+            sys.exit(f"no summary in {log}:\n{text}")
+        for key, value in zip(("audio", "synthesis", "encoding", "delivery"), m.groups()):
+            totals[key] += float(value)
+    delivered = sum(1 for _ in open(os.path.join(sink_dir, "deliveries.jsonl")))
+    return {"processes": processes, "wall": wall, "completed": s["completed"],
+            "discarded": s["discarded"], "delivered": delivered, **totals}
+
+
+def main():
+    lines = texts(N)
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="voxq-speech-") as work:
+        with open(os.path.join(work, "texts.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print(f"speech: espeak alone, {cores} helper processes ...", file=sys.stderr)
+        out = subprocess.run([os.path.join(BIN, "voxq_speech_bench"), "--texts",
+                              os.path.join(work, "texts.txt"), "--processes", str(cores)],
+                             capture_output=True, text=True, check=True).stdout
+        base = json.loads(out.split("RESULT ", 1)[1])
+        runs = []
+        for processes in (1, 2):
+            print(f"speech: {N} items, {processes} voxq worker process(es) ...", file=sys.stderr)
+            runs.append(run_workers(processes, lines, work))
+
+    base_rate = base["items"] / base["seconds"]
+    print(f"| speech, {N} items of 30 words (espeak, WAV, signed webhooks to voxq sink) "
+          "| items/s | audio s per wall s | vs espeak alone | outside synthesis |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"| espeak alone ({base['processes']} helpers, no queue/encoding/delivery) "
+          f"| {base_rate:.1f} | {base['audio_seconds'] / base['seconds']:.1f} | 1.00x | - |")
+    for r in runs:
+        rate = r["completed"] / r["wall"]
+        busy = r["synthesis"] + r["encoding"] + r["delivery"]
+        outside = (r["encoding"] + r["delivery"]) / busy if busy else 0
+        print(f"| voxq, {r['processes']} worker process(es) | {rate:.1f} "
+              f"| {r['audio'] / r['wall']:.1f} | {rate / base_rate:.2f}x "
+              f"| {100 * (1 - rate / base_rate):.1f}% of wall ({100 * outside:.1f}% of processor time) |")
+    print()
+    for r in runs:
+        print(f"- {r['processes']} process(es): {r['completed']} completed, {r['discarded']} discarded, "
+              f"{r['delivered']} deliveries saved; processor time: synthesis {r['synthesis']:.1f} s, "
+              f"encoding {r['encoding']:.2f} s, delivery {r['delivery']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
