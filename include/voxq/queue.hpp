@@ -46,6 +46,12 @@ struct TaskFilter {
     std::string queue;  // empty = every queue
 };
 
+struct QueueSummary {
+    std::string queue;
+    std::map<std::string, std::int64_t> stats;
+    std::optional<double> oldest_due_age;
+};
+
 class WorkerQueue {
   public:
     // Throws ConfigError if `config` is invalid. Opens nothing yet.
@@ -116,6 +122,9 @@ class WorkerQueue {
     // {"pending", "processing", "completed", "retryable", "cancelled",
     //  "discarded", "total"}, zeros included. `queue` empty = all queues.
     std::map<std::string, std::int64_t> get_queue_stats(const std::string& queue = "");
+    // Every queue that has tasks: its counts (as get_queue_stats) and how long
+    // its oldest due PENDING task has waited (seconds; none when nothing is due).
+    std::vector<QueueSummary> queue_overview();
 
     // The task with its error history; throws TaskNotFoundError.
     Task get_task(const std::string& id);

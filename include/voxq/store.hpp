@@ -108,6 +108,13 @@ struct TaskCountParams {
     std::string queue;  // empty = every queue
 };
 
+// One queue at a glance, for metrics and dashboards.
+struct QueueOverview {
+    std::string queue;
+    StateCounts counts{};
+    std::optional<std::int64_t> oldest_due_us;  // schedule_at of the oldest due PENDING task
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -129,6 +136,9 @@ class Store {
     [[nodiscard]] virtual TaskPage task_list(const TaskListParams& params) = 0;
     virtual std::int64_t task_purge(const TaskPurgeParams& params) = 0;
     [[nodiscard]] virtual StateCounts task_count(const TaskCountParams& params) = 0;
+    // Every queue that has tasks, by name, with its counts and the schedule_at of
+    // its oldest task that is PENDING and due at `now_us`.
+    [[nodiscard]] virtual std::vector<QueueOverview> task_overview(std::int64_t now_us) = 0;
 
     // Push wake-ups from other processes (a capability; the default has none).
     // After this call the store invokes `on_work`, from a thread of its own, when

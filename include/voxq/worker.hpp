@@ -20,6 +20,7 @@
 // hands the rest back with release() (no attempt spent). Thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -41,6 +42,20 @@ struct WorkerOptions {
     double heartbeat_interval = 0;
 };
 
+// Durations in Prometheus histogram buckets (seconds); updated from many threads.
+struct DurationHistogram {
+    static constexpr std::array<double, 12> kBounds{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                    0.5,   1,    2.5,   5,    10,  30};
+    std::array<std::atomic<std::int64_t>, kBounds.size() + 1> buckets{};  // last: +Inf
+    std::atomic<std::int64_t> sum_us = 0;
+    void observe(double seconds) {
+        std::size_t i = 0;
+        while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+        ++buckets[i];
+        sum_us += static_cast<std::int64_t>(seconds * 1e6);
+    }
+};
+
 struct WorkerCounters {
     std::atomic<std::int64_t> completed = 0;
     std::atomic<std::int64_t> retried = 0;
@@ -55,6 +70,13 @@ struct WorkerCounters {
     std::atomic<std::int64_t> encoding_us = 0;
     std::atomic<std::int64_t> delivery_us = 0;
     std::atomic<std::int64_t> audio_ms = 0;  // length of the audio delivered
+    // Webhook outcomes by class (SPEC §7).
+    std::atomic<std::int64_t> webhooks_delivered = 0;
+    std::atomic<std::int64_t> webhooks_transient = 0;
+    std::atomic<std::int64_t> webhooks_permanent = 0;
+    std::atomic<std::int64_t> webhooks_refused = 0;
+    DurationHistogram claim_to_finish;  // a task's attempt, from its start to its outcome
+    DurationHistogram synthesis;        // one engine call (all pieces of a split text)
 };
 
 class Worker {

@@ -18,6 +18,7 @@
 #include "voxq/engines.hpp"
 #include "voxq/json.hpp"
 #include "voxq/queue.hpp"
+#include "voxq/server.hpp"
 #include "voxq/sink.hpp"
 #include "voxq/tts.hpp"
 #include "voxq/worker.hpp"
@@ -520,6 +521,62 @@ int run(int argc, char** argv) {
                 static_cast<double>(c.synthesis_us.load()) / 1e6,
                 static_cast<double>(c.encoding_us.load()) / 1e6,
                 static_cast<double>(c.delivery_us.load()) / 1e6);
+            return 0;
+        };
+    });
+
+    ServerConfig serve_config;
+    WorkerOptions serve_workers;
+    bool serve_no_worker = false;
+    auto* serve = app.add_subcommand(
+        "serve", "the HTTP API, /metrics, the dashboard, and a worker pool, until SIGINT/SIGTERM");
+    serve->add_option("--host", serve_config.host,
+                      "address to listen on (default 127.0.0.1; others need VOXQ_API_TOKEN)");
+    serve->add_option("--port", serve_config.port, "port (default 8080)");
+    serve->add_flag("--no-worker", serve_no_worker, "API only: run workers elsewhere");
+    serve->add_option("--concurrency", serve_workers.concurrency,
+                      "worker processor threads (default 4)");
+    serve->callback([&] {
+        action = [&] {
+            if (serve_workers.concurrency < 1 || serve_workers.concurrency > 1024) {
+                throw ValidationError("--concurrency: must be 1..1024");
+            }
+            const std::string host = serve_config.host;
+            const int port = serve_config.port;
+            ServerConfig config = ServerConfig::from_env();
+            config.host = host;
+            config.port = port;
+            config.validate();  // before opening anything
+            sigset_t signals;
+            sigemptyset(&signals);
+            sigaddset(&signals, SIGINT);
+            sigaddset(&signals, SIGTERM);
+            pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread
+            OpenQueue q(g);
+            const auto engines = SpeechEngines::from_env();
+            std::unique_ptr<Worker> workers;
+            if (!serve_no_worker) {
+                workers = std::make_unique<Worker>(
+                    q.queue, serve_workers, engines,
+                    std::make_shared<WebhookSender>(WebhookConfig::from_env()));
+            }
+            ApiServer server(q.queue, config, workers.get(), engines);
+            if (workers) workers->start();
+            std::fprintf(
+                stderr, "voxq serve: http://%s:%d/ on %s, %s\n", config.host.c_str(), server.port(),
+                q.queue.config().database_url.c_str(),
+                workers ? (std::to_string(serve_workers.concurrency) + " worker processors").c_str()
+                        : "no workers (--no-worker)");
+            std::thread waiter([&] {
+                int sig = 0;
+                sigwait(&signals, &sig);
+                server.stop();
+            });
+            server.run();
+            kill(getpid(), SIGTERM);  // wake the waiter if the server stopped on its own
+            waiter.join();
+            std::fprintf(stderr, "voxq serve: stopping\n");
+            if (workers) workers->stop();
             return 0;
         };
     });

@@ -252,9 +252,8 @@ std::vector<Task> WorkerQueue::retry(std::optional<std::int64_t> size,
     return moved;
 }
 
-std::map<std::string, std::int64_t> WorkerQueue::get_queue_stats(const std::string& queue) {
-    const StateCounts counts =
-        impl_->with_store([&](Store& s) { return s.task_count(TaskCountParams{queue}); });
+namespace {
+std::map<std::string, std::int64_t> stats_map(const StateCounts& counts) {
     std::map<std::string, std::int64_t> out;
     std::int64_t total = 0;
     for (TaskState state : kAllTaskStates) {
@@ -265,6 +264,26 @@ std::map<std::string, std::int64_t> WorkerQueue::get_queue_stats(const std::stri
         total += n;
     }
     out["total"] = total;
+    return out;
+}
+}  // namespace
+
+std::map<std::string, std::int64_t> WorkerQueue::get_queue_stats(const std::string& queue) {
+    return stats_map(
+        impl_->with_store([&](Store& s) { return s.task_count(TaskCountParams{queue}); }));
+}
+
+std::vector<QueueSummary> WorkerQueue::queue_overview() {
+    const std::int64_t now_us = detail::seconds_to_us(clock().now_seconds());
+    const auto queues = impl_->with_store([&](Store& s) { return s.task_overview(now_us); });
+    std::vector<QueueSummary> out;
+    out.reserve(queues.size());
+    for (const QueueOverview& q : queues) {
+        QueueSummary summary{q.queue, stats_map(q.counts), std::nullopt};
+        if (q.oldest_due_us)
+            summary.oldest_due_age = detail::us_to_seconds(now_us - *q.oldest_due_us);
+        out.push_back(std::move(summary));
+    }
     return out;
 }
 

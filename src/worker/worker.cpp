@@ -65,6 +65,12 @@ struct Worker::Impl {
     }
 
     void process(const Task& task) {
+        const auto started = std::chrono::steady_clock::now();
+        struct Finish {
+            DurationHistogram& histogram;
+            std::chrono::steady_clock::time_point started;
+            ~Finish() { histogram.observe(static_cast<double>(micros_since(started)) / 1e6); }
+        } finish{counters.claim_to_finish, started};
         const auto first =
             static_cast<std::size_t>(std::max<std::int64_t>(0, task.items_delivered));
         counters.items_skipped += static_cast<std::int64_t>(std::min(first, task.items.size()));
@@ -75,7 +81,9 @@ struct Worker::Impl {
             try {
                 auto start = std::chrono::steady_clock::now();
                 const Audio audio = engines->synthesize(item.request);
-                counters.synthesis_us += micros_since(start);
+                const std::int64_t synthesis_us = micros_since(start);
+                counters.synthesis_us += synthesis_us;
+                counters.synthesis.observe(static_cast<double>(synthesis_us) / 1e6);
                 start = std::chrono::steady_clock::now();
                 EncodedAudio encoded = encode_audio(audio, item.request.format);
                 counters.encoding_us += micros_since(start);
@@ -97,6 +105,20 @@ struct Worker::Impl {
             const WebhookOutcome out =
                 sender->send(request, static_cast<std::int64_t>(queue.clock().now_seconds()));
             counters.delivery_us += micros_since(start);
+            switch (out.kind) {
+                case WebhookOutcome::Kind::Delivered:
+                    ++counters.webhooks_delivered;
+                    break;
+                case WebhookOutcome::Kind::Transient:
+                    ++counters.webhooks_transient;
+                    break;
+                case WebhookOutcome::Kind::Permanent:
+                    ++counters.webhooks_permanent;
+                    break;
+                case WebhookOutcome::Kind::Refused:
+                    ++counters.webhooks_refused;
+                    break;
+            }
             switch (out.kind) {
                 case WebhookOutcome::Kind::Delivered:
                     ++counters.items_delivered;

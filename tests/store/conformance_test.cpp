@@ -598,6 +598,31 @@ TEST_P(StoreConformance, StatsCountEveryStateAndAddUp) {
     EXPECT_EQ(empty.at("pending"), 0);
 }
 
+TEST_P(StoreConformance, OverviewGivesEachQueuesCountsAndOldestDueAge) {
+    EXPECT_TRUE(queue_->queue_overview().empty());
+    Task due = make_task("due now");
+    due.queue = "alpha";
+    Task later = make_task("due later");
+    later.queue = "alpha";
+    later.schedule_at = now() + 3600;
+    Task busy = make_task("busy");
+    busy.queue = "beta";
+    std::vector<Task> batch{due, later, busy};
+    queue_->enqueue(batch);
+    ASSERT_EQ(queue_->dequeue(1, "beta").size(), 1U);
+    clock_->advance_seconds(30);
+    const auto overview = queue_->queue_overview();
+    ASSERT_EQ(overview.size(), 2U);
+    EXPECT_EQ(overview[0].queue, "alpha");
+    EXPECT_EQ(overview[0].stats.at("pending"), 2);
+    EXPECT_EQ(overview[0].stats.at("total"), 2);
+    ASSERT_TRUE(overview[0].oldest_due_age.has_value());
+    EXPECT_NEAR(*overview[0].oldest_due_age, 30, 1e-6) << "the task due later is not due";
+    EXPECT_EQ(overview[1].queue, "beta");
+    EXPECT_EQ(overview[1].stats.at("processing"), 1);
+    EXPECT_FALSE(overview[1].oldest_due_age.has_value());
+}
+
 TEST_P(StoreConformance, ListPagesWithoutGapsOrRepeats) {
     std::vector<Task> tasks = make_tasks(257);
     queue_->enqueue(tasks);

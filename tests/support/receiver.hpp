@@ -44,6 +44,7 @@ class Receiver {
     }
     explicit Receiver(int status, std::chrono::milliseconds delay = {}) : Receiver() {
         answer(status);
+        std::lock_guard lock(mutex_);  // the server's threads are already running
         delay_ = delay;
     }
     ~Receiver() {

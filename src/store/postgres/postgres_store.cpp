@@ -421,6 +421,34 @@ class PostgresStore final : public Store {
         });
     }
 
+    std::vector<QueueOverview> task_overview(std::int64_t now_us) override {
+        return with_conn([&](PgConnection& c, int) {
+            std::vector<QueueOverview> out;
+            const PgResult counts =
+                c.run("voxq_overview_counts",
+                      "SELECT queue, state, sum(n) FROM task_counts GROUP BY queue, state "
+                      "HAVING sum(n) > 0 ORDER BY queue",
+                      {});
+            for (int i = 0; i < counts.rows(); ++i) {
+                const std::string queue(counts.text(i, 0));
+                if (out.empty() || out.back().queue != queue) out.push_back({queue, {}, {}});
+                const auto state = static_cast<std::size_t>(counts.int64(i, 1));
+                if (state < out.back().counts.size()) out.back().counts[state] = counts.int64(i, 2);
+            }
+            const PgResult due = c.run("voxq_overview_due",
+                                       "SELECT queue, min(schedule_at) FROM tasks WHERE state = 0 "
+                                       "AND schedule_at <= $1::bigint GROUP BY queue",
+                                       {param(now_us)});
+            for (int i = 0; i < due.rows(); ++i) {
+                const std::string queue(due.text(i, 0));
+                for (QueueOverview& q : out) {
+                    if (q.queue == queue) q.oldest_due_us = due.int64(i, 1);
+                }
+            }
+            return out;
+        });
+    }
+
     // LISTEN on a connection of its own, in a thread that calls `on_work` for each
     // notification, and reconnects (then calls `on_work` once, in case it missed
     // one) when the connection drops.

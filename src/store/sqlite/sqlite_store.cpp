@@ -410,6 +410,32 @@ class SqliteStore final : public Store {
         });
     }
 
+    std::vector<QueueOverview> task_overview(std::int64_t now_us) override {
+        return read([&](Connection& c) {
+            std::vector<QueueOverview> out;
+            Statement& s = c.prepare(
+                "SELECT queue, state, SUM(n) FROM task_counts GROUP BY queue, state "
+                "HAVING SUM(n) > 0 ORDER BY queue");
+            while (s.step()) {
+                const std::string queue = s.text(0);
+                if (out.empty() || out.back().queue != queue) out.push_back({queue, {}, {}});
+                const auto state = static_cast<std::size_t>(s.int64(1));
+                if (state < out.back().counts.size()) out.back().counts[state] = s.int64(2);
+            }
+            for (QueueOverview& q : out) {
+                if (q.counts[static_cast<std::size_t>(TaskState::PENDING)] == 0) continue;
+                // Walks this queue's due entries only (the partial index holds PENDING rows).
+                Statement& due = c.prepare(
+                    "SELECT MIN(schedule_at) FROM tasks INDEXED BY tasks_due "
+                    "WHERE queue = ?1 AND state = 0 AND schedule_at <= ?2");
+                due.bind(1, q.queue).bind(2, now_us);
+                if (due.step() && !due.is_null(0)) q.oldest_due_us = due.int64(0);
+                due.reset();
+            }
+            return out;
+        });
+    }
+
     void close() override {
         std::unique_lock lock(mutex_);
         if (stopping_) return;
