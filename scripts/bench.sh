@@ -105,3 +105,9 @@ rm -f "$OUT"/w1.db* "$OUT"/stats.db*
 # next to espeak alone.
 echo
 python3 scripts/bench_speech.py
+
+# The HTTP API under wrk (issue 5): with the worker pool on, then API only.
+echo
+scripts/bench_api.sh
+echo
+VOXQ_BENCH_SERVE_FLAGS=--no-worker scripts/bench_api.sh

@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy
+  chromium python3-websocket wrk curl
 )
 missing=()
 for p in "${packages[@]}"; do
