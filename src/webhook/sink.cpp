@@ -103,6 +103,7 @@ WebhookSink::WebhookSink(SinkConfig config) : impl_(std::make_unique<Impl>()) {
         (void)sign_webhook({secret}, "check", 0, "");  // ConfigError if malformed
     }
     impl_->server.set_payload_max_length(64U << 20U);
+    impl_->server.set_tcp_nodelay(true);  // no Nagle + delayed-ACK stall on each answer
     impl_->server.Post(".*",
                        [impl = impl_.get()](const httplib::Request& req, httplib::Response& res) {
                            impl->handle(req, res);

@@ -1,0 +1,48 @@
+"""voxq's own additions for Python: the built-in worker.
+
+    from voxq import BuiltinWorker
+    worker = BuiltinWorker(queue, concurrency=4)   # engines and webhooks from VOXQ_*
+    worker.start() ... worker.stop()
+
+or, inside your own loop, ``await worker.process(task)`` does what the built-in
+worker does with one claimed task: synthesize each item, encode it, deliver it
+as a signed webhook, and settle the task (complete, retry or discard).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Dict
+
+import _voxq
+from tts import Speech, TextToSpeechRequest, synthesize
+from worker import Task, WorkerQueue
+
+__version__ = "0.1.0"
+
+
+class BuiltinWorker:
+    def __init__(self, queue: WorkerQueue, concurrency: int = 4, queue_name: str = "") -> None:
+        self._queue = queue
+        self._core = _voxq.BuiltinWorker(queue._core, concurrency, queue_name)
+
+    def start(self) -> None:
+        """Processor threads and the retry sweep, in the background."""
+        self._core.start()
+
+    def stop(self) -> None:
+        """Finishes tasks in flight (grace period), hands the rest back."""
+        self._core.stop()
+
+    async def process(self, task: Task) -> None:
+        d = {"id": task.id, "state": task.state.value, "attempt_count": task.attempt_count,
+             "items_delivered": task.items_delivered,
+             "items": [(i.request.text, i.request.voice_id, float(i.request.speed),
+                        i.request.format, i.response_url) for i in task.items]}
+        await asyncio.get_running_loop().run_in_executor(self._queue._pool, self._core.process, d)
+
+    @property
+    def counters(self) -> Dict[str, int]:
+        return dict(self._core.counters())
+
+
+__all__ = ["BuiltinWorker", "Speech", "TextToSpeechRequest", "synthesize"]

@@ -1,0 +1,217 @@
+"""The guide's queue API on voxq's C++ core.
+
+    from worker import WorkerQueue, Task, TaskItem, TaskState, QueueConfig
+
+Every operation is a coroutine. The store work runs in a thread pool of the
+queue's own with the GIL released, so the event loop never waits on the
+database and many coroutines (several worker loops under asyncio.gather) run at
+once.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import _voxq
+from tts import TextToSpeechRequest
+
+QueueError = _voxq.QueueError
+TaskNotFoundError = _voxq.TaskNotFoundError
+InvalidStateTransitionError = _voxq.InvalidStateTransitionError
+DuplicateTaskError = _voxq.DuplicateTaskError
+ValidationError = _voxq.ValidationError
+ConfigError = _voxq.ConfigError
+StoreError = _voxq.StoreError
+
+
+class TaskState(str, enum.Enum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    RETRYABLE = "RETRYABLE"
+    CANCELLED = "CANCELLED"
+    DISCARDED = "DISCARDED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class TaskItem:
+    request: TextToSpeechRequest
+    response_url: str
+
+
+@dataclass
+class TaskError:
+    attempt: int
+    at: float
+    message: str
+
+
+@dataclass
+class Task:
+    """A task as the guide builds it; the fields after ``updated_at`` are voxq's."""
+
+    id: str = ""
+    state: TaskState = TaskState.PENDING
+    schedule_at: float = 0
+    items: List[TaskItem] = field(default_factory=list)
+    created_at: float = 0
+    updated_at: float = 0
+    attempt_count: int = 0
+    last_error: str = ""
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = 0
+    dedup_key: Optional[str] = None
+    heartbeat_at: float = 0
+    items_delivered: int = 0
+    error_history: List[TaskError] = field(default_factory=list)
+
+
+def _task(d: dict) -> Task:
+    return Task(
+        id=d["id"], state=TaskState(d["state"]), schedule_at=d["schedule_at"],
+        items=[TaskItem(TextToSpeechRequest(text, voice, speed, fmt), url)
+               for text, voice, speed, fmt, url in d["items"]],
+        created_at=d["created_at"], updated_at=d["updated_at"],
+        attempt_count=d["attempt_count"], last_error=d["last_error"], queue=d["queue"],
+        priority=d["priority"], max_attempts=d["max_attempts"], dedup_key=d["dedup_key"],
+        heartbeat_at=d["heartbeat_at"], items_delivered=d["items_delivered"],
+        error_history=[TaskError(*e) for e in d["error_history"]])
+
+
+def _new_task(index: int, t: Task) -> tuple:
+    if not isinstance(t, Task):
+        raise ValidationError(f"task {index}: not a Task (got {type(t).__name__})")
+    items = []
+    for k, item in enumerate(t.items):
+        if not isinstance(item, TaskItem) or not isinstance(item.request, TextToSpeechRequest):
+            raise ValidationError(f"task {index}: items[{k}]: not a TaskItem with a "
+                                  "TextToSpeechRequest")
+        r = item.request
+        items.append((r.text, r.voice_id, float(r.speed), r.format, item.response_url))
+    state = t.state.value if isinstance(t.state, TaskState) else str(t.state)
+    return (t.id or "", state, float(t.schedule_at or 0), items, float(t.created_at or 0),
+            float(t.updated_at or 0), t.queue or "default", int(t.priority or 0),
+            int(t.max_attempts or 0), t.dedup_key or "")
+
+
+@dataclass
+class QueueConfig:
+    """The guide's settings (QUEUE_*), then voxq's own (VOXQ_*); see the README."""
+
+    database_url: str = "sqlite+aiosqlite:///data/queue.db"
+    default_max_attempts: int = 3
+    default_visibility_timeout: float = 3600
+    retry_backoff_multiplier: float = 2.0
+    retry_base_delay: float = 60
+    max_retry_delay: float = 3600
+    batch_size: int = 100
+    max_text_length: int = 10_000
+    sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout_ms: int = 10_000
+    error_history_limit: int = 10
+    postgres_schema: str = "voxq"
+    postgres_pool_size: int = 10
+
+    def __post_init__(self) -> None:
+        _voxq.config_check(dataclasses.asdict(self))  # ConfigError naming the field
+
+    @classmethod
+    def from_env(cls) -> "QueueConfig":
+        """Reads QUEUE_* and VOXQ_* variables; ConfigError names a bad one."""
+        return cls(**_voxq.config_from_env())
+
+
+class WorkerQueue:
+    """The queue. Create it, ``await initialize()``, use it, ``await close()``."""
+
+    def __init__(self, config: Optional[QueueConfig] = None, *, threads: int = 32) -> None:
+        self.config = config if config is not None else QueueConfig.from_env()
+        self._core = _voxq.Queue(dataclasses.asdict(self.config))
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="voxq")
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def initialize(self) -> None:
+        await self._run(self._core.initialize)
+
+    async def enqueue(self, tasks: List[Task]) -> int:
+        """Stores every task or none; fills in ids and timestamps on your objects."""
+        tasks = list(tasks)
+        count, filled = await self._run(
+            self._core.enqueue, [_new_task(i, t) for i, t in enumerate(tasks)])
+        for t, (task_id, schedule_at, created_at, updated_at) in zip(tasks, filled):
+            t.id, t.schedule_at, t.created_at, t.updated_at = (
+                task_id, schedule_at, created_at, updated_at)
+        return count
+
+    async def dequeue(self, size: Optional[int] = None, queue: str = "") -> List[Task]:
+        return [_task(d) for d in await self._run(self._core.dequeue, size, queue)]
+
+    async def mark_as_complete(self, task_id: str, attempt: Optional[int] = None) -> None:
+        await self._run(self._core.complete, task_id, attempt)
+
+    async def mark_as_retry(self, task_id: str, error: str, attempt: Optional[int] = None,
+                            not_before: Optional[float] = None) -> None:
+        await self._run(self._core.retry_later, task_id, error, attempt, not_before)
+
+    async def mark_as_cancelled(self, task_id: str, attempt: Optional[int] = None) -> None:
+        await self._run(self._core.cancel, task_id, attempt)
+
+    async def mark_as_discarded(self, task_id: str, attempt: Optional[int] = None,
+                                error: Optional[str] = None) -> None:
+        await self._run(self._core.discard, task_id, attempt, error)
+
+    async def mark_as_resume(self, task_id: str, attempt: Optional[int] = None) -> None:
+        await self._run(self._core.resume, task_id, attempt)
+
+    async def retry(self, size: Optional[int] = None, visibility_timeout: Optional[float] = None,
+                    max_attempts: Optional[int] = None) -> List[Task]:
+        return [_task(d) for d in
+                await self._run(self._core.retry, size, visibility_timeout, max_attempts)]
+
+    async def get_queue_stats(self, queue: str = "") -> Dict[str, int]:
+        return dict(await self._run(self._core.stats, queue))
+
+    # Beyond the guide.
+    async def heartbeat(self, task_id: str, attempt: Optional[int] = None) -> None:
+        await self._run(self._core.heartbeat, task_id, attempt)
+
+    async def release(self, task_id: str, attempt: Optional[int] = None) -> None:
+        await self._run(self._core.release, task_id, attempt)
+
+    async def mark_item_delivered(self, task_id: str, item_index: int,
+                                  attempt: Optional[int] = None) -> None:
+        await self._run(self._core.mark_item_delivered, task_id, item_index, attempt)
+
+    async def get_task(self, task_id: str) -> Task:
+        return _task(await self._run(self._core.get_task, task_id))
+
+    async def list_tasks(self, state: Optional[TaskState] = None, queue: str = "",
+                         limit: int = 50, cursor: str = ""):
+        """Newest first; returns (tasks, next_cursor) with next_cursor "" at the end."""
+        dicts, next_cursor = await self._run(
+            self._core.list_tasks, TaskState(state).value if state else "", queue, limit, cursor)
+        return [_task(d) for d in dicts], next_cursor
+
+    async def purge(self, states: List[TaskState], older_than: float) -> int:
+        return await self._run(self._core.purge, [TaskState(s).value for s in states], older_than)
+
+    async def close(self) -> None:
+        await self._run(self._core.close)
+        self._pool.shutdown(wait=False)
+
+
+__all__ = ["WorkerQueue", "Task", "TaskItem", "TaskState", "TaskError", "QueueConfig",
+           "TextToSpeechRequest", "QueueError", "TaskNotFoundError",
+           "InvalidStateTransitionError", "DuplicateTaskError", "ValidationError",
+           "ConfigError", "StoreError"]
