@@ -111,3 +111,22 @@ echo
 scripts/bench_api.sh
 echo
 VOXQ_BENCH_SERVE_FLAGS=--no-worker scripts/bench_api.sh
+
+# W1 from Python (issue 6): the guide's API and worker loop on the C++ core, next
+# to the C++ figure measured again in the same moment.
+echo
+echo "W1 from Python (asyncio, 4 guide worker loops) and from C++, SQLite WAL+NORMAL ..." >&2
+py=$(PYTHONPATH=build/python /usr/bin/python3 bench/w1_python.py --db "$OUT/w1py.db" --sync NORMAL --n "$N" | sed -n 's/^RESULT //p')
+cpp=$(build/bin/voxq_bench w1 --db "$OUT/w1.db" --sync NORMAL --n "$N" --latency-n 100 | sed -n 's/^RESULT //p')
+python3 - "$py" "$cpp" <<'PY'
+import json, sys
+py, cpp = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print("| W1, SQLite WAL+NORMAL, 4 workers | enqueue/s | drain/s |")
+print("| --- | ---: | ---: |")
+print(f"| C++ (voxq_bench w1) | {cpp['enqueue']:,.0f} | {cpp['drain']:,.0f} |")
+print(f"| Python (asyncio, the guide's loop) | {py['enqueue']:,.0f} | {py['drain']:,.0f} |")
+print(f"| Python / C++ | {py['enqueue'] / cpp['enqueue']:.2f}x | {py['drain'] / cpp['drain']:.2f}x |")
+if not py["verified"]:
+    print("- WARNING: the Python run did not verify")
+PY
+rm -f "$OUT"/w1py.db* "$OUT"/w1.db*
