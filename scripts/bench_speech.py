@@ -44,6 +44,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid):
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
 def stats(env):
     out = subprocess.run([os.path.join(BIN, "voxq"), "stats", "--json"], env=env,
                          capture_output=True, text=True, check=True).stdout
@@ -71,12 +86,25 @@ def run_workers(processes, lines, work):
     start = time.monotonic()
     workers = [subprocess.Popen([os.path.join(BIN, "voxq"), "worker"], env=env,
                                 stderr=open(log, "w")) for log in logs]
+    # Watch the receiver's log (a file read) rather than spawning `voxq stats`
+    # every few milliseconds, which would take CPU from the workers.
+    index = os.path.join(sink_dir, "deliveries.jsonl")
     while True:
+        try:
+            with open(index, "rb") as f:
+                if f.read().count(b"\n") >= len(lines):
+                    break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+    while True:  # the last acknowledgements follow their deliveries
         s = stats(env)
         if s["completed"] + s["discarded"] >= len(lines):
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     wall = time.monotonic() - start
+    cpu = {"sink": cpu_seconds(sink.pid), "workers": sum(cpu_seconds(w.pid) for w in workers),
+           "espeak helpers": sum(cpu_seconds(c) for w in workers for c in children(w.pid))}
     for w in workers:
         w.send_signal(signal.SIGTERM)
     for w in workers:
@@ -94,7 +122,7 @@ def run_workers(processes, lines, work):
             totals[key] += float(value)
     delivered = sum(1 for _ in open(os.path.join(sink_dir, "deliveries.jsonl")))
     return {"processes": processes, "wall": wall, "completed": s["completed"],
-            "discarded": s["discarded"], "delivered": delivered, **totals}
+            "discarded": s["discarded"], "delivered": delivered, "cpu": cpu, **totals}
 
 
 def main():
@@ -130,7 +158,9 @@ def main():
     for r in runs:
         print(f"- {r['processes']} process(es): {r['completed']} completed, {r['discarded']} discarded, "
               f"{r['delivered']} deliveries saved; processor time: synthesis {r['synthesis']:.1f} s, "
-              f"encoding {r['encoding']:.2f} s, delivery {r['delivery']:.2f} s")
+              f"encoding {r['encoding']:.2f} s, delivery {r['delivery']:.2f} s; CPU used: "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in r["cpu"].items())
+              + f" (of {r['wall'] * os.cpu_count():.1f} s available)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -229,26 +230,39 @@ int cmd_stats(const Globals& g, const std::string& queue, bool json) {
     return 0;
 }
 
-// Serves until SIGINT or SIGTERM: the signals are blocked here (and so in the
-// server's threads) and taken by sigwait on a thread of their own.
-int run_sink(const SinkConfig& config) {
+// Blocks SIGINT and SIGTERM in this thread, and so in every thread started
+// after it: a command takes them with sigwait instead.
+sigset_t block_stop_signals() {
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    return signals;
+}
+
+// Runs a server on this thread until SIGINT or SIGTERM (taken by a thread of
+// its own, which calls `stop`).
+void serve_until_signalled(const sigset_t& signals, const std::function<void()>& run,
+                           const std::function<void()>& stop) {
+    std::thread waiter([&] {
+        int sig = 0;
+        sigwait(&signals, &sig);
+        stop();
+    });
+    run();
+    kill(getpid(), SIGTERM);  // wake the waiter if the server stopped on its own
+    waiter.join();
+}
+
+int run_sink(const SinkConfig& config) {
+    const sigset_t signals = block_stop_signals();
     WebhookSink sink(config);
     std::fprintf(stderr, "voxq sink: listening on http://%s:%d, saving to %s (%s)\n",
                  config.host.c_str(), sink.port(), config.dir.c_str(),
                  config.secrets.empty() ? "unsigned deliveries accepted" : "signatures required");
-    std::thread waiter([&] {
-        int sig = 0;
-        sigwait(&signals, &sig);
-        sink.stop();
-    });
-    sink.run();
-    kill(getpid(), SIGTERM);  // wake the waiter if the server stopped on its own
-    waiter.join();
+    serve_until_signalled(
+        signals, [&] { sink.run(); }, [&] { sink.stop(); });
     std::fprintf(stderr, "voxq sink: saved %zu deliveries\n", sink.received());
     return 0;
 }
@@ -491,11 +505,7 @@ int run(int argc, char** argv) {
             if (worker_options.concurrency < 1 || worker_options.concurrency > 1024) {
                 throw ValidationError("--concurrency: must be 1..1024");
             }
-            sigset_t signals;
-            sigemptyset(&signals);
-            sigaddset(&signals, SIGINT);
-            sigaddset(&signals, SIGTERM);
-            pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by the worker's threads
+            const sigset_t signals = block_stop_signals();  // inherited by the worker's threads
             OpenQueue q(g);
             Worker w(q.queue, worker_options, SpeechEngines::from_env(),
                      std::make_shared<WebhookSender>(WebhookConfig::from_env()));
@@ -546,12 +556,8 @@ int run(int argc, char** argv) {
             ServerConfig config = ServerConfig::from_env();
             config.host = host;
             config.port = port;
-            config.validate();  // before opening anything
-            sigset_t signals;
-            sigemptyset(&signals);
-            sigaddset(&signals, SIGINT);
-            sigaddset(&signals, SIGTERM);
-            pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread
+            config.validate();                              // before opening anything
+            const sigset_t signals = block_stop_signals();  // inherited by every thread
             OpenQueue q(g);
             const auto engines = SpeechEngines::from_env();
             std::unique_ptr<Worker> workers;
@@ -567,14 +573,8 @@ int run(int argc, char** argv) {
                 q.queue.config().database_url.c_str(),
                 workers ? (std::to_string(serve_workers.concurrency) + " worker processors").c_str()
                         : "no workers (--no-worker)");
-            std::thread waiter([&] {
-                int sig = 0;
-                sigwait(&signals, &sig);
-                server.stop();
-            });
-            server.run();
-            kill(getpid(), SIGTERM);  // wake the waiter if the server stopped on its own
-            waiter.join();
+            serve_until_signalled(
+                signals, [&] { server.run(); }, [&] { server.stop(); });
             std::fprintf(stderr, "voxq serve: stopping\n");
             if (workers) workers->stop();
             return 0;

@@ -6,10 +6,14 @@
 #include <opus/opusenc.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <memory>
 
 #include "voxq/tts.hpp"
+
+static_assert(std::endian::native == std::endian::little,
+              "WAV and raw PCM are written from the samples in host order");
 
 namespace voxq {
 
@@ -173,7 +177,9 @@ std::string encode_wav(const Audio& audio) {
     u16(16);        // bits per sample
     out += "data";
     u32(data_bytes);
-    for (std::int16_t s : audio.samples) u16(static_cast<std::uint16_t>(s));  // little-endian
+    // The samples as they are: little-endian is the host order on every
+    // platform voxq builds for (static_assert below).
+    out.append(reinterpret_cast<const char*>(audio.samples.data()), data_bytes);
     return out;
 }
 
