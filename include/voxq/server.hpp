@@ -12,7 +12,7 @@
 //   GET  /metrics   GET /healthz   GET /   POST /inbox   GET /inbox/{webhook-id}
 //
 // Errors: {"error": {"code", "message"}} with 400 (bad input, naming the field),
-// 401 (token), 404, 405, 409 (state transition, duplicate id), 413 (body too
+// 401 (token), 404 (no such task or route), 409 (state transition, duplicate id), 413 (body too
 // large), 503 (store unavailable). With a token, every /v1 call needs
 // "Authorization: Bearer <token>" (compared in constant time).
 #pragma once
