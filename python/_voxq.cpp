@@ -6,6 +6,15 @@
 // boundary as plain tuples and dicts; the dataclasses live in Python.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <variant>
 
 #include "voxq/config.hpp"
 #include "voxq/engines.hpp"
@@ -148,86 +157,273 @@ py::dict config_dict(const voxq::QueueConfig& c) {
     return d;
 }
 
-// One WorkerQueue, and the built-in worker pieces that work on it.
+// What one store call gave back, until the event loop turns it into Python.
+struct EnqueueResult {
+    std::size_t count = 0;
+    std::vector<Task> tasks;  // with ids and times filled in
+};
+using Result = std::variant<std::monostate, std::int64_t, std::vector<Task>, Task,
+                            std::map<std::string, std::int64_t>, voxq::TaskPage, EnqueueResult>;
+
+struct Completion {
+    std::uint64_t token = 0;
+    Result result;
+    std::string error_class;  // empty: success
+    std::string message;
+};
+
+// One WorkerQueue whose calls run on C++ threads of its own, never holding the
+// GIL: submit() hands a call over and returns at once; each finished call is
+// queued and signalled on an eventfd that the asyncio loop watches
+// (loop.add_reader), and completions() hands them to the loop in one batch.
+// An await then costs a queue push and, shared by every call finished
+// meanwhile, one wake-up of the loop, instead of a Python thread hand-off and a
+// GIL round trip each.
 class Queue {
   public:
-    explicit Queue(const py::dict& config) : queue_(config_from(config)) {}
+    Queue(const py::dict& config, int threads)
+        : queue_(config_from(config)), wake_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+        if (wake_ < 0) throw voxq::QueueError("eventfd failed");
+        for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { serve(); });
+    }
+    ~Queue() {
+        shutdown();
+        ::close(wake_);
+    }
+    Queue(const Queue&) = delete;
+    Queue& operator=(const Queue&) = delete;
 
-    void initialize() {
+    [[nodiscard]] int fileno() const { return wake_; }
+
+    void submit(std::uint64_t token, const std::string& op, const py::tuple& args) {
+        // Arguments become C++ values here, under the GIL; the call runs without it.
+        std::function<Result()> call = bind(op, args);
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) throw voxq::QueueError("the queue is closed");
+            calls_.emplace_back(token, std::move(call));
+        }
+        work_.notify_one();
+    }
+
+    // Finished calls: [(token, True, value) | (token, False, (error class, message))].
+    py::list completions() {
+        std::uint64_t n = 0;
+        (void)::read(wake_, &n, sizeof n);  // reset the eventfd; EAGAIN when already read
+        std::vector<Completion> done;
+        {
+            std::lock_guard lock(mutex_);
+            done.swap(done_);
+        }
+        py::list out;
+        for (Completion& c : done) {
+            if (c.error_class.empty())
+                out.append(py::make_tuple(c.token, true, to_python(c.result)));
+            else
+                out.append(
+                    py::make_tuple(c.token, false, py::make_tuple(c.error_class, c.message)));
+        }
+        return out;
+    }
+
+    // Stops the threads once the calls already submitted have run.
+    void shutdown() {
+        {
+            std::lock_guard lock(mutex_);
+            if (stopping_) return;
+            stopping_ = true;
+        }
+        work_.notify_all();
         py::gil_scoped_release release;
-        queue_.initialize();
+        for (auto& t : threads_) t.join();
     }
-    // Stores the tasks; returns (count, [(id, schedule_at, created_at, updated_at)]).
-    py::tuple enqueue(const std::vector<NewTask>& new_tasks) {
-        std::vector<Task> tasks;
-        tasks.reserve(new_tasks.size());
-        for (const NewTask& n : new_tasks) tasks.push_back(task_from(n));
-        std::size_t count = 0;
-        {
-            py::gil_scoped_release release;
-            count = queue_.enqueue(tasks);
-        }
-        py::list filled;
-        for (const Task& t : tasks)
-            filled.append(py::make_tuple(t.id, t.schedule_at, t.created_at, t.updated_at));
-        return py::make_tuple(count, filled);
-    }
-    py::list dequeue(std::optional<std::int64_t> size, const std::string& queue) {
-        std::vector<Task> tasks;
-        {
-            py::gil_scoped_release release;
-            tasks = queue_.dequeue(size, queue);
-        }
-        return task_dicts(tasks);
-    }
-    py::list retry(std::optional<std::int64_t> size, std::optional<double> visibility_timeout,
-                   std::optional<std::int64_t> max_attempts) {
-        std::vector<Task> tasks;
-        {
-            py::gil_scoped_release release;
-            tasks = queue_.retry(size, visibility_timeout, max_attempts);
-        }
-        return task_dicts(tasks);
-    }
-    py::dict get_task(const std::string& id) {
-        Task t;
-        {
-            py::gil_scoped_release release;
-            t = queue_.get_task(id);
-        }
-        return task_dict(t);
-    }
-    py::tuple list_tasks(const std::string& state, const std::string& queue, std::int64_t limit,
-                         const std::string& cursor) {
-        voxq::TaskFilter filter;
-        if (!state.empty()) filter.state = state_from(state);
-        filter.queue = queue;
-        voxq::TaskPage page;
-        {
-            py::gil_scoped_release release;
-            page = queue_.list_tasks(filter, limit, cursor);
-        }
-        return py::make_tuple(task_dicts(page.tasks), page.next_cursor);
-    }
-    std::map<std::string, std::int64_t> stats(const std::string& queue) {
-        py::gil_scoped_release release;
-        return queue_.get_queue_stats(queue);
-    }
-    std::int64_t purge(const std::vector<std::string>& states, double older_than) {
-        std::vector<TaskState> parsed;
-        parsed.reserve(states.size());
-        for (const std::string& s : states) parsed.push_back(state_from(s));
-        py::gil_scoped_release release;
-        return queue_.purge(parsed, older_than);
-    }
-    void close() {
-        py::gil_scoped_release release;
-        queue_.close();
-    }
+
     voxq::WorkerQueue& queue() { return queue_; }
 
   private:
+    std::function<Result()> bind(const std::string& op, const py::tuple& a) {
+        voxq::WorkerQueue& q = queue_;
+        auto attempt = [&](std::size_t i) { return a[i].cast<std::optional<std::int64_t>>(); };
+        if (op == "initialize")
+            return [&q]() -> Result {
+                q.initialize();
+                return {};
+            };
+        if (op == "enqueue") {
+            std::vector<Task> tasks;
+            for (const NewTask& n : a[0].cast<std::vector<NewTask>>())
+                tasks.push_back(task_from(n));
+            return [&q, tasks = std::move(tasks)]() mutable -> Result {
+                const std::size_t count = q.enqueue(tasks);
+                return EnqueueResult{count, std::move(tasks)};
+            };
+        }
+        if (op == "dequeue")
+            return [&q, size = attempt(0), name = a[1].cast<std::string>()]() -> Result {
+                return q.dequeue(size, name);
+            };
+        if (op == "retry")
+            return [&q, size = attempt(0), vt = a[1].cast<std::optional<double>>(),
+                    max = attempt(2)]() -> Result { return q.retry(size, vt, max); };
+        // The task id (or, for stats and list_tasks, the queue or state name).
+        const auto id =
+            !a.empty() && py::isinstance<py::str>(a[0]) ? a[0].cast<std::string>() : std::string();
+        if (op == "complete")
+            return [&q, id, at = attempt(1)]() -> Result {
+                q.mark_as_complete(id, at);
+                return {};
+            };
+        if (op == "retry_later")
+            return [&q, id, error = a[1].cast<std::string>(), at = attempt(2),
+                    not_before = a[3].cast<std::optional<double>>()]() -> Result {
+                q.mark_as_retry(id, error, at, not_before);
+                return {};
+            };
+        if (op == "cancel")
+            return [&q, id, at = attempt(1)]() -> Result {
+                q.mark_as_cancelled(id, at);
+                return {};
+            };
+        if (op == "discard")
+            return [&q, id, at = attempt(1),
+                    error = a[2].cast<std::optional<std::string>>()]() -> Result {
+                q.mark_as_discarded(id, at, error);
+                return {};
+            };
+        if (op == "resume")
+            return [&q, id, at = attempt(1)]() -> Result {
+                q.mark_as_resume(id, at);
+                return {};
+            };
+        if (op == "heartbeat")
+            return [&q, id, at = attempt(1)]() -> Result {
+                q.heartbeat(id, at);
+                return {};
+            };
+        if (op == "release")
+            return [&q, id, at = attempt(1)]() -> Result {
+                q.release(id, at);
+                return {};
+            };
+        if (op == "mark_item_delivered")
+            return [&q, id, index = a[1].cast<std::int64_t>(), at = attempt(2)]() -> Result {
+                q.mark_item_delivered(id, index, at);
+                return {};
+            };
+        if (op == "get_task") return [&q, id]() -> Result { return q.get_task(id); };
+        if (op == "stats") return [&q, id]() -> Result { return q.get_queue_stats(id); };
+        if (op == "list_tasks") {
+            voxq::TaskFilter filter;
+            if (!id.empty()) filter.state = state_from(id);
+            filter.queue = a[1].cast<std::string>();
+            return [&q, filter, limit = a[2].cast<std::int64_t>(),
+                    cursor = a[3].cast<std::string>()]() -> Result {
+                return q.list_tasks(filter, limit, cursor);
+            };
+        }
+        if (op == "purge") {
+            std::vector<TaskState> states;
+            for (const auto& name : a[0].cast<std::vector<std::string>>())
+                states.push_back(state_from(name));
+            return [&q, states, older = a[1].cast<double>()]() -> Result {
+                return q.purge(states, older);
+            };
+        }
+        if (op == "close")
+            return [&q]() -> Result {
+                q.close();
+                return {};
+            };
+        throw voxq::QueueError("unknown operation " + op);
+    }
+
+    static py::object to_python(const Result& r) {
+        return std::visit(
+            [](const auto& v) -> py::object {
+                using T = std::decay_t<decltype(v)>;
+                if constexpr (std::is_same_v<T, std::monostate>)
+                    return py::none();
+                else if constexpr (std::is_same_v<T, std::int64_t>)
+                    return py::int_(v);
+                else if constexpr (std::is_same_v<T, std::vector<Task>>)
+                    return task_dicts(v);
+                else if constexpr (std::is_same_v<T, Task>)
+                    return task_dict(v);
+                else if constexpr (std::is_same_v<T, voxq::TaskPage>)
+                    return py::make_tuple(task_dicts(v.tasks), v.next_cursor);
+                else if constexpr (std::is_same_v<T, EnqueueResult>) {
+                    py::list filled;
+                    for (const Task& t : v.tasks)
+                        filled.append(
+                            py::make_tuple(t.id, t.schedule_at, t.created_at, t.updated_at));
+                    return py::make_tuple(v.count, filled);
+                } else {
+                    return py::cast(v);  // the stats map
+                }
+            },
+            r);
+    }
+
+    // The name of the Python exception class for a C++ error (most derived first).
+    static const char* error_class(const std::exception_ptr& e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const voxq::TaskNotFoundError&) {
+            return "TaskNotFoundError";
+        } catch (const voxq::InvalidStateTransitionError&) {
+            return "InvalidStateTransitionError";
+        } catch (const voxq::DuplicateTaskError&) {
+            return "DuplicateTaskError";
+        } catch (const voxq::ValidationError&) {
+            return "ValidationError";
+        } catch (const voxq::ConfigError&) {
+            return "ConfigError";
+        } catch (const voxq::StoreError&) {
+            return "StoreError";
+        } catch (const std::exception&) {
+            return "QueueError";
+        }
+    }
+
+    void serve() {
+        for (;;) {
+            std::pair<std::uint64_t, std::function<Result()>> call;
+            {
+                std::unique_lock lock(mutex_);
+                work_.wait(lock, [&] { return stopping_ || !calls_.empty(); });
+                if (calls_.empty()) return;  // stopping, and nothing left to run
+                call = std::move(calls_.front());
+                calls_.pop_front();
+            }
+            Completion c;
+            c.token = call.first;
+            try {
+                c.result = call.second();
+            } catch (const std::exception& e) {
+                c.error_class = error_class(std::current_exception());
+                c.message = e.what();
+            }
+            bool first = false;
+            {
+                std::lock_guard lock(mutex_);
+                first = done_.empty();
+                done_.push_back(std::move(c));
+            }
+            if (first) {  // later completions ride on the same wake-up
+                const std::uint64_t one = 1;
+                (void)::write(wake_, &one, sizeof one);
+            }
+        }
+    }
+
     voxq::WorkerQueue queue_;
+    int wake_;
+    std::mutex mutex_;
+    std::condition_variable work_;
+    std::deque<std::pair<std::uint64_t, std::function<Result()>>> calls_;  // guarded by mutex_
+    std::vector<Completion> done_;                                         // guarded by mutex_
+    bool stopping_ = false;                                                // guarded by mutex_
+    std::vector<std::thread> threads_;
 };
 
 // The built-in worker (engines from VOXQ_ENGINE_*, webhooks from VOXQ_WEBHOOK_*)
@@ -312,7 +508,8 @@ PYBIND11_MODULE(_voxq, m) {
     static py::exception<voxq::StoreError> store(m, "StoreError", queue_error.ptr());
     static py::exception<voxq::SpeechError> speech(m, "SpeechError", queue_error.ptr());
     // Most derived first: the first matching catch wins.
-    py::register_exception_translator([](std::exception_ptr p) {
+    py::register_exception_translator([](std::exception_ptr p) {  // NOLINT(performance-unnecessary-value-param):
+                                                                  // pybind11's signature
         try {
             if (p) std::rethrow_exception(p);
         } catch (const voxq::TaskNotFoundError& e) {
@@ -341,58 +538,11 @@ PYBIND11_MODULE(_voxq, m) {
     m.def("audio_formats", &voxq::audio_formats);
 
     py::class_<Queue>(m, "Queue")
-        .def(py::init<const py::dict&>())
-        .def("initialize", &Queue::initialize)
-        .def("enqueue", &Queue::enqueue)
-        .def("dequeue", &Queue::dequeue)
-        .def("retry", &Queue::retry)
-        .def("get_task", &Queue::get_task)
-        .def("list_tasks", &Queue::list_tasks)
-        .def("stats", &Queue::stats)
-        .def("purge", &Queue::purge)
-        .def("close", &Queue::close)
-        .def("complete",
-             [](Queue& q, const std::string& id, std::optional<std::int64_t> attempt) {
-                 py::gil_scoped_release release;
-                 q.queue().mark_as_complete(id, attempt);
-             })
-        .def("retry_later",
-             [](Queue& q, const std::string& id, const std::string& error,
-                std::optional<std::int64_t> attempt, std::optional<double> not_before) {
-                 py::gil_scoped_release release;
-                 q.queue().mark_as_retry(id, error, attempt, not_before);
-             })
-        .def("cancel",
-             [](Queue& q, const std::string& id, std::optional<std::int64_t> attempt) {
-                 py::gil_scoped_release release;
-                 q.queue().mark_as_cancelled(id, attempt);
-             })
-        .def("discard",
-             [](Queue& q, const std::string& id, std::optional<std::int64_t> attempt,
-                const std::optional<std::string>& error) {
-                 py::gil_scoped_release release;
-                 q.queue().mark_as_discarded(id, attempt, error);
-             })
-        .def("resume",
-             [](Queue& q, const std::string& id, std::optional<std::int64_t> attempt) {
-                 py::gil_scoped_release release;
-                 q.queue().mark_as_resume(id, attempt);
-             })
-        .def("heartbeat",
-             [](Queue& q, const std::string& id, std::optional<std::int64_t> attempt) {
-                 py::gil_scoped_release release;
-                 q.queue().heartbeat(id, attempt);
-             })
-        .def("release",
-             [](Queue& q, const std::string& id, std::optional<std::int64_t> attempt) {
-                 py::gil_scoped_release release;
-                 q.queue().release(id, attempt);
-             })
-        .def("mark_item_delivered", [](Queue& q, const std::string& id, std::int64_t index,
-                                       std::optional<std::int64_t> attempt) {
-            py::gil_scoped_release release;
-            q.queue().mark_item_delivered(id, index, attempt);
-        });
+        .def(py::init<const py::dict&, int>())
+        .def("fileno", &Queue::fileno)
+        .def("submit", &Queue::submit)
+        .def("completions", &Queue::completions)
+        .def("shutdown", &Queue::shutdown);
 
     py::class_<BuiltinWorker>(m, "BuiltinWorker")
         .def(py::init<Queue&, int, const std::string&>(), py::keep_alive<1, 2>())

@@ -11,6 +11,7 @@ as a signed webhook, and settle the task (complete, retry or discard).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Dict
 
 import _voxq
@@ -22,8 +23,9 @@ __version__ = "0.1.0"
 
 class BuiltinWorker:
     def __init__(self, queue: WorkerQueue, concurrency: int = 4, queue_name: str = "") -> None:
-        self._queue = queue
         self._core = _voxq.BuiltinWorker(queue._core, concurrency, queue_name)
+        # process() blocks for a whole task (synthesis, delivery): off the loop.
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency)
 
     def start(self) -> None:
         """Processor threads and the retry sweep, in the background."""
@@ -38,7 +40,7 @@ class BuiltinWorker:
              "items_delivered": task.items_delivered,
              "items": [(i.request.text, i.request.voice_id, float(i.request.speed),
                         i.request.format, i.response_url) for i in task.items]}
-        await asyncio.get_running_loop().run_in_executor(self._queue._pool, self._core.process, d)
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._core.process, d)
 
     @property
     def counters(self) -> Dict[str, int]:

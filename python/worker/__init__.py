@@ -2,17 +2,16 @@
 
     from worker import WorkerQueue, Task, TaskItem, TaskState, QueueConfig
 
-Every operation is a coroutine. The store work runs in a thread pool of the
-queue's own with the GIL released, so the event loop never waits on the
-database and many coroutines (several worker loops under asyncio.gather) run at
-once.
+Every operation is a coroutine. The store work runs on C++ threads of the
+queue's own, without the GIL, so the event loop never waits on the database and
+many coroutines (several worker loops under asyncio.gather) run at once.
 """
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import enum
+import itertools
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -130,85 +129,122 @@ class QueueConfig:
 
 
 class WorkerQueue:
-    """The queue. Create it, ``await initialize()``, use it, ``await close()``."""
+    """The queue. Create it, ``await initialize()``, use it, ``await close()``.
 
-    def __init__(self, config: Optional[QueueConfig] = None, *, threads: int = 32) -> None:
+    Calls run on C++ threads of the queue's own (``threads``), never holding the
+    GIL; finished calls wake the event loop through a file descriptor it
+    watches, so an ``await`` never blocks the loop and costs no Python thread.
+    Use a queue from one event loop at a time.
+    """
+
+    def __init__(self, config: Optional[QueueConfig] = None, *, threads: int = 16) -> None:
         self.config = config if config is not None else QueueConfig.from_env()
-        self._core = _voxq.Queue(dataclasses.asdict(self.config))
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix="voxq")
+        self._core = _voxq.Queue(dataclasses.asdict(self.config), threads)
+        self._futures: Dict[int, asyncio.Future] = {}
+        self._tokens = itertools.count()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+    def _call(self, op: str, *args) -> "asyncio.Future":
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._watch(loop)
+        token = next(self._tokens)
+        future = loop.create_future()
+        self._futures[token] = future
+        try:
+            self._core.submit(token, op, args)
+        except BaseException:
+            del self._futures[token]
+            raise
+        return future
+
+    def _watch(self, loop) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._core.fileno())
+        loop.add_reader(self._core.fileno(), self._finish)
+        self._loop = loop
+
+    def _finish(self) -> None:
+        for token, ok, value in self._core.completions():
+            future = self._futures.pop(token, None)
+            if future is None or future.done():
+                continue  # its awaiting coroutine was cancelled
+            if ok:
+                future.set_result(value)
+            else:
+                error_class, message = value
+                future.set_exception(getattr(_voxq, error_class)(message))
 
     async def initialize(self) -> None:
-        await self._run(self._core.initialize)
+        await self._call("initialize")
 
     async def enqueue(self, tasks: List[Task]) -> int:
         """Stores every task or none; fills in ids and timestamps on your objects."""
         tasks = list(tasks)
-        count, filled = await self._run(
-            self._core.enqueue, [_new_task(i, t) for i, t in enumerate(tasks)])
+        count, filled = await self._call("enqueue", [_new_task(i, t) for i, t in enumerate(tasks)])
         for t, (task_id, schedule_at, created_at, updated_at) in zip(tasks, filled):
             t.id, t.schedule_at, t.created_at, t.updated_at = (
                 task_id, schedule_at, created_at, updated_at)
         return count
 
     async def dequeue(self, size: Optional[int] = None, queue: str = "") -> List[Task]:
-        return [_task(d) for d in await self._run(self._core.dequeue, size, queue)]
+        return [_task(d) for d in await self._call("dequeue", size, queue)]
 
     async def mark_as_complete(self, task_id: str, attempt: Optional[int] = None) -> None:
-        await self._run(self._core.complete, task_id, attempt)
+        await self._call("complete", task_id, attempt)
 
     async def mark_as_retry(self, task_id: str, error: str, attempt: Optional[int] = None,
                             not_before: Optional[float] = None) -> None:
-        await self._run(self._core.retry_later, task_id, error, attempt, not_before)
+        await self._call("retry_later", task_id, error, attempt, not_before)
 
     async def mark_as_cancelled(self, task_id: str, attempt: Optional[int] = None) -> None:
-        await self._run(self._core.cancel, task_id, attempt)
+        await self._call("cancel", task_id, attempt)
 
     async def mark_as_discarded(self, task_id: str, attempt: Optional[int] = None,
                                 error: Optional[str] = None) -> None:
-        await self._run(self._core.discard, task_id, attempt, error)
+        await self._call("discard", task_id, attempt, error)
 
     async def mark_as_resume(self, task_id: str, attempt: Optional[int] = None) -> None:
-        await self._run(self._core.resume, task_id, attempt)
+        await self._call("resume", task_id, attempt)
 
     async def retry(self, size: Optional[int] = None, visibility_timeout: Optional[float] = None,
                     max_attempts: Optional[int] = None) -> List[Task]:
         return [_task(d) for d in
-                await self._run(self._core.retry, size, visibility_timeout, max_attempts)]
+                await self._call("retry", size, visibility_timeout, max_attempts)]
 
     async def get_queue_stats(self, queue: str = "") -> Dict[str, int]:
-        return dict(await self._run(self._core.stats, queue))
+        return dict(await self._call("stats", queue))
 
     # Beyond the guide.
     async def heartbeat(self, task_id: str, attempt: Optional[int] = None) -> None:
-        await self._run(self._core.heartbeat, task_id, attempt)
+        await self._call("heartbeat", task_id, attempt)
 
     async def release(self, task_id: str, attempt: Optional[int] = None) -> None:
-        await self._run(self._core.release, task_id, attempt)
+        await self._call("release", task_id, attempt)
 
     async def mark_item_delivered(self, task_id: str, item_index: int,
                                   attempt: Optional[int] = None) -> None:
-        await self._run(self._core.mark_item_delivered, task_id, item_index, attempt)
+        await self._call("mark_item_delivered", task_id, item_index, attempt)
 
     async def get_task(self, task_id: str) -> Task:
-        return _task(await self._run(self._core.get_task, task_id))
+        return _task(await self._call("get_task", task_id))
 
     async def list_tasks(self, state: Optional[TaskState] = None, queue: str = "",
                          limit: int = 50, cursor: str = ""):
         """Newest first; returns (tasks, next_cursor) with next_cursor "" at the end."""
-        dicts, next_cursor = await self._run(
-            self._core.list_tasks, TaskState(state).value if state else "", queue, limit, cursor)
+        dicts, next_cursor = await self._call(
+            "list_tasks", TaskState(state).value if state else "", queue, limit, cursor)
         return [_task(d) for d in dicts], next_cursor
 
     async def purge(self, states: List[TaskState], older_than: float) -> int:
-        return await self._run(self._core.purge, [TaskState(s).value for s in states], older_than)
+        return await self._call("purge", [TaskState(s).value for s in states], older_than)
 
     async def close(self) -> None:
-        await self._run(self._core.close)
-        self._pool.shutdown(wait=False)
+        await self._call("close")
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._core.fileno())
+        self._loop = None
+        self._core.shutdown()
 
 
 __all__ = ["WorkerQueue", "Task", "TaskItem", "TaskState", "TaskError", "QueueConfig",
