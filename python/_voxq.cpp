@@ -507,9 +507,10 @@ PYBIND11_MODULE(_voxq, m) {
     static py::exception<voxq::ConfigError> config(m, "ConfigError", queue_error.ptr());
     static py::exception<voxq::StoreError> store(m, "StoreError", queue_error.ptr());
     static py::exception<voxq::SpeechError> speech(m, "SpeechError", queue_error.ptr());
-    // Most derived first: the first matching catch wins.
-    py::register_exception_translator([](std::exception_ptr p) {  // NOLINT(performance-unnecessary-value-param):
-                                                                  // pybind11's signature
+    // Most derived first: the first matching catch wins. (pybind11 fixes the
+    // signature: the exception_ptr comes by value.)
+    // NOLINTNEXTLINE(performance-unnecessary-value-param)
+    py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const voxq::TaskNotFoundError& e) {

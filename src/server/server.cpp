@@ -253,10 +253,12 @@ struct ApiServer::Impl {
         // the client's delayed ACK add 40 ms to every response.
         http.set_tcp_nodelay(true);
         // Enough threads for many keep-alive clients at once (a thread serves one
-        // connection while it stays open).
+        // connection while it stays open). httplib's API takes ownership of a raw
+        // pointer and deletes it.
         http.new_task_queue = [] {
+            // NOLINTNEXTLINE(cppcoreguidelines-owning-memory)
             return new httplib::ThreadPool(32);
-        };  // NOLINT(cppcoreguidelines-owning-memory): httplib takes ownership
+        };
         http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
             const bool guarded = req.path.rfind("/v1/", 0) == 0 ||
                                  (req.path.rfind("/inbox/", 0) == 0 && req.method == "GET");
