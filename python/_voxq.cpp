@@ -172,6 +172,32 @@ struct Completion {
     std::string message;
 };
 
+// The Python class (in this module) and message for a C++ error, most derived
+// class first; no class for an exception that is not voxq's.
+std::pair<const char*, std::string> python_error(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const voxq::TaskNotFoundError& x) {
+        return {"TaskNotFoundError", x.what()};
+    } catch (const voxq::InvalidStateTransitionError& x) {
+        return {"InvalidStateTransitionError", x.what()};
+    } catch (const voxq::DuplicateTaskError& x) {
+        return {"DuplicateTaskError", x.what()};
+    } catch (const voxq::ValidationError& x) {
+        return {"ValidationError", x.what()};
+    } catch (const voxq::ConfigError& x) {
+        return {"ConfigError", x.what()};
+    } catch (const voxq::StoreError& x) {
+        return {"StoreError", x.what()};
+    } catch (const voxq::SpeechError& x) {
+        return {"SpeechError", x.what()};
+    } catch (const voxq::QueueError& x) {
+        return {"QueueError", x.what()};
+    } catch (const std::exception& x) {
+        return {nullptr, x.what()};
+    }
+}
+
 // One WorkerQueue whose calls run on C++ threads of its own, never holding the
 // GIL: submit() hands a call over and returns at once; each finished call is
 // queued and signalled on an eventfd that the asyncio loop watches
@@ -364,27 +390,6 @@ class Queue {
             r);
     }
 
-    // The name of the Python exception class for a C++ error (most derived first).
-    static const char* error_class(const std::exception_ptr& e) {
-        try {
-            std::rethrow_exception(e);
-        } catch (const voxq::TaskNotFoundError&) {
-            return "TaskNotFoundError";
-        } catch (const voxq::InvalidStateTransitionError&) {
-            return "InvalidStateTransitionError";
-        } catch (const voxq::DuplicateTaskError&) {
-            return "DuplicateTaskError";
-        } catch (const voxq::ValidationError&) {
-            return "ValidationError";
-        } catch (const voxq::ConfigError&) {
-            return "ConfigError";
-        } catch (const voxq::StoreError&) {
-            return "StoreError";
-        } catch (const std::exception&) {
-            return "QueueError";
-        }
-    }
-
     void serve() {
         for (;;) {
             std::pair<std::uint64_t, std::function<Result()>> call;
@@ -399,9 +404,10 @@ class Queue {
             c.token = call.first;
             try {
                 c.result = call.second();
-            } catch (const std::exception& e) {
-                c.error_class = error_class(std::current_exception());
-                c.message = e.what();
+            } catch (const std::exception&) {
+                const auto [name, message] = python_error(std::current_exception());
+                c.error_class = name != nullptr ? name : "QueueError";
+                c.message = message;
             }
             bool first = false;
             {
@@ -507,29 +513,14 @@ PYBIND11_MODULE(_voxq, m) {
     static py::exception<voxq::ConfigError> config(m, "ConfigError", queue_error.ptr());
     static py::exception<voxq::StoreError> store(m, "StoreError", queue_error.ptr());
     static py::exception<voxq::SpeechError> speech(m, "SpeechError", queue_error.ptr());
-    // Most derived first: the first matching catch wins. (pybind11 fixes the
-    // signature: the exception_ptr comes by value.)
+    // pybind11 fixes the signature: the exception_ptr comes by value.
     // NOLINTNEXTLINE(performance-unnecessary-value-param)
     py::register_exception_translator([](std::exception_ptr p) {
-        try {
-            if (p) std::rethrow_exception(p);
-        } catch (const voxq::TaskNotFoundError& e) {
-            not_found(e.what());
-        } catch (const voxq::InvalidStateTransitionError& e) {
-            transition(e.what());
-        } catch (const voxq::DuplicateTaskError& e) {
-            duplicate(e.what());
-        } catch (const voxq::ValidationError& e) {
-            validation(e.what());
-        } catch (const voxq::ConfigError& e) {
-            config(e.what());
-        } catch (const voxq::StoreError& e) {
-            store(e.what());
-        } catch (const voxq::SpeechError& e) {
-            speech(e.what());
-        } catch (const voxq::QueueError& e) {
-            queue_error(e.what());
-        }
+        if (!p) return;
+        const auto [name, message] = python_error(p);
+        if (name == nullptr) std::rethrow_exception(p);  // not voxq's: pybind11's own mapping
+        const py::object cls = py::module_::import("_voxq").attr(name);
+        PyErr_SetString(cls.ptr(), message.c_str());
     });
 
     m.def("config_from_env", [] { return config_dict(voxq::QueueConfig::from_env()); });
