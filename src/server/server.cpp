@@ -16,6 +16,7 @@
 #include "voxq/errors.hpp"
 #include "voxq/json.hpp"
 #include "voxq/webhook.hpp"
+#include "webhook/http_listener.hpp"
 
 namespace voxq {
 
@@ -125,8 +126,7 @@ struct ApiServer::Impl {
     const Worker* worker;
     std::shared_ptr<SpeechEngine> engines;
     httplib::Server http;
-    int port = 0;
-    std::thread thread;
+    std::unique_ptr<HttpListener> listener;  // after `http`: stops it before it goes
 
     std::mutex inbox_mutex;
     std::deque<InboxEntry> inbox;  // guarded by inbox_mutex
@@ -352,17 +352,8 @@ ApiServer::ApiServer(WorkerQueue& queue, ServerConfig config, const Worker* work
     : impl_(std::make_unique<Impl>(queue, std::move(config), worker, std::move(engines))) {
     impl_->config.validate();
     impl_->routes();
-    if (impl_->config.port == 0) {
-        impl_->port = impl_->http.bind_to_any_port(impl_->config.host);
-    } else if (impl_->http.bind_to_port(impl_->config.host, impl_->config.port)) {
-        impl_->port = impl_->config.port;
-    } else {
-        impl_->port = -1;
-    }
-    if (impl_->port <= 0) {
-        throw QueueError("cannot listen on " + impl_->config.host + ":" +
-                         std::to_string(impl_->config.port) + " (in use, or not an address here)");
-    }
+    impl_->listener = std::make_unique<HttpListener>(impl_->http, impl_->config.host,
+                                                     impl_->config.port, "serve");
 }
 
 ApiServer::~ApiServer() {
@@ -370,21 +361,19 @@ ApiServer::~ApiServer() {
 }
 
 int ApiServer::port() const {
-    return impl_->port;
+    return impl_->listener->port();
 }
 
 void ApiServer::start() {
-    impl_->thread = std::thread([impl = impl_.get()] { impl->http.listen_after_bind(); });
-    while (!impl_->http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    impl_->listener->start();
 }
 
 void ApiServer::run() {
-    impl_->http.listen_after_bind();
+    impl_->listener->run();
 }
 
 void ApiServer::stop() {
-    impl_->http.stop();
-    if (impl_->thread.joinable()) impl_->thread.join();
+    impl_->listener->stop();
 }
 
 }  // namespace voxq

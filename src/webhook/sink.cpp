@@ -10,6 +10,7 @@
 
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
+#include "webhook/http_listener.hpp"
 
 namespace voxq {
 
@@ -44,8 +45,7 @@ std::string file_name_for(const std::string& id) {
 struct WebhookSink::Impl {
     SinkConfig config;
     httplib::Server server;
-    int port = 0;
-    std::thread thread;
+    std::unique_ptr<HttpListener> listener;  // after `server`: stops it before it goes
     std::atomic<std::size_t> received = 0;
     std::mutex files;  // one delivery written at a time
 
@@ -108,16 +108,8 @@ WebhookSink::WebhookSink(SinkConfig config) : impl_(std::make_unique<Impl>()) {
                        [impl = impl_.get()](const httplib::Request& req, httplib::Response& res) {
                            impl->handle(req, res);
                        });
-    const std::string& host = impl_->config.host;
-    if (impl_->config.port == 0) {
-        impl_->port = impl_->server.bind_to_any_port(host);
-    } else if (impl_->server.bind_to_port(host, impl_->config.port)) {
-        impl_->port = impl_->config.port;
-    }
-    if (impl_->port <= 0) {
-        throw QueueError("sink: cannot listen on " + host + ":" +
-                         std::to_string(impl_->config.port));
-    }
+    impl_->listener = std::make_unique<HttpListener>(impl_->server, impl_->config.host,
+                                                     impl_->config.port, "sink");
 }
 
 WebhookSink::~WebhookSink() {
@@ -125,21 +117,19 @@ WebhookSink::~WebhookSink() {
 }
 
 int WebhookSink::port() const {
-    return impl_->port;
+    return impl_->listener->port();
 }
 
 void WebhookSink::start() {
-    impl_->thread = std::thread([impl = impl_.get()] { impl->server.listen_after_bind(); });
-    while (!impl_->server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    impl_->listener->start();
 }
 
 void WebhookSink::run() {
-    impl_->server.listen_after_bind();
+    impl_->listener->run();
 }
 
 void WebhookSink::stop() {
-    impl_->server.stop();
-    if (impl_->thread.joinable()) impl_->thread.join();
+    impl_->listener->stop();
 }
 
 std::size_t WebhookSink::received() const {
