@@ -80,13 +80,20 @@ py::list task_dicts(const std::vector<Task>& tasks) {
     return out;
 }
 
+std::vector<TaskItem> items_from(const std::vector<ItemTuple>& tuples) {
+    std::vector<TaskItem> items;
+    items.reserve(tuples.size());
+    for (const auto& [text, voice, speed, format, url] : tuples)
+        items.push_back(TaskItem{TextToSpeechRequest{text, voice, speed, format}, url});
+    return items;
+}
+
 Task task_from(const NewTask& n) {
     Task t;
     t.id = std::get<0>(n);
     t.state = state_from(std::get<1>(n));
     t.schedule_at = std::get<2>(n);
-    for (const auto& [text, voice, speed, format, url] : std::get<3>(n))
-        t.items.push_back(TaskItem{TextToSpeechRequest{text, voice, speed, format}, url});
+    t.items = items_from(std::get<3>(n));
     t.created_at = std::get<4>(n);
     t.updated_at = std::get<5>(n);
     t.queue = std::get<6>(n);
@@ -451,10 +458,7 @@ class BuiltinWorker {
         t.state = state_from(task["state"].cast<std::string>());
         t.attempt_count = task["attempt_count"].cast<std::int64_t>();
         t.items_delivered = task["items_delivered"].cast<std::int64_t>();
-        for (const auto& item : task["items"].cast<std::vector<ItemTuple>>()) {
-            const auto& [text, voice, speed, format, url] = item;
-            t.items.push_back(TaskItem{TextToSpeechRequest{text, voice, speed, format}, url});
-        }
+        t.items = items_from(task["items"].cast<std::vector<ItemTuple>>());
         py::gil_scoped_release release;
         worker_.process(t);
     }

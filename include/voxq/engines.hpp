@@ -76,6 +76,8 @@ class SpeechEngines final : public SpeechEngine {
     void add(const std::string& name, std::shared_ptr<SpeechEngine> engine, int concurrency,
              std::size_t max_chars = 0);
     [[nodiscard]] std::shared_ptr<SpeechEngine> engine(const std::string& name) const;
+    // "engine 'x' is not configured (set VOXQ_ENGINE_X_URL ...)".
+    [[nodiscard]] static std::string not_configured(const std::string& name);
     [[nodiscard]] std::vector<std::string> names() const;
 
     // Throws SpeechError: permanent for an engine that is not configured (the

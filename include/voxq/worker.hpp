@@ -61,17 +61,15 @@ struct WorkerCounters {
     std::atomic<std::int64_t> retried = 0;
     std::atomic<std::int64_t> discarded = 0;
     std::atomic<std::int64_t> released = 0;
-    std::atomic<std::int64_t> items_delivered = 0;
-    std::atomic<std::int64_t> items_skipped = 0;  // delivered by an earlier attempt
+    std::atomic<std::int64_t> items_delivered = 0;  // webhooks answered 2xx
+    std::atomic<std::int64_t> items_skipped = 0;    // delivered by an earlier attempt
     std::atomic<std::int64_t> heartbeats = 0;
-    // Where the time goes (microseconds, summed over processors): synthesis,
-    // encoding, delivery.
-    std::atomic<std::int64_t> synthesis_us = 0;
+    // Where the time goes besides synthesis (its histogram below has the sum):
+    // microseconds, summed over processors.
     std::atomic<std::int64_t> encoding_us = 0;
     std::atomic<std::int64_t> delivery_us = 0;
     std::atomic<std::int64_t> audio_ms = 0;  // length of the audio delivered
-    // Webhook outcomes by class (SPEC §7).
-    std::atomic<std::int64_t> webhooks_delivered = 0;
+    // The other webhook outcomes by class (SPEC §7); delivered is items_delivered.
     std::atomic<std::int64_t> webhooks_transient = 0;
     std::atomic<std::int64_t> webhooks_permanent = 0;
     std::atomic<std::int64_t> webhooks_refused = 0;

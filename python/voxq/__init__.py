@@ -16,7 +16,7 @@ from typing import Dict
 
 import _voxq
 from tts import Speech, TextToSpeechRequest, synthesize
-from worker import Task, WorkerQueue
+from worker import Task, WorkerQueue, _item_tuples
 
 __version__ = "0.1.0"
 
@@ -38,8 +38,7 @@ class BuiltinWorker:
     async def process(self, task: Task) -> None:
         d = {"id": task.id, "state": task.state.value, "attempt_count": task.attempt_count,
              "items_delivered": task.items_delivered,
-             "items": [(i.request.text, i.request.voice_id, float(i.request.speed),
-                        i.request.format, i.response_url) for i in task.items]}
+             "items": _item_tuples(0, task)}
         await asyncio.get_running_loop().run_in_executor(self._pool, self._core.process, d)
 
     @property

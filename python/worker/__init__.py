@@ -85,9 +85,8 @@ def _task(d: dict) -> Task:
         error_history=[TaskError(*e) for e in d["error_history"]])
 
 
-def _new_task(index: int, t: Task) -> tuple:
-    if not isinstance(t, Task):
-        raise ValidationError(f"task {index}: not a Task (got {type(t).__name__})")
+def _item_tuples(index: int, t: Task) -> list:
+    """The items as the C++ core takes them: (text, voice_id, speed, format, url)."""
     items = []
     for k, item in enumerate(t.items):
         if not isinstance(item, TaskItem) or not isinstance(item.request, TextToSpeechRequest):
@@ -95,6 +94,13 @@ def _new_task(index: int, t: Task) -> tuple:
                                   "TextToSpeechRequest")
         r = item.request
         items.append((r.text, r.voice_id, float(r.speed), r.format, item.response_url))
+    return items
+
+
+def _new_task(index: int, t: Task) -> tuple:
+    if not isinstance(t, Task):
+        raise ValidationError(f"task {index}: not a Task (got {type(t).__name__})")
+    items = _item_tuples(index, t)
     state = t.state.value if isinstance(t.state, TaskState) else str(t.state)
     return (t.id or "", state, float(t.schedule_at or 0), items, float(t.created_at or 0),
             float(t.updated_at or 0), t.queue or "default", int(t.priority or 0),

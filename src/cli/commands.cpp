@@ -255,6 +255,11 @@ void serve_until_signalled(const sigset_t& signals, const std::function<void()>&
     waiter.join();
 }
 
+// Webhook delivery as VOXQ_WEBHOOK_* configure it.
+std::shared_ptr<WebhookSender> webhook_sender() {
+    return std::make_shared<WebhookSender>(WebhookConfig::from_env());
+}
+
 int run_sink(const SinkConfig& config) {
     const sigset_t signals = block_stop_signals();
     WebhookSink sink(config);
@@ -477,10 +482,7 @@ int run(int argc, char** argv) {
             const auto engines = SpeechEngines::from_env();
             const auto engine = engines->engine(voices_engine);
             if (!engine) {
-                std::string upper = voices_engine;
-                for (char& ch : upper) ch = static_cast<char>(std::toupper(ch));
-                throw ValidationError("--engine: '" + voices_engine + "' is not configured (set " +
-                                      "VOXQ_ENGINE_" + upper + "_URL)");
+                throw ValidationError("--engine: " + SpeechEngines::not_configured(voices_engine));
             }
             const auto names = engine->voices();
             if (voices_json) {
@@ -495,20 +497,16 @@ int run(int argc, char** argv) {
     WorkerOptions worker_options;
     auto* worker =
         app.add_subcommand("worker", "claim, synthesize and deliver tasks until SIGINT/SIGTERM");
-    worker->add_option("--concurrency", worker_options.concurrency,
-                       "processor threads (default 4)");
+    worker->add_option("--concurrency", worker_options.concurrency, "processor threads (default 4)")
+        ->check(CLI::Range(1, 1024));
     worker->add_option("--queue", worker_options.queue, "only this queue");
     worker->add_option("--grace", worker_options.grace_period,
                        "seconds to finish tasks in flight on stop (default 30)");
     worker->callback([&] {
         action = [&] {
-            if (worker_options.concurrency < 1 || worker_options.concurrency > 1024) {
-                throw ValidationError("--concurrency: must be 1..1024");
-            }
             const sigset_t signals = block_stop_signals();  // inherited by the worker's threads
             OpenQueue q(g);
-            Worker w(q.queue, worker_options, SpeechEngines::from_env(),
-                     std::make_shared<WebhookSender>(WebhookConfig::from_env()));
+            Worker w(q.queue, worker_options, SpeechEngines::from_env(), webhook_sender());
             w.start();
             std::fprintf(stderr, "voxq worker: %d processors on %s\n", worker_options.concurrency,
                          q.queue.config().database_url.c_str());
@@ -528,7 +526,7 @@ int run(int argc, char** argv) {
                 static_cast<long long>(c.released.load()),
                 static_cast<long long>(c.items_delivered.load()),
                 static_cast<double>(c.audio_ms.load()) / 1000.0,
-                static_cast<double>(c.synthesis_us.load()) / 1e6,
+                static_cast<double>(c.synthesis.sum_us.load()) / 1e6,
                 static_cast<double>(c.encoding_us.load()) / 1e6,
                 static_cast<double>(c.delivery_us.load()) / 1e6);
             return 0;
@@ -544,13 +542,12 @@ int run(int argc, char** argv) {
                       "address to listen on (default 127.0.0.1; others need VOXQ_API_TOKEN)");
     serve->add_option("--port", serve_config.port, "port (default 8080)");
     serve->add_flag("--no-worker", serve_no_worker, "API only: run workers elsewhere");
-    serve->add_option("--concurrency", serve_workers.concurrency,
-                      "worker processor threads (default 4)");
+    serve
+        ->add_option("--concurrency", serve_workers.concurrency,
+                     "worker processor threads (default 4)")
+        ->check(CLI::Range(1, 1024));
     serve->callback([&] {
         action = [&] {
-            if (serve_workers.concurrency < 1 || serve_workers.concurrency > 1024) {
-                throw ValidationError("--concurrency: must be 1..1024");
-            }
             const std::string host = serve_config.host;
             const int port = serve_config.port;
             ServerConfig config = ServerConfig::from_env();
@@ -562,9 +559,8 @@ int run(int argc, char** argv) {
             const auto engines = SpeechEngines::from_env();
             std::unique_ptr<Worker> workers;
             if (!serve_no_worker) {
-                workers = std::make_unique<Worker>(
-                    q.queue, serve_workers, engines,
-                    std::make_shared<WebhookSender>(WebhookConfig::from_env()));
+                workers =
+                    std::make_unique<Worker>(q.queue, serve_workers, engines, webhook_sender());
             }
             ApiServer server(q.queue, config, workers.get(), engines);
             if (workers) workers->start();

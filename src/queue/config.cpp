@@ -18,7 +18,7 @@ std::int64_t parse_integer(const std::string& name, const std::string& value) {
     const char* end = value.data() + value.size();
     auto [ptr, ec] = std::from_chars(value.data(), end, out);
     if (value.empty() || ec != std::errc() || ptr != end) {
-        throw ConfigError(name + ": " + ("'" + value + "'") + " is not an integer");
+        throw ConfigError(name + ": " + quoted(value) + " is not an integer");
     }
     return out;
 }
@@ -28,15 +28,16 @@ double parse_number(const std::string& name, const std::string& value) {
     const char* end = value.data() + value.size();
     auto [ptr, ec] = std::from_chars(value.data(), end, out);
     if (value.empty() || ec != std::errc() || ptr != end || !std::isfinite(out)) {
-        throw ConfigError(name + ": " + ("'" + value + "'") + " is not a number");
+        throw ConfigError(name + ": " + quoted(value) + " is not a number");
     }
     return out;
 }
 
-namespace {
-std::string quoted(const std::string& v) {
-    return "'" + v + "'";
+std::string quoted(const std::string& value) {
+    return "'" + value + "'";
 }
+
+namespace {
 
 std::string format_number(double v) {
     std::string s = std::to_string(v);

@@ -7,6 +7,9 @@
 
 namespace voxq {
 
+// 'value', for messages that quote what was given.
+std::string quoted(const std::string& value);
+
 // Throw ConfigError "NAME: 'value' is not an integer" / "... is not a number".
 std::int64_t parse_integer(const std::string& name, const std::string& value);
 double parse_number(const std::string& name, const std::string& value);

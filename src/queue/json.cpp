@@ -110,9 +110,13 @@ std::string task_to_json(const Task& task, bool with_history) {
 }
 
 Task task_from_json(std::string_view text, std::size_t index) {
+    const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) FieldReader(index, "").fail("", "is not valid JSON");
+    return detail::task_from_json_value(j, index);
+}
+
+Task detail::task_from_json_value(const json& j, std::size_t index) {
     const FieldReader r(index, "");
-    json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) r.fail("", "is not valid JSON");
     r.only(
         j,
         {"id", "state", "queue", "priority", "schedule_at", "items", "attempt_count",

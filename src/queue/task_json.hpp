@@ -1,6 +1,8 @@
-// The items column: a task's items as stored by every store (JSON array).
+// Task JSON inside voxq: the items column as every store keeps it (a JSON
+// array), and parsing a task that is already a JSON value.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10,6 +12,9 @@
 namespace voxq::detail {
 
 std::string items_to_json(const std::vector<TaskItem>& items);
+// task_from_json (voxq/json.hpp) on JSON already parsed, e.g. one element of a
+// request body holding many tasks.
+Task task_from_json_value(const nlohmann::json& value, std::size_t index);
 // Throws StoreError if the stored text is not what items_to_json wrote.
 std::vector<TaskItem> items_from_json(std::string_view json);
 

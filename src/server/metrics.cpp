@@ -1,6 +1,7 @@
 #include "server/metrics.hpp"
 
 #include <cstdio>
+#include <initializer_list>
 
 namespace voxq {
 
@@ -55,6 +56,18 @@ void histogram(std::string& out, const char* name, const char* help, const Durat
     out += "_count " + std::to_string(cumulative) + "\n";
 }
 
+// A counter family with one `outcome` label.
+void outcome_counters(std::string& out, const char* name, const char* help,
+                      std::initializer_list<std::pair<const char*, std::int64_t>> values) {
+    header(out, name, "counter", help);
+    for (const auto& [outcome, n] : values) {
+        out += name;
+        out += "{outcome=\"";
+        out += outcome;
+        out += "\"} " + std::to_string(n) + "\n";
+    }
+}
+
 }  // namespace
 
 std::string render_metrics(const std::vector<QueueSummary>& queues, const WorkerCounters* worker) {
@@ -79,23 +92,16 @@ std::string render_metrics(const std::vector<QueueSummary>& queues, const Worker
               worker->claim_to_finish);
     histogram(out, "voxq_synthesis_duration_seconds", "One item's speech synthesis.",
               worker->synthesis);
-    header(out, "voxq_webhook_deliveries_total", "counter", "Webhook deliveries by outcome class.");
-    const std::pair<const char*, std::int64_t> outcomes[] = {
-        {"delivered", worker->webhooks_delivered.load()},
-        {"transient", worker->webhooks_transient.load()},
-        {"permanent", worker->webhooks_permanent.load()},
-        {"refused", worker->webhooks_refused.load()}};
-    for (const auto& [name, n] : outcomes)
-        out += "voxq_webhook_deliveries_total{outcome=\"" + std::string(name) + "\"} " +
-               std::to_string(n) + "\n";
-    header(out, "voxq_worker_tasks_total", "counter", "Task outcomes in this process's workers.");
-    const std::pair<const char*, std::int64_t> tasks[] = {{"completed", worker->completed.load()},
-                                                          {"retried", worker->retried.load()},
-                                                          {"discarded", worker->discarded.load()},
-                                                          {"released", worker->released.load()}};
-    for (const auto& [name, n] : tasks)
-        out += "voxq_worker_tasks_total{outcome=\"" + std::string(name) + "\"} " +
-               std::to_string(n) + "\n";
+    outcome_counters(out, "voxq_webhook_deliveries_total", "Webhook deliveries by outcome class.",
+                     {{"delivered", worker->items_delivered.load()},
+                      {"transient", worker->webhooks_transient.load()},
+                      {"permanent", worker->webhooks_permanent.load()},
+                      {"refused", worker->webhooks_refused.load()}});
+    outcome_counters(out, "voxq_worker_tasks_total", "Task outcomes in this process's workers.",
+                     {{"completed", worker->completed.load()},
+                      {"retried", worker->retried.load()},
+                      {"discarded", worker->discarded.load()},
+                      {"released", worker->released.load()}});
     header(out, "voxq_audio_seconds_total", "counter", "Seconds of audio delivered.");
     out += "voxq_audio_seconds_total " +
            number(static_cast<double>(worker->audio_ms.load()) / 1000) + "\n";

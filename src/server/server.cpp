@@ -12,6 +12,7 @@
 
 #include "dashboard_html.hpp"
 #include "queue/env_values.hpp"
+#include "queue/task_json.hpp"
 #include "server/metrics.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/json.hpp"
@@ -162,9 +163,9 @@ struct ApiServer::Impl {
                                       " per request (VOXQ_API_MAX_TASKS)");
             tasks.reserve(list->size());
             for (std::size_t i = 0; i < list->size(); ++i)
-                tasks.push_back(task_from_json((*list)[i].dump(), i));
+                tasks.push_back(detail::task_from_json_value((*list)[i], i));
         } else if (body.is_object()) {
-            tasks.push_back(task_from_json(req.body, 0));
+            tasks.push_back(detail::task_from_json_value(body, 0));
         } else {
             throw ValidationError(
                 "body: must be a task object, an array of tasks or {\"tasks\": [...]}");

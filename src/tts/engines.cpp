@@ -69,12 +69,6 @@ std::string upper(std::string s) {
     for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     return s;
 }
-std::string quoted(const std::string& v) {
-    std::string out = "'";
-    out += v;
-    out += "'";
-    return out;
-}
 std::string lower(std::string s) {
     for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
@@ -136,15 +130,15 @@ std::vector<std::string> SpeechEngines::names() const {
     return out;
 }
 
+std::string SpeechEngines::not_configured(const std::string& name) {
+    return "engine '" + name + "' is not configured (set VOXQ_ENGINE_" + upper(name) +
+           "_URL to an OpenAI-compatible speech server)";
+}
+
 Audio SpeechEngines::synthesize(const TextToSpeechRequest& request) {
     const std::string name = request.voice_id.substr(0, request.voice_id.find('.'));
     const Entry entry = impl_->find(name);
-    if (!entry.engine) {
-        throw SpeechError("engine '" + name + "' is not configured (set VOXQ_ENGINE_" +
-                              upper(name) + "_URL to an OpenAI-compatible speech server, " +
-                              "then resume the task)",
-                          true);
-    }
+    if (!entry.engine) throw SpeechError(not_configured(name) + ", then resume the task", true);
     Audio joined;
     for (const std::string& piece : split_text(request.text, entry.max_chars)) {
         TextToSpeechRequest part = request;

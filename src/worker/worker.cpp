@@ -58,6 +58,15 @@ struct Worker::Impl {
         ++counters.discarded;
         settle([&] { queue.mark_as_discarded(task.id, task.attempt_count, why); });
     }
+    // Gives a held task back without spending its attempt (stop, or a claim that
+    // raced with it). A store error leaves it to the lease and the sweep.
+    void hand_back(const std::string& id, std::int64_t attempt) {
+        try {
+            queue.release(id, attempt);
+            ++counters.released;
+        } catch (const QueueError&) {
+        }
+    }
     void retry_later(const Task& task, const std::string& why,
                      std::optional<double> not_before = {}) {
         ++counters.retried;
@@ -81,9 +90,7 @@ struct Worker::Impl {
             try {
                 auto start = std::chrono::steady_clock::now();
                 const Audio audio = engines->synthesize(item.request);
-                const std::int64_t synthesis_us = micros_since(start);
-                counters.synthesis_us += synthesis_us;
-                counters.synthesis.observe(static_cast<double>(synthesis_us) / 1e6);
+                counters.synthesis.observe(static_cast<double>(micros_since(start)) / 1e6);
                 start = std::chrono::steady_clock::now();
                 EncodedAudio encoded = encode_audio(audio, item.request.format);
                 counters.encoding_us += micros_since(start);
@@ -107,20 +114,6 @@ struct Worker::Impl {
             counters.delivery_us += micros_since(start);
             switch (out.kind) {
                 case WebhookOutcome::Kind::Delivered:
-                    ++counters.webhooks_delivered;
-                    break;
-                case WebhookOutcome::Kind::Transient:
-                    ++counters.webhooks_transient;
-                    break;
-                case WebhookOutcome::Kind::Permanent:
-                    ++counters.webhooks_permanent;
-                    break;
-                case WebhookOutcome::Kind::Refused:
-                    ++counters.webhooks_refused;
-                    break;
-            }
-            switch (out.kind) {
-                case WebhookOutcome::Kind::Delivered:
                     ++counters.items_delivered;
                     // Recorded at once, so a crash after this point does not send it
                     // again; the last item is recorded by the completion itself.
@@ -131,13 +124,17 @@ struct Worker::Impl {
                         return;  // the lease was lost: another attempt owns the task
                     break;
                 case WebhookOutcome::Kind::Transient: {
+                    ++counters.webhooks_transient;
                     std::optional<double> not_before;
                     if (out.retry_after)
                         not_before = queue.clock().now_seconds() + *out.retry_after;
                     return retry_later(task, label + out.message, not_before);
                 }
                 case WebhookOutcome::Kind::Permanent:
+                    ++counters.webhooks_permanent;
+                    return discard(task, label + out.message);
                 case WebhookOutcome::Kind::Refused:
+                    ++counters.webhooks_refused;
                     return discard(task, label + out.message);
             }
         }
@@ -184,12 +181,7 @@ struct Worker::Impl {
                 continue;
             }
             if (stopping.load()) {
-                // Claimed while stop() began: hand it straight back.
-                try {
-                    queue.release(task->id, task->attempt_count);
-                    ++counters.released;
-                } catch (const QueueError&) {
-                }
+                hand_back(task->id, task->attempt_count);  // claimed as stop() began
                 std::lock_guard lock(mutex);
                 held.erase(task->id);
                 idle.notify_all();
@@ -290,23 +282,13 @@ void Worker::stop() {
         // processor's late outcome is then refused by fencing).
         std::unique_lock lock(impl_->mutex);
         for (const Task& t : impl_->buffer) {
-            try {
-                impl_->queue.release(t.id, t.attempt_count);
-                ++impl_->counters.released;
-            } catch (const QueueError&) {
-            }
+            impl_->hand_back(t.id, t.attempt_count);
             impl_->held.erase(t.id);
         }
         impl_->buffer.clear();
         impl_->idle.wait_for(lock, std::chrono::duration<double>(impl_->options.grace_period),
                              [&] { return impl_->held.empty(); });
-        for (const auto& [id, attempt] : impl_->held) {
-            try {
-                impl_->queue.release(id, attempt);
-                ++impl_->counters.released;
-            } catch (const QueueError&) {
-            }
-        }
+        for (const auto& [id, attempt] : impl_->held) impl_->hand_back(id, attempt);
     }
     for (auto& t : impl_->threads) t.join();
     impl_->threads.clear();

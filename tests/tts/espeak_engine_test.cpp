@@ -1,7 +1,12 @@
 // The espeak engine through its helper process, with the real espeak-ng.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <thread>
 
 #include "voxq/tts.hpp"
@@ -27,6 +32,35 @@ TEST(EspeakEngine, SpeaksWithPlausibleDuration) {
     TextToSpeechRequest fast = request("Hello world. This is voxq speaking.");
     fast.speed = 2.0;
     EXPECT_LT(engine.synthesize(fast).seconds(), audio.seconds() * 0.75);
+}
+
+TEST(EspeakEngine, TheHelperInheritsNothingButItsPipes) {
+    // A socket this process holds (a server's listening socket, say) must not
+    // stay open in the helper, where it would outlive the server.
+    const int sock = ::socket(AF_INET, SOCK_STREAM, 0);  // no SOCK_CLOEXEC on purpose
+    ASSERT_GE(sock, 0);
+    const int file = ::open("/dev/null", O_RDONLY);  // nor on this
+    ASSERT_GE(file, 0);
+    EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH);
+    (void)engine.synthesize(request("Hi."));
+    const int pid = engine.helper_pid();
+    ASSERT_GT(pid, 0);
+    auto target = [](const std::filesystem::path& link) {
+        std::error_code ec;
+        return std::filesystem::read_symlink(link, ec).string();
+    };
+    const std::string own_socket = target("/proc/self/fd/" + std::to_string(sock));
+    ASSERT_EQ(own_socket.rfind("socket:", 0), 0U) << own_socket;
+    std::vector<std::string> open_in_helper;
+    for (const auto& fd :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+        open_in_helper.push_back(target(fd.path()));
+    EXPECT_EQ(std::count(open_in_helper.begin(), open_in_helper.end(), own_socket), 0)
+        << "the helper holds this process's socket";
+    EXPECT_EQ(std::count(open_in_helper.begin(), open_in_helper.end(), "/dev/null"), 0)
+        << "the helper holds this process's file";
+    ::close(sock);
+    ::close(file);
 }
 
 TEST(EspeakEngine, UnknownVoiceIsAPermanentError) {

@@ -430,7 +430,6 @@ class SqliteStore final : public Store {
                     "WHERE queue = ?1 AND state = 0 AND schedule_at <= ?2");
                 due.bind(1, q.queue).bind(2, now_us);
                 if (due.step() && !due.is_null(0)) q.oldest_due_us = due.int64(0);
-                due.reset();
             }
             return out;
         });
