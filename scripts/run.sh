@@ -38,7 +38,7 @@ bold "\$ curl -s $api/v1/tasks/$id   ->   $state"
 bold "\$ curl -s $api/v1/stats"
 curl -fsS "$api/v1/stats"; echo
 bold "Delivered audio, saved by the receiver (play it with any audio player):"
-ls -l "data/delivered/$id"_0.*
+ls -l "data/delivered/$id".0.*
 cat <<EOF
 
   Dashboard:  $api/      (counts, recent and failed tasks, a form whose audio plays)

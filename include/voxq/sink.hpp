@@ -2,14 +2,22 @@
 //
 // A webhook receiver for demos, tests and users checking their setup (`voxq
 // sink`): it listens on host:port, verifies Standard Webhooks signatures when
-// given secrets, and saves each body under `dir`, named by its webhook-id, with
-// one JSON line per delivery appended to `dir/deliveries.jsonl`.
+// given secrets, and saves each body under `dir`, named by its webhook-id (see
+// sink_file_stem), with one JSON line per delivery appended to
+// `dir/deliveries.jsonl`. A delivery is answered 200 only once its file and its
+// line are written and synced; the file is written under a temporary name and
+// renamed into place, so a symlink in `dir` is replaced, never followed. A
+// webhook-id already saved is not written again (replays change nothing).
 //
-// Answers: 200 saved; 400 missing webhook headers; 401 bad or stale signature.
+// Answers: 200 saved (or already saved); 400 missing webhook headers; 401 bad or
+// stale signature (the timestamp as sent, canonical decimal only); 405 not POST;
+// 413 body beyond max_body_bytes (any framing); 507 the write failed (the sender
+// retries).
 // Thread-safety: start/stop from one thread; received() from any.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -23,7 +31,17 @@ struct SinkConfig {
     std::filesystem::path dir;
     std::vector<std::string> secrets;  // empty: accept unsigned deliveries
     double tolerance_seconds = 300;
+    std::size_t max_body_bytes = std::size_t{64} << 20;
+
+    // Throws ConfigError: a port outside 0..65535, a malformed secret, or a
+    // non-loopback host without a secret.
+    void validate() const;
 };
+
+// The file name (without extension) for a webhook-id: the id itself when it is
+// 1..200 of [A-Za-z0-9_.-] and does not start with '.', else "id-" + the SHA-256
+// of the id in hex. Distinct ids never share a name.
+[[nodiscard]] std::string sink_file_stem(const std::string& webhook_id);
 
 class WebhookSink {
   public:

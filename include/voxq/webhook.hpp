@@ -72,6 +72,9 @@ struct WebhookOutcome {
                                        const std::string& message_id, std::int64_t timestamp,
                                        const std::string& body);
 
+// A new `whsec_` secret of 32 random bytes.
+[[nodiscard]] std::string random_webhook_secret();
+
 // Verifies a Standard Webhooks signature header against any of `secrets`, with
 // the timestamp within `tolerance_seconds` of `now` (constant-time compare).
 // Returns "" if valid, else why not.

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "util/text.hpp"
 #include "voxq/engines.hpp"
 #include "voxq/json.hpp"
 #include "voxq/queue.hpp"
@@ -509,7 +510,7 @@ int run(int argc, char** argv) {
             Worker w(q.queue, worker_options, SpeechEngines::from_env(), webhook_sender());
             w.start();
             std::fprintf(stderr, "voxq worker: %d processors on %s\n", worker_options.concurrency,
-                         q.queue.config().database_url.c_str());
+                         redact_credentials(q.queue.config().database_url).c_str());
             int sig = 0;
             sigwait(&signals, &sig);
             std::fprintf(stderr, "voxq worker: stopping (finishing tasks in flight)\n");
@@ -540,7 +541,8 @@ int run(int argc, char** argv) {
         "serve", "the HTTP API, /metrics, the dashboard, and a worker pool, until SIGINT/SIGTERM");
     serve->add_option("--host", serve_config.host,
                       "address to listen on (default 127.0.0.1; others need VOXQ_API_TOKEN)");
-    serve->add_option("--port", serve_config.port, "port (default 8080)");
+    serve->add_option("--port", serve_config.port, "port (default 8080)")
+        ->check(CLI::Range(1, 65535));
     serve->add_flag("--no-worker", serve_no_worker, "API only: run workers elsewhere");
     serve
         ->add_option("--concurrency", serve_workers.concurrency,
@@ -557,16 +559,21 @@ int run(int argc, char** argv) {
             const sigset_t signals = block_stop_signals();  // inherited by every thread
             OpenQueue q(g);
             const auto engines = SpeechEngines::from_env();
+            // The dashboard's inbox takes signed deliveries only: without a
+            // configured secret, this process's workers sign with one of its own.
+            WebhookConfig webhook = WebhookConfig::from_env();
+            if (webhook.secrets.empty()) webhook.secrets.push_back(random_webhook_secret());
+            config.inbox_secrets = webhook.secrets;
             std::unique_ptr<Worker> workers;
             if (!serve_no_worker) {
-                workers =
-                    std::make_unique<Worker>(q.queue, serve_workers, engines, webhook_sender());
+                workers = std::make_unique<Worker>(q.queue, serve_workers, engines,
+                                                   std::make_shared<WebhookSender>(webhook));
             }
             ApiServer server(q.queue, config, workers.get(), engines);
             if (workers) workers->start();
             std::fprintf(
                 stderr, "voxq serve: http://%s:%d/ on %s, %s\n", config.host.c_str(), server.port(),
-                q.queue.config().database_url.c_str(),
+                redact_credentials(q.queue.config().database_url).c_str(),
                 workers ? (std::to_string(serve_workers.concurrency) + " worker processors").c_str()
                         : "no workers (--no-worker)");
             serve_until_signalled(
@@ -582,12 +589,19 @@ int run(int argc, char** argv) {
     auto* sink = app.add_subcommand(
         "sink", "a webhook receiver that verifies signatures and saves what it gets");
     sink->add_option("--host", sink_config.host, "address to listen on (default 127.0.0.1)");
-    sink->add_option("--port", sink_config.port, "port to listen on")->required();
+    sink->add_option("--port", sink_config.port, "port to listen on")
+        ->required()
+        ->check(CLI::Range(1, 65535));
     sink->add_option("--dir", sink_dir, "where to save the deliveries")->required();
-    sink->add_option("--secret", sink_secret, "whsec_... secret(s), space-separated");
+    sink->add_option("--secret", sink_secret,
+                     "whsec_... secret(s), space-separated (prefer VOXQ_SINK_SECRET: the "
+                     "command line is visible to every user of the machine)");
     sink->callback([&] {
         action = [&] {
             sink_config.dir = sink_dir;
+            if (sink_secret.empty()) {
+                if (const char* env = std::getenv("VOXQ_SINK_SECRET")) sink_secret = env;
+            }
             std::stringstream secrets(sink_secret);
             for (std::string s; secrets >> s;) sink_config.secrets.push_back(s);
             return run_sink(sink_config);
@@ -627,7 +641,8 @@ int run(int argc, char** argv) {
         std::fprintf(stderr, "voxq: %s\n", e.what());
         return 2;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "voxq: %s\n", one_line(e.what(), 2000).c_str());
+        std::fprintf(stderr, "voxq: %s\n",
+                     escape_for_terminal(redact_credentials(one_line(e.what(), 2000))).c_str());
         return 1;
     }
     return status;

@@ -106,7 +106,7 @@ TaskItem item_from_json(const json& j, const FieldReader& r) {
 }  // namespace
 
 std::string task_to_json(const Task& task, bool with_history) {
-    return task_object(task, with_history).dump();
+    return task_object(task, with_history).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Task task_from_json(std::string_view text, std::size_t index) {
@@ -152,11 +152,11 @@ std::string task_page_to_json(const TaskPage& page) {
     for (const Task& t : page.tasks) tasks.push_back(task_object(t, false));
     return json{{"tasks", std::move(tasks)},
                 {"next_cursor", page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}}
-        .dump();
+        .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string stats_to_json(const std::map<std::string, std::int64_t>& stats) {
-    return json(stats).dump();
+    return json(stats).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 namespace detail {
@@ -164,7 +164,7 @@ namespace detail {
 std::string items_to_json(const std::vector<TaskItem>& items) {
     json out = json::array();
     for (const TaskItem& item : items) out.push_back(item_to_json(item));
-    return out.dump();
+    return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::vector<TaskItem> items_from_json(std::string_view text) {

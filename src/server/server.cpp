@@ -1,8 +1,10 @@
-// The HTTP service on cpp-httplib. Every /v1 handler runs through respond(),
-// the one place where voxq's typed errors become HTTP statuses.
+// The HTTP service on voxq's bounded HTTP server (util/http_server). Requests
+// are judged in two steps: admit() sees only the head (route, method, Host and
+// Origin, token, content type, body limit) and may answer before any body byte
+// is read; handle() runs the route. respond() is the one place where voxq's typed
+// errors become HTTP statuses.
 #include "voxq/server.hpp"
 
-#include <httplib.h>
 #include <openssl/crypto.h>
 
 #include <deque>
@@ -11,13 +13,16 @@
 #include <thread>
 
 #include "dashboard_html.hpp"
+#include "openapi_json.hpp"
 #include "queue/env_values.hpp"
 #include "queue/task_json.hpp"
+#include "server/api_service.hpp"
 #include "server/metrics.hpp"
+#include "util/http_server.hpp"
+#include "util/text.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/json.hpp"
 #include "voxq/webhook.hpp"
-#include "webhook/http_listener.hpp"
 
 namespace voxq {
 
@@ -25,37 +30,117 @@ namespace {
 
 using nlohmann::json;
 
-void send_error(httplib::Response& res, int status, const std::string& code,
-                const std::string& message) {
+http::Response error_response(int status, const std::string& code, const std::string& message) {
+    http::Response res;
     res.status = status;
-    res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(),
-                    "application/json");
+    res.body = json{{"error", {{"code", code}, {"message", truncate_utf8(message, 2000)}}}}.dump(
+        -1, ' ', false, json::error_handler_t::replace);
+    return res;
+}
+
+// The code for each status the service (or its HTTP layer) answers with.
+std::string code_for(int status) {
+    switch (status) {
+        case 400:
+            return "invalid_request";
+        case 401:
+            return "unauthorized";
+        case 403:
+            return "forbidden";
+        case 404:
+            return "not_found";
+        case 405:
+            return "method_not_allowed";
+        case 408:
+            return "timeout";
+        case 409:
+            return "conflict";
+        case 413:
+            return "too_large";
+        case 415:
+            return "unsupported_media_type";
+        case 431:
+            return "headers_too_large";
+        case 503:
+            return "unavailable";
+        default:
+            return "internal";
+    }
 }
 
 // Runs a handler; maps voxq's errors to statuses (SPEC §8).
 template <typename F>
-void respond(httplib::Response& res, F&& handler) {
+http::Response respond(F&& handler) {
     try {
-        handler();
+        return handler();
     } catch (const ValidationError& e) {
-        send_error(res, 400, "invalid_request", e.what());
+        return error_response(400, "invalid_request", e.what());
     } catch (const TaskNotFoundError& e) {
-        send_error(res, 404, "not_found", e.what());
+        return error_response(404, "not_found", e.what());
     } catch (const InvalidStateTransitionError& e) {
-        send_error(res, 409, "invalid_transition", e.what());
+        return error_response(409, "invalid_transition", e.what());
     } catch (const DuplicateTaskError& e) {
-        send_error(res, 409, "duplicate", e.what());
+        return error_response(409, "duplicate", e.what());
     } catch (const StoreError& e) {
-        send_error(res, 503, "store_unavailable", e.what());
-    } catch (const json::exception&) {
-        send_error(res, 400, "invalid_request", "body: not valid JSON");
+        return error_response(503, "store_unavailable", e.what());
+    } catch (const json::parse_error& e) {
+        return error_response(400, "invalid_request",
+                              std::string("body: not valid JSON (") + e.what() + ")");
     } catch (const std::exception& e) {
-        send_error(res, 500, "internal", e.what());
+        // Our own failure (never the client's): no detail that could leak.
+        return error_response(500, "internal", "unexpected error");
     }
 }
 
+http::Response json_response(std::string body, int status = 200) {
+    http::Response res;
+    res.status = status;
+    res.body = std::move(body);
+    return res;
+}
+
+bool iequals_prefix(std::string_view text, std::string_view prefix) {
+    if (text.size() < prefix.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(text[i])) !=
+            std::tolower(static_cast<unsigned char>(prefix[i])))
+            return false;
+    }
+    return true;
+}
+
+// A literal IPv4 loopback address (127.0.0.0/8), in dotted decimal only.
+bool is_ipv4_loopback(std::string_view host) {
+    int parts = 0;
+    std::size_t i = 0;
+    int first = -1;
+    while (i <= host.size()) {
+        std::size_t j = i;
+        int value = 0;
+        while (j < host.size() && host[j] >= '0' && host[j] <= '9' && j - i < 3)
+            value = value * 10 + (host[j++] - '0');
+        if (j == i || value > 255) return false;
+        if (first < 0) first = value;
+        ++parts;
+        if (j == host.size()) break;
+        if (host[j] != '.') return false;
+        i = j + 1;
+    }
+    return parts == 4 && first == 127;
+}
+
 bool is_loopback_host(const std::string& host) {
-    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+    return host == "localhost" || host == "::1" || host == "[::1]" || is_ipv4_loopback(host);
+}
+
+// The host part of a Host header ("127.0.0.1:8080", "[::1]:80", "localhost").
+std::string host_without_port(std::string_view value) {
+    if (!value.empty() && value.front() == '[') {
+        const std::size_t close = value.find(']');
+        return close == std::string_view::npos ? std::string(value)
+                                               : std::string(value.substr(0, close + 1));
+    }
+    return std::string(value.substr(0, value.find(':')));
 }
 
 bool same_secret(const std::string& given, const std::string& expected) {
@@ -78,18 +163,98 @@ std::int64_t parse_limit(const std::string& text) {
     try {
         limit = parse_integer("limit", text);
     } catch (const ConfigError&) {
-        throw ValidationError("limit: '" + text.substr(0, 32) + "' is not an integer");
+        throw ValidationError("limit: '" + truncate_utf8(text, 32) + "' is not an integer");
     }
     if (limit < 1 || limit > 1000) throw ValidationError("limit: must be 1..1000");
     return limit;
 }
 
+// JSON with its cost bounded while it is parsed: nesting and the number of values
+// are refused as soon as they pass the limit, before they take memory.
+json parse_bounded_json(const std::string& body, std::size_t max_values) {
+    constexpr int kMaxDepth = 16;
+    std::size_t values = 0;
+    json::parser_callback_t bound = [&](int depth, json::parse_event_t event, json&) {
+        if (depth > kMaxDepth)
+            throw ValidationError("body: nested deeper than " + std::to_string(kMaxDepth) +
+                                  " levels");
+        if (event == json::parse_event_t::value || event == json::parse_event_t::object_start ||
+            event == json::parse_event_t::array_start) {
+            if (++values > max_values)
+                throw ValidationError("body: more than " + std::to_string(max_values) +
+                                      " JSON values (VOXQ_API_MAX_TASKS bounds a request)");
+        }
+        return true;
+    };
+    return json::parse(body, bound);
+}
+
 // Deliveries the inbox keeps for the dashboard to play, newest last.
 struct InboxEntry {
     std::string id;
-    std::string content_type;
     std::string body;
+    [[nodiscard]] std::size_t cost() const { return id.size() + body.size() + 64; }
 };
+
+enum class Route {
+    Tasks,       // POST, GET /v1/tasks
+    Task,        // GET /v1/tasks/{id}
+    Transition,  // POST /v1/tasks/{id}/cancel|resume|discard
+    Stats,
+    Voices,
+    OpenApi,
+    Metrics,
+    Health,
+    Dashboard,
+    InboxPost,  // POST /inbox
+    InboxGet,   // GET /inbox/{webhook-id}
+};
+
+struct Match {
+    Route route;
+    std::string allow;  // methods, for 405
+    std::string id;
+    std::string action;
+};
+
+// The route for a (decoded) path, whatever the method.
+std::optional<Match> match(const std::string& path) {
+    if (path == "/v1/tasks") return Match{Route::Tasks, "GET, POST", "", ""};
+    if (path.rfind("/v1/tasks/", 0) == 0) {
+        const std::string rest = path.substr(10);
+        const std::size_t slash = rest.find('/');
+        if (rest.empty()) return std::nullopt;
+        if (slash == std::string::npos) return Match{Route::Task, "GET", rest, ""};
+        const std::string action = rest.substr(slash + 1);
+        if (slash == 0 || (action != "cancel" && action != "resume" && action != "discard"))
+            return std::nullopt;
+        return Match{Route::Transition, "POST", rest.substr(0, slash), action};
+    }
+    if (path == "/v1/stats") return Match{Route::Stats, "GET", "", ""};
+    if (path == "/v1/voices") return Match{Route::Voices, "GET", "", ""};
+    if (path == "/v1/openapi.json") return Match{Route::OpenApi, "GET", "", ""};
+    if (path == "/metrics") return Match{Route::Metrics, "GET", "", ""};
+    if (path == "/healthz") return Match{Route::Health, "GET", "", ""};
+    if (path == "/") return Match{Route::Dashboard, "GET", "", ""};
+    if (path == "/inbox") return Match{Route::InboxPost, "POST", "", ""};
+    if (path.rfind("/inbox/", 0) == 0 && path.size() > 7)
+        return Match{Route::InboxGet, "GET", path.substr(7), ""};
+    return std::nullopt;
+}
+
+bool method_allowed(const Match& m, const std::string& method) {
+    const std::string effective = method == "HEAD" ? "GET" : method;
+    std::string_view allow = m.allow;
+    while (!allow.empty()) {
+        const std::size_t comma = allow.find(',');
+        std::string_view one = allow.substr(0, comma);
+        while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
+        if (one == effective) return true;
+        if (comma == std::string_view::npos) break;
+        allow.remove_prefix(comma + 1);
+    }
+    return false;
+}
 
 }  // namespace
 
@@ -105,8 +270,10 @@ ServerConfig ServerConfig::from_env() {
         field = static_cast<std::size_t>(n);
     };
     if (const char* v = std::getenv("VOXQ_API_TOKEN")) c.api_token = v;
-    size_setting("VOXQ_API_MAX_BODY_BYTES", c.max_body_bytes, std::int64_t{1} << 30);
+    size_setting("VOXQ_API_MAX_BODY_BYTES", c.max_body_bytes, std::int64_t{64} << 20);
     size_setting("VOXQ_API_MAX_TASKS", c.max_tasks_per_request, 100'000);
+    size_setting("VOXQ_API_MAX_CONNECTIONS", c.max_connections, 100'000);
+    size_setting("VOXQ_API_MAX_CONNECTIONS_PER_CLIENT", c.max_connections_per_client, 100'000);
     c.inbox_secrets = WebhookConfig::from_env().secrets;
     return c;
 }
@@ -119,15 +286,15 @@ void ServerConfig::validate() const {
     }
     if (!api_token.empty() && api_token.size() < 16)
         throw ConfigError("VOXQ_API_TOKEN: use at least 16 characters");
+    if (port < 0 || port > 65535)
+        throw ConfigError("port: " + std::to_string(port) + " is not in 1..65535");
 }
 
-struct ApiServer::Impl {
+struct ApiService::Impl {
     WorkerQueue& queue;
     ServerConfig config;
     const Worker* worker;
     std::shared_ptr<SpeechEngine> engines;
-    httplib::Server http;
-    std::unique_ptr<HttpListener> listener;  // after `http`: stops it before it goes
 
     std::mutex inbox_mutex;
     std::deque<InboxEntry> inbox;  // guarded by inbox_mutex
@@ -136,23 +303,125 @@ struct ApiServer::Impl {
     Impl(WorkerQueue& q, ServerConfig c, const Worker* w, std::shared_ptr<SpeechEngine> e)
         : queue(q), config(std::move(c)), worker(w), engines(std::move(e)) {}
 
-    bool authorized(const httplib::Request& req) const {
-        if (config.api_token.empty()) return true;
-        const std::string header = req.get_header_value("Authorization");
-        const std::string prefix = "Bearer ";
-        if (header.rfind(prefix, 0) == 0 &&
-            same_secret(header.substr(prefix.size()), config.api_token))
-            return true;
-        // <audio src> cannot send headers: the inbox also takes ?access_token=.
-        return req.has_param("access_token") &&
-               same_secret(req.get_param_value("access_token"), config.api_token);
+    [[nodiscard]] bool has_valid_token(const http::Request& req) const {
+        if (config.api_token.empty()) return false;
+        const std::string header = req.header("authorization");
+        // RFC 7235: the scheme is case-insensitive.
+        return iequals_prefix(header, "Bearer ") && same_secret(header.substr(7), config.api_token);
     }
 
-    void post_tasks(const httplib::Request& req, httplib::Response& res) {
-        const json body = json::parse(req.body);
+    // Admission on the head alone (SPEC §8). An answer here closes the connection.
+    std::optional<http::Response> admit(const http::Request& req, std::size_t& body_limit) {
+        if (config.api_token.empty()) {
+            // Loopback without a token: only pages of this service may drive it
+            // (no CSRF from other sites, no DNS rebinding).
+            const std::string host = host_without_port(req.header("host"));
+            if (!is_loopback_host(host))
+                return error_response(403, "forbidden",
+                                      "Host: not a loopback name; without VOXQ_API_TOKEN this "
+                                      "service answers only to 127.0.0.1, [::1] and localhost");
+            if (req.has_header("origin") && req.header("origin") != "http://" + req.header("host"))
+                return error_response(403, "forbidden",
+                                      "Origin: requests from other sites are refused");
+        }
+        const auto m = match(req.path);
+        if (!m) {
+            return error_response(
+                404, "not_found",
+                "no route " + truncate_utf8(req.method, 16) + " " + truncate_utf8(req.path, 200));
+        }
+        if (!method_allowed(*m, req.method)) {
+            http::Response res = error_response(
+                405, "method_not_allowed",
+                truncate_utf8(req.method, 16) + " is not allowed here; allowed: " + m->allow);
+            res.headers.emplace_back("Allow", m->allow);
+            return res;
+        }
+        const bool v1 = req.path.rfind("/v1/", 0) == 0;
+        const bool guarded = v1 || m->route == Route::InboxGet;
+        if (guarded && !config.api_token.empty() && !has_valid_token(req)) {
+            http::Response res = error_response(
+                401, "unauthorized", "this server needs Authorization: Bearer <VOXQ_API_TOKEN>");
+            res.headers.emplace_back("WWW-Authenticate", "Bearer");
+            return res;
+        }
+        if (m->route == Route::InboxPost) {
+            if (config.inbox_secrets.empty() && !has_valid_token(req))
+                return error_response(401, "unauthorized",
+                                      "inbox: deliveries need a Standard Webhooks signature "
+                                      "(VOXQ_WEBHOOK_SECRET) or the API token");
+            body_limit = std::min(body_limit, config.inbox_max_entry_bytes);
+            return std::nullopt;
+        }
+        if (req.method == "POST" && m->route == Route::Tasks) {
+            const std::string type = req.header("content-type");
+            if (!iequals_prefix(type, "application/json") ||
+                (type.size() > 16 && type[16] != ';' && type[16] != ' '))
+                return error_response(415, "unsupported_media_type",
+                                      "Content-Type: writes need application/json");
+            body_limit = std::min(body_limit, config.max_body_bytes);
+            return std::nullopt;
+        }
+        // Other routes take no body: a small one is read and ignored.
+        body_limit = std::min<std::size_t>(body_limit, 64 * 1024);
+        return std::nullopt;
+    }
+
+    http::Response handle(http::Request& req) {
+        const auto m = match(req.path);
+        if (!m) return error_response(404, "not_found", "no route");
+        switch (m->route) {
+            case Route::Tasks:
+                return respond([&] { return req.method == "POST" ? post_tasks(req) : list(req); });
+            case Route::Task:
+                return respond(
+                    [&] { return json_response(task_to_json(queue.get_task(m->id), true)); });
+            case Route::Transition:
+                return respond([&] { return transition(m->id, m->action); });
+            case Route::Stats:
+                return respond([&] {
+                    return json_response(
+                        stats_to_json(queue.get_queue_stats(req.param("queue").value_or(""))));
+                });
+            case Route::Voices:
+                return respond([&] {
+                    const auto voices = engines ? engines->voices() : std::vector<std::string>{};
+                    return json_response(json{{"voices", voices}}.dump(
+                        -1, ' ', false, json::error_handler_t::replace));
+                });
+            case Route::OpenApi:
+                return json_response(std::string(kOpenApiJson));
+            case Route::Metrics:
+                return respond([&] {
+                    http::Response res;
+                    res.content_type = "text/plain; version=0.0.4";
+                    res.body = render_metrics(queue.queue_overview(),
+                                              worker ? &worker->counters() : nullptr);
+                    return res;
+                });
+            case Route::Health:
+                return health(req);
+            case Route::Dashboard:
+                return dashboard();
+            case Route::InboxPost:
+                return inbox_post(req);
+            case Route::InboxGet:
+                return inbox_get(m->id);
+        }
+        return error_response(404, "not_found", "no route");
+    }
+
+    http::Response post_tasks(const http::Request& req) {
+        // Each task costs a few dozen JSON values at most; anything beyond is refused
+        // while parsing instead of after.
+        const json body = parse_bounded_json(req.body, config.max_tasks_per_request * 64 + 64);
         const json* list = nullptr;
         if (body.is_array()) list = &body;
-        if (body.is_object() && body.contains("tasks")) list = &body["tasks"];
+        if (body.is_object() && body.contains("tasks")) {
+            if (body.size() != 1)
+                throw ValidationError("body: {\"tasks\": [...]} takes no other field");
+            list = &body["tasks"];
+        }
         std::vector<Task> tasks;
         if (list != nullptr) {
             if (!list->is_array()) throw ValidationError("tasks: must be an array");
@@ -171,210 +440,190 @@ struct ApiServer::Impl {
                 "body: must be a task object, an array of tasks or {\"tasks\": [...]}");
         }
         const std::size_t created = queue.enqueue(tasks);
-        res.status = 201;
-        if (list == nullptr) {
-            res.set_content(task_to_json(tasks[0]), "application/json");
-            return;
-        }
+        if (list == nullptr) return json_response(task_to_json(tasks[0]), 201);
         std::string out = "{\"created\":" + std::to_string(created) + ",\"tasks\":[";
         for (std::size_t i = 0; i < tasks.size(); ++i) {
             if (i > 0) out += ',';
             out += task_to_json(tasks[i]);
         }
         out += "]}";
-        res.set_content(out, "application/json");
+        return json_response(std::move(out), 201);
     }
 
-    void list_tasks(const httplib::Request& req, httplib::Response& res) {
+    http::Response list(const http::Request& req) {
         TaskFilter filter;
-        if (req.has_param("state") && !req.get_param_value("state").empty()) {
-            const std::string text = req.get_param_value("state");
-            filter.state = parse_state(text);
+        if (auto state = req.param("state"); state && !state->empty()) {
+            filter.state = parse_state(*state);
             if (!filter.state)
-                throw ValidationError("state: '" + text.substr(0, 32) +
+                throw ValidationError("state: '" + truncate_utf8(*state, 32) +
                                       "' is not one of PENDING, PROCESSING, COMPLETED, RETRYABLE, "
                                       "CANCELLED, DISCARDED");
         }
-        if (req.has_param("queue")) filter.queue = req.get_param_value("queue");
-        const std::int64_t limit =
-            req.has_param("limit") ? parse_limit(req.get_param_value("limit")) : 50;
-        const std::string cursor = req.has_param("cursor") ? req.get_param_value("cursor") : "";
-        res.set_content(task_page_to_json(queue.list_tasks(filter, limit, cursor)),
-                        "application/json");
+        if (auto queue_name = req.param("queue")) filter.queue = *queue_name;
+        const auto limit_text = req.param("limit");
+        const std::int64_t limit = limit_text ? parse_limit(*limit_text) : 50;
+        return json_response(
+            task_page_to_json(queue.list_tasks(filter, limit, req.param("cursor").value_or(""))));
     }
 
-    void transition(const std::string& id, const std::string& action, httplib::Response& res) {
+    http::Response transition(const std::string& id, const std::string& action) {
         if (action == "cancel") queue.mark_as_cancelled(id);
         if (action == "resume") queue.mark_as_resume(id);
         if (action == "discard")
             queue.mark_as_discarded(id, std::nullopt, "discarded by an operator");
-        res.set_content(task_to_json(queue.get_task(id), true), "application/json");
+        return json_response(task_to_json(queue.get_task(id), true));
     }
 
-    void inbox_post(const httplib::Request& req, httplib::Response& res) {
-        const std::string id = req.get_header_value("webhook-id");
-        if (id.empty() || id.size() > 200) {
-            send_error(res, 400, "invalid_request", "webhook-id: missing");
-            return;
+    http::Response health(const http::Request& req) {
+        try {
+            (void)queue.get_queue_stats();
+            return json_response("{\"status\":\"ok\"}");
+        } catch (const std::exception& e) {
+            // The store's own words only for those holding the token.
+            const bool detail = config.api_token.empty() ? false : has_valid_token(req);
+            return error_response(
+                503, "store_unavailable",
+                detail ? redact_credentials(e.what()) : std::string("the store cannot be read"));
         }
-        if (!config.inbox_secrets.empty()) {
-            const std::string problem = webhook_signature_problem(
-                config.inbox_secrets, id, req.get_header_value("webhook-timestamp"), req.body,
-                req.get_header_value("webhook-signature"),
-                static_cast<std::int64_t>(queue.clock().now_seconds()));
-            if (!problem.empty()) {
-                send_error(res, 401, "unauthorized", "signature: " + problem);
-                return;
-            }
+    }
+
+    static http::Response dashboard() {
+        http::Response res;
+        res.content_type = "text/html; charset=utf-8";
+        res.headers.emplace_back(
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' "
+            "'unsafe-inline'; media-src 'self' blob:; img-src 'self' data:; frame-ancestors "
+            "'none'; base-uri 'none'; form-action 'self'");
+        res.headers.emplace_back("X-Frame-Options", "DENY");
+        res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+        res.headers.emplace_back("Referrer-Policy", "no-referrer");
+        res.body = kDashboardHtml;
+        return res;
+    }
+
+    http::Response inbox_post(const http::Request& req) {
+        const std::string id = req.header("webhook-id");
+        if (id.empty() || id.size() > 200 || !is_valid_utf8(id))
+            return error_response(400, "invalid_request",
+                                  "webhook-id: missing or not 1..200 characters");
+        if (!has_valid_token(req)) {
+            const std::string problem =
+                webhook_signature_problem(config.inbox_secrets, id, req.header("webhook-timestamp"),
+                                          req.body, req.header("webhook-signature"),
+                                          static_cast<std::int64_t>(queue.clock().now_seconds()));
+            if (!problem.empty())
+                return error_response(401, "unauthorized", "signature: " + problem);
         }
         std::lock_guard lock(inbox_mutex);
-        inbox.push_back({id, req.get_header_value("Content-Type"), req.body});
-        inbox_bytes += req.body.size();
-        while (inbox_bytes > config.inbox_max_bytes && inbox.size() > 1) {
-            inbox_bytes -= inbox.front().body.size();
+        for (auto it = inbox.begin(); it != inbox.end(); ++it) {
+            if (it->id == id) {  // a retried delivery replaces the one before
+                inbox_bytes -= it->cost();
+                inbox.erase(it);
+                break;
+            }
+        }
+        inbox.push_back({id, req.body});
+        inbox_bytes += inbox.back().cost();
+        while (inbox.size() > 1 &&
+               (inbox_bytes > config.inbox_max_bytes || inbox.size() > config.inbox_max_entries)) {
+            inbox_bytes -= inbox.front().cost();
             inbox.pop_front();
         }
-        res.set_content("{\"saved\":true}", "application/json");
+        return json_response("{\"saved\":true}");
     }
 
-    void inbox_get(const std::string& id, httplib::Response& res) {
+    http::Response inbox_get(const std::string& id) {
         std::lock_guard lock(inbox_mutex);
         for (auto it = inbox.rbegin(); it != inbox.rend(); ++it) {
             if (it->id == id) {
-                res.set_content(it->body, it->content_type);
-                return;
+                // Served as bytes, never as what the sender said it was: nothing a
+                // sender stored can run as a page of this origin.
+                http::Response res;
+                res.content_type = "application/octet-stream";
+                res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+                res.headers.emplace_back("Content-Security-Policy", "default-src 'none'; sandbox");
+                res.body = it->body;
+                return res;
             }
         }
-        send_error(res, 404, "not_found", "nothing delivered to the inbox as " + id);
+        return error_response(404, "not_found",
+                              "nothing delivered to the inbox as " + truncate_utf8(id, 200));
     }
+};
 
-    void routes() {
-        http.set_payload_max_length(config.max_body_bytes);
-        // Headers and body go out in separate writes: without NODELAY, Nagle and
-        // the client's delayed ACK add 40 ms to every response.
-        http.set_tcp_nodelay(true);
-        // Enough threads for many keep-alive clients at once (a thread serves one
-        // connection while it stays open). httplib's API takes ownership of a raw
-        // pointer and deletes it.
-        http.new_task_queue = [] {
-            // NOLINTNEXTLINE(cppcoreguidelines-owning-memory)
-            return new httplib::ThreadPool(32);
-        };
-        http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-            const bool guarded = req.path.rfind("/v1/", 0) == 0 ||
-                                 (req.path.rfind("/inbox/", 0) == 0 && req.method == "GET");
-            if (guarded && !authorized(req)) {
-                res.set_header("WWW-Authenticate", "Bearer");
-                send_error(res, 401, "unauthorized",
-                           "this server needs Authorization: Bearer <VOXQ_API_TOKEN>");
-                return httplib::Server::HandlerResponse::Handled;
-            }
-            return httplib::Server::HandlerResponse::Unhandled;
-        });
-        http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-            if (!res.body.empty()) return;  // a handler already said what went wrong
-            if (res.status == 413) {
-                send_error(res, 413, "too_large", "body: larger than VOXQ_API_MAX_BODY_BYTES");
-            } else if (res.status == 404) {
-                send_error(res, 404, "not_found", "no route " + req.method + " " + req.path);
-            } else {
-                send_error(res, res.status, "error", "HTTP " + std::to_string(res.status));
-            }
-        });
-        http.set_exception_handler(
-            [](const httplib::Request&, httplib::Response& res, const std::exception_ptr&) {
-                send_error(res, 500, "internal", "unexpected error");
-            });
+ApiService::ApiService(WorkerQueue& queue, ServerConfig config, const Worker* worker,
+                       std::shared_ptr<SpeechEngine> engines)
+    : impl_(std::make_unique<Impl>(queue, std::move(config), worker, std::move(engines))) {
+    impl_->config.validate();
+}
 
-        http.Post("/v1/tasks", [this](const httplib::Request& req, httplib::Response& res) {
-            respond(res, [&] { post_tasks(req, res); });
-        });
-        http.Get("/v1/tasks", [this](const httplib::Request& req, httplib::Response& res) {
-            respond(res, [&] { list_tasks(req, res); });
-        });
-        http.Get(R"(/v1/tasks/([^/]+))",
-                 [this](const httplib::Request& req, httplib::Response& res) {
-                     respond(res, [&] {
-                         res.set_content(task_to_json(queue.get_task(req.matches[1]), true),
-                                         "application/json");
-                     });
-                 });
-        http.Post(R"(/v1/tasks/([^/]+)/(cancel|resume|discard))",
-                  [this](const httplib::Request& req, httplib::Response& res) {
-                      respond(res, [&] { transition(req.matches[1], req.matches[2], res); });
-                  });
-        http.Get("/v1/stats", [this](const httplib::Request& req, httplib::Response& res) {
-            respond(res, [&] {
-                res.set_content(stats_to_json(queue.get_queue_stats(
-                                    req.has_param("queue") ? req.get_param_value("queue") : "")),
-                                "application/json");
-            });
-        });
-        http.Get("/v1/voices", [this](const httplib::Request&, httplib::Response& res) {
-            respond(res, [&] {
-                const auto voices = engines ? engines->voices() : std::vector<std::string>{};
-                res.set_content(json{{"voices", voices}}.dump(), "application/json");
-            });
-        });
-        http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-            respond(res, [&] {
-                res.set_content(
-                    render_metrics(queue.queue_overview(), worker ? &worker->counters() : nullptr),
-                    "text/plain; version=0.0.4");
-            });
-        });
-        http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-            try {
-                (void)queue.get_queue_stats();
-                res.set_content("{\"status\":\"ok\"}", "application/json");
-            } catch (const QueueError& e) {
-                send_error(res, 503, "store_unavailable", e.what());
-            }
-        });
-        http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-            res.set_header(
-                "Content-Security-Policy",
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-                "script-src 'self' 'unsafe-inline'; media-src 'self'; img-src 'self' data:");
-            res.set_content(kDashboardHtml, "text/html; charset=utf-8");
-        });
-        http.Post("/inbox", [this](const httplib::Request& req, httplib::Response& res) {
-            inbox_post(req, res);
-        });
-        http.Get(R"(/inbox/([A-Za-z0-9._-]+))",
-                 [this](const httplib::Request& req, httplib::Response& res) {
-                     inbox_get(req.matches[1], res);
-                 });
-    }
+ApiService::~ApiService() = default;
+
+const ServerConfig& ApiService::config() const {
+    return impl_->config;
+}
+
+http::Limits ApiService::limits() const {
+    const ServerConfig& c = impl_->config;
+    http::Limits limits;
+    // The largest body any route takes; each route lowers it in admit().
+    limits.max_body_bytes = std::max(c.max_body_bytes, c.inbox_max_entry_bytes);
+    limits.max_body_bytes_in_flight = std::max(c.max_body_bytes_in_flight, limits.max_body_bytes);
+    limits.max_connections = c.max_connections;
+    limits.max_connections_per_client = c.max_connections_per_client;
+    return limits;
+}
+
+http::Handlers ApiService::handlers() {
+    http::Handlers handlers;
+    Impl* impl = impl_.get();
+    handlers.admit = [impl](const http::Request& req, std::size_t& limit) {
+        return impl->admit(req, limit);
+    };
+    handlers.handle = [impl](http::Request& req) { return impl->handle(req); };
+    handlers.error = [max = impl->config.max_body_bytes](int status, const std::string& message) {
+        if (status == 413)
+            return error_response(413, "too_large",
+                                  "body: larger than VOXQ_API_MAX_BODY_BYTES (" +
+                                      std::to_string(max) + " bytes for /v1/tasks)");
+        return error_response(status, code_for(status), message);
+    };
+    return handlers;
+}
+
+struct ApiServer::Impl {
+    ApiService service;
+    http::Server http;  // after the service: stops before what its handlers use
+
+    Impl(WorkerQueue& q, ServerConfig c, const Worker* w, std::shared_ptr<SpeechEngine> e)
+        : service(q, std::move(c), w, std::move(e)),
+          http(service.config().host, service.config().port, service.limits(), service.handlers(),
+               "serve") {}
 };
 
 ApiServer::ApiServer(WorkerQueue& queue, ServerConfig config, const Worker* worker,
                      std::shared_ptr<SpeechEngine> engines)
-    : impl_(std::make_unique<Impl>(queue, std::move(config), worker, std::move(engines))) {
-    impl_->config.validate();
-    impl_->routes();
-    impl_->listener = std::make_unique<HttpListener>(impl_->http, impl_->config.host,
-                                                     impl_->config.port, "serve");
-}
+    : impl_(std::make_unique<Impl>(queue, std::move(config), worker, std::move(engines))) {}
 
 ApiServer::~ApiServer() {
     stop();
 }
 
 int ApiServer::port() const {
-    return impl_->listener->port();
+    return impl_->http.port();
 }
 
 void ApiServer::start() {
-    impl_->listener->start();
+    impl_->http.start();
 }
 
 void ApiServer::run() {
-    impl_->listener->run();
+    impl_->http.run();
 }
 
 void ApiServer::stop() {
-    impl_->listener->stop();
+    impl_->http.stop();
 }
 
 }  // namespace voxq

@@ -3,7 +3,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "voxq/errors.hpp"
@@ -55,6 +58,15 @@ std::string sign_webhook(const std::vector<std::string>& secrets, const std::str
     return header;
 }
 
+std::string random_webhook_secret() {
+    unsigned char key[32];
+    if (RAND_bytes(key, sizeof key) != 1) throw QueueError("no random bytes for a webhook secret");
+    std::string b64(4 * ((sizeof key + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), key, sizeof key);
+    b64.resize(static_cast<std::size_t>(n));
+    return "whsec_" + b64;
+}
+
 std::string webhook_signature_problem(const std::vector<std::string>& secrets,
                                       const std::string& message_id, const std::string& timestamp,
                                       const std::string& body, const std::string& signature_header,
@@ -62,15 +74,15 @@ std::string webhook_signature_problem(const std::vector<std::string>& secrets,
     if (message_id.empty() || timestamp.empty() || signature_header.empty()) {
         return "missing webhook-id, webhook-timestamp or webhook-signature";
     }
+    // The timestamp as sent is what was signed: only a canonical decimal (no sign,
+    // no leading zero, no spaces) can match the signature computed over it.
+    const bool digits = std::all_of(timestamp.begin(), timestamp.end(),
+                                    [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits || timestamp.size() > 18 || (timestamp.size() > 1 && timestamp[0] == '0'))
+        return "webhook-timestamp is not a Unix time in seconds";
     std::int64_t ts = 0;
-    try {
-        std::size_t used = 0;
-        ts = std::stoll(timestamp, &used);
-        if (used != timestamp.size()) return "webhook-timestamp is not an integer";
-    } catch (const std::exception&) {
-        return "webhook-timestamp is not an integer";
-    }
-    if (std::abs(static_cast<double>(now - ts)) > tolerance_seconds) {
+    std::from_chars(timestamp.data(), timestamp.data() + timestamp.size(), ts);
+    if (std::abs(static_cast<double>(now) - static_cast<double>(ts)) > tolerance_seconds) {
         return "webhook-timestamp is outside the tolerance (replayed or clock skew)";
     }
     // Any v1 entry of the header may match any of our secrets (rotation).

@@ -1,115 +1,230 @@
+// `voxq sink` (SPEC §7): verifies, then saves each delivery durably under a name
+// that cannot collide or leave the folder, and answers 2xx only once the file and
+// its log line are on disk.
 #include "voxq/sink.hpp"
 
-#include <httplib.h>
+#include <fcntl.h>
+#include <openssl/sha.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
-#include <fstream>
+#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <thread>
+#include <set>
 
+#include "util/http_server.hpp"
+#include "util/text.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
-#include "webhook/http_listener.hpp"
 
 namespace voxq {
 
 namespace {
 
 std::string extension_for(const std::string& content_type) {
-    if (content_type.rfind("audio/wav", 0) == 0 || content_type.rfind("audio/x-wav", 0) == 0) {
-        return ".wav";
-    }
-    if (content_type.rfind("audio/mpeg", 0) == 0) return ".mp3";
-    if (content_type.rfind("audio/ogg", 0) == 0 || content_type.rfind("audio/opus", 0) == 0) {
-        return ".ogg";
-    }
-    if (content_type.rfind("audio/flac", 0) == 0) return ".flac";
-    if (content_type.rfind("audio/L16", 0) == 0) return ".pcm";
+    auto starts = [&](const char* prefix) { return content_type.rfind(prefix, 0) == 0; };
+    if (starts("audio/wav") || starts("audio/x-wav")) return ".wav";
+    if (starts("audio/mpeg")) return ".mp3";
+    if (starts("audio/ogg") || starts("audio/opus")) return ".ogg";
+    if (starts("audio/flac")) return ".flac";
+    if (starts("audio/L16") || starts("audio/pcm")) return ".pcm";
+    if (starts("application/json")) return ".json";
     return ".bin";
 }
 
-// A webhook-id as a file name: only [A-Za-z0-9_.-], never a path.
-std::string file_name_for(const std::string& id) {
+std::string sha256_hex(const std::string& text) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+    static constexpr char kHex[] = "0123456789abcdef";
     std::string out;
-    for (char c : id.substr(0, 200)) {
-        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                        (c >= '0' && c <= '9') || c == '_' || c == '-';
-        out += ok ? c : '_';
+    for (unsigned char b : digest) {
+        out += kHex[b >> 4U];
+        out += kHex[b & 15U];
     }
-    return out.empty() ? std::string("unnamed") : out;
+    return out;
+}
+
+bool is_loopback(const std::string& host) {
+    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// Writes all of `data` to `fd`; false (errno set) on any failure.
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+class Fd {
+  public:
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    [[nodiscard]] int get() const { return fd_; }
+    // Closes now; false if the close reported a write error.
+    bool close() {
+        const int fd = fd_;
+        fd_ = -1;
+        return ::close(fd) == 0;
+    }
+
+  private:
+    int fd_;
+};
+
+http::Response text(int status, const std::string& body) {
+    http::Response r;
+    r.status = status;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = to_valid_utf8(body) + "\n";
+    return r;
 }
 
 }  // namespace
 
+std::string sink_file_stem(const std::string& webhook_id) {
+    const bool plain = !webhook_id.empty() && webhook_id.size() <= 200 &&
+                       webhook_id.front() != '.' &&
+                       std::all_of(webhook_id.begin(), webhook_id.end(), [](char c) {
+                           return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                  (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+                       });
+    // Any other id gets a name of its digest: distinct ids never share a file.
+    return plain ? webhook_id : "id-" + sha256_hex(webhook_id);
+}
+
 struct WebhookSink::Impl {
     SinkConfig config;
-    httplib::Server server;
-    std::unique_ptr<HttpListener> listener;  // after `server`: stops it before it goes
     std::atomic<std::size_t> received = 0;
-    std::mutex files;  // one delivery written at a time
+    std::mutex files;             // one delivery written at a time
+    std::set<std::string> saved;  // guarded by files: webhook-ids saved by this run
+    std::unique_ptr<http::Server> server;
 
-    void handle(const httplib::Request& req, httplib::Response& res) {
-        const std::string id = req.get_header_value("webhook-id");
-        const std::string ts = req.get_header_value("webhook-timestamp");
-        if (id.empty() || ts.empty()) {
-            res.status = 400;
-            res.set_content("missing webhook-id or webhook-timestamp\n", "text/plain");
-            return;
+    std::optional<http::Response> admit(const http::Request& req) const {
+        if (req.method != "POST") {
+            http::Response r = text(405, "only POST");
+            r.headers.emplace_back("Allow", "POST");
+            return r;
         }
+        if (req.header("webhook-id").empty() || req.header("webhook-timestamp").empty())
+            return text(400, "missing webhook-id or webhook-timestamp");
+        if (!config.secrets.empty() && req.header("webhook-signature").empty())
+            return text(401, "missing webhook-signature");
+        return std::nullopt;
+    }
+
+    http::Response handle(const http::Request& req) {
+        const std::string id = req.header("webhook-id");
+        const std::string ts = req.header("webhook-timestamp");
         bool verified = false;
         if (!config.secrets.empty()) {
             const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
-            const std::string problem = webhook_signature_problem(
-                config.secrets, id, ts, req.body, req.get_header_value("webhook-signature"), now,
-                config.tolerance_seconds);
-            if (!problem.empty()) {
-                res.status = 401;
-                res.set_content(problem + "\n", "text/plain");
-                return;
-            }
+            const std::string problem = webhook_signature_problem(config.secrets, id, ts, req.body,
+                                                                  req.header("webhook-signature"),
+                                                                  now, config.tolerance_seconds);
+            if (!problem.empty()) return text(401, problem);
             verified = true;
         }
-        const std::string content_type = req.get_header_value("Content-Type");
-        const std::string name = file_name_for(id) + extension_for(content_type);
-        nlohmann::json line = {{"webhook_id", id},
+        const std::string content_type = req.header("content-type");
+        const std::string name = sink_file_stem(id) + extension_for(content_type);
+        // Everything that could fail on the sender's bytes is done before the file.
+        nlohmann::json line = {{"webhook_id", to_valid_utf8(id)},
                                {"file", name},
                                {"bytes", req.body.size()},
-                               {"content_type", content_type},
+                               {"content_type", to_valid_utf8(content_type)},
                                {"verified", verified}};
         for (const auto& [k, v] : req.headers) {
-            if (k.rfind("voxq-", 0) == 0) line[k] = v;
+            if (k.rfind("voxq-", 0) == 0) line[to_valid_utf8(k)] = to_valid_utf8(v);
         }
-        {
-            std::lock_guard lock(files);
-            std::ofstream(config.dir / name, std::ios::binary) << req.body;
-            std::ofstream(config.dir / "deliveries.jsonl", std::ios::app) << line.dump() << "\n";
+        const std::string log_line =
+            line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+
+        std::lock_guard lock(files);
+        const std::filesystem::path target = config.dir / name;
+        if (saved.count(id) > 0 || std::filesystem::is_regular_file(target)) {
+            // A replay (or a retry whose answer was lost): nothing is written again,
+            // and the sender hears that the item is there.
+            return text(200, "already saved " + name + " (not written again)");
         }
+        if (const std::string error = save(target, req.body, log_line); !error.empty()) {
+            return text(507, "not saved: " + error);
+        }
+        saved.insert(id);
         ++received;
-        res.status = 200;
-        res.set_content("saved " + name + "\n", "text/plain");
+        return text(200, "saved " + name);
+    }
+
+    // Writes `body` to a new file beside `target`, syncs it, renames it into place
+    // (replacing a symlink there, never following it), syncs the folder, then
+    // appends the log line and syncs that. "" when all of it is on disk.
+    [[nodiscard]] std::string save(const std::filesystem::path& target, const std::string& body,
+                                   const std::string& log_line) const {
+        const std::filesystem::path temp = target.string() + ".partial";
+        std::filesystem::remove(temp);  // a leftover of a crash (removes a symlink itself)
+        Fd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+        const auto failed = [&](const char* step) {
+            const std::string why = std::string(step) + ": " + std::strerror(errno);
+            std::filesystem::remove(temp);
+            return why;
+        };
+        if (out.get() < 0) return failed("open");
+        if (!write_all(out.get(), body)) return failed("write");
+        if (::fsync(out.get()) != 0) return failed("fsync");
+        if (!out.close()) return failed("close");
+        if (::rename(temp.c_str(), target.c_str()) != 0) return failed("rename");
+        Fd dir(::open(config.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (dir.get() >= 0) (void)::fsync(dir.get());
+        const std::filesystem::path log = config.dir / "deliveries.jsonl";
+        Fd lf(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644));
+        if (lf.get() < 0 || !write_all(lf.get(), log_line) || ::fsync(lf.get()) != 0)
+            return std::string("deliveries.jsonl: ") + std::strerror(errno);
+        return {};
     }
 };
 
+void SinkConfig::validate() const {
+    if (port < 0 || port > 65535)
+        throw ConfigError("sink: port " + std::to_string(port) + " is not in 1..65535");
+    if (!is_loopback(host) && secrets.empty())
+        throw ConfigError("sink: listening on " + host +
+                          " (beyond loopback) needs a secret (VOXQ_SINK_SECRET): anyone could "
+                          "write files here");
+    for (const std::string& secret : secrets) {
+        (void)sign_webhook({secret}, "check", 0, "");  // ConfigError if malformed
+    }
+}
+
 WebhookSink::WebhookSink(SinkConfig config) : impl_(std::make_unique<Impl>()) {
     impl_->config = std::move(config);
+    impl_->config.validate();
     std::error_code ec;
     std::filesystem::create_directories(impl_->config.dir, ec);
     if (ec)
         throw QueueError("sink: cannot create " + impl_->config.dir.string() + ": " + ec.message());
-    for (const std::string& secret : impl_->config.secrets) {
-        (void)sign_webhook({secret}, "check", 0, "");  // ConfigError if malformed
-    }
-    impl_->server.set_payload_max_length(64U << 20U);
-    impl_->server.set_tcp_nodelay(true);  // no Nagle + delayed-ACK stall on each answer
-    impl_->server.Post(".*",
-                       [impl = impl_.get()](const httplib::Request& req, httplib::Response& res) {
-                           impl->handle(req, res);
-                       });
-    impl_->listener = std::make_unique<HttpListener>(impl_->server, impl_->config.host,
-                                                     impl_->config.port, "sink");
+    http::Limits limits;
+    limits.max_body_bytes = impl_->config.max_body_bytes;
+    limits.max_body_bytes_in_flight = std::max(limits.max_body_bytes * 2, std::size_t{128} << 20);
+    limits.threads = 8;
+    http::Handlers handlers;
+    Impl* impl = impl_.get();
+    handlers.admit = [impl](const http::Request& req, std::size_t&) { return impl->admit(req); };
+    handlers.handle = [impl](http::Request& req) { return impl->handle(req); };
+    handlers.error = [](int status, const std::string& message) { return text(status, message); };
+    impl_->server = std::make_unique<http::Server>(impl_->config.host, impl_->config.port, limits,
+                                                   std::move(handlers), "sink");
 }
 
 WebhookSink::~WebhookSink() {
@@ -117,19 +232,19 @@ WebhookSink::~WebhookSink() {
 }
 
 int WebhookSink::port() const {
-    return impl_->listener->port();
+    return impl_->server->port();
 }
 
 void WebhookSink::start() {
-    impl_->listener->start();
+    impl_->server->start();
 }
 
 void WebhookSink::run() {
-    impl_->listener->run();
+    impl_->server->run();
 }
 
 void WebhookSink::stop() {
-    impl_->listener->stop();
+    impl_->server->stop();
 }
 
 std::size_t WebhookSink::received() const {

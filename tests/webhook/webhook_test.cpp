@@ -279,7 +279,7 @@ TEST(WebhookSink, SavesWhatItVerifies) {
     const WebhookOutcome out = sender.send(audio_request(url), unix_now());
     EXPECT_EQ(out.kind, WebhookOutcome::Kind::Delivered) << out.message;
     EXPECT_EQ(sink.received(), 1U);
-    EXPECT_EQ(slurp(dir.path() / "out" / "tsk_1_0.wav"), audio_request(url).body);
+    EXPECT_EQ(slurp(dir.path() / "out" / "tsk_1.0.wav"), audio_request(url).body);
     const std::string index = slurp(dir.path() / "out" / "deliveries.jsonl");
     EXPECT_NE(index.find(R"("verified":true)"), std::string::npos) << index;
     EXPECT_NE(index.find(R"("voxq-task-id":"tsk_1")"), std::string::npos) << index;
@@ -303,7 +303,7 @@ TEST(WebhookSink, RefusesBadAndStaleSignatures) {
     out = WebhookSender(loopback_allowed()).send(audio_request(url), unix_now());  // unsigned
     EXPECT_EQ(out.http_status, 401);
     EXPECT_EQ(sink.received(), 0U);
-    EXPECT_FALSE(std::filesystem::exists(dir.path() / "tsk_1_0.wav"));
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "tsk_1.0.wav"));
 }
 
 }  // namespace

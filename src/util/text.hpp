@@ -1,0 +1,26 @@
+// Text from outside made safe to store, serialize and print (SPEC §12): valid
+// UTF-8 everywhere, cuts at character boundaries, control characters escaped
+// for terminals, credentials taken out of URLs.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace voxq {
+
+[[nodiscard]] bool is_valid_utf8(std::string_view text);
+// `text` with every invalid byte sequence replaced by U+FFFD.
+[[nodiscard]] std::string to_valid_utf8(std::string_view text);
+// Valid UTF-8 of at most `max_bytes`, cut at a character boundary ("…" marks a
+// cut when there is room for it).
+[[nodiscard]] std::string truncate_utf8(std::string_view text, std::size_t max_bytes);
+// For a terminal: control characters (C0, DEL, C1, and so ESC) as \xNN or
+// \uNNNN, "\n" as "\\n"; invalid UTF-8 replaced.
+[[nodiscard]] std::string escape_for_terminal(std::string_view text);
+// A URL or libpq connection string without its credentials: "user:pass@" in
+// any URL becomes "user:***@", and password=... / passwd / sslpassword /
+// X-Amz-Signature / api_key / token parameters are masked.
+[[nodiscard]] std::string redact_credentials(std::string_view text);
+
+}  // namespace voxq
