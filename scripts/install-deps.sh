@@ -14,6 +14,7 @@ packages=(
   clang-format clang-tidy
   chromium python3-websocket wrk curl
   pybind11-dev python3-dev python3-pytest
+  libboost-dev python3-jsonschema clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -47,14 +47,15 @@ struct ServerConfig {
     std::vector<std::string> inbox_secrets;               // verify deliveries to /inbox
     std::size_t inbox_max_bytes = std::size_t{64} << 20;  // audio the inbox keeps (oldest dropped)
     std::size_t inbox_max_entries = 256;                  // deliveries the inbox keeps
-    std::size_t inbox_max_entry_bytes = std::size_t{32} << 20;     // one delivery
+    std::size_t inbox_max_entry_bytes = std::size_t{8} << 20;      // one delivery
     std::size_t max_body_bytes_in_flight = std::size_t{96} << 20;  // all bodies being read
     std::size_t max_connections = 512;                             // VOXQ_API_MAX_CONNECTIONS
     std::size_t max_connections_per_client = 128;  // VOXQ_API_MAX_CONNECTIONS_PER_CLIENT
+    std::size_t header_timeout_seconds = 10;  // VOXQ_API_HEADER_TIMEOUT: request line + headers
 
     // Reads VOXQ_API_TOKEN, VOXQ_API_MAX_BODY_BYTES, VOXQ_API_MAX_TASKS,
-    // VOXQ_API_MAX_CONNECTIONS[_PER_CLIENT] and, for the inbox, VOXQ_WEBHOOK_SECRET. Throws
-    // ConfigError naming the variable.
+    // VOXQ_API_MAX_CONNECTIONS[_PER_CLIENT], VOXQ_API_HEADER_TIMEOUT and, for the inbox,
+    // VOXQ_WEBHOOK_SECRET. Throws ConfigError naming the variable.
     static ServerConfig from_env();
     // Throws ConfigError: a non-loopback host needs a token.
     void validate() const;

@@ -31,7 +31,7 @@ struct SinkConfig {
     std::filesystem::path dir;
     std::vector<std::string> secrets;  // empty: accept unsigned deliveries
     double tolerance_seconds = 300;
-    std::size_t max_body_bytes = std::size_t{64} << 20;
+    std::size_t max_body_bytes = std::size_t{32} << 20;  // any framing; peak memory up to ~3x
 
     // Throws ConfigError: a port outside 0..65535, a malformed secret, or a
     // non-loopback host without a secret.

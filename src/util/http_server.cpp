@@ -314,6 +314,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   private:
     void on_header(beast::error_code ec) {
+        if (ec == bhttp::error::header_limit || ec == bhttp::error::body_limit) {
+            auto [status, message] = parse_error(ec);
+            return fail(status, message);
+        }
         if (ec) {
             // A client that went away or never finished its headers gets no answer.
             if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
