@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace voxq {
@@ -71,6 +72,11 @@ struct WebhookOutcome {
 [[nodiscard]] std::string sign_webhook(const std::vector<std::string>& secrets,
                                        const std::string& message_id, std::int64_t timestamp,
                                        const std::string& body);
+
+// Seconds to wait from a Retry-After value (delta-seconds or an HTTP date) at
+// Unix time `now`; nullopt when it is neither. Never throws; values beyond 10^9
+// seconds saturate there (callers clamp to QUEUE_MAX_RETRY_DELAY).
+[[nodiscard]] std::optional<double> parse_retry_after(std::string_view value, std::int64_t now);
 
 // A new `whsec_` secret of 32 random bytes.
 [[nodiscard]] std::string random_webhook_secret();

@@ -57,6 +57,10 @@ struct Setting {
     std::function<std::string(const QueueConfig&)> range_problem;  // empty = fine
 };
 
+// The longest duration setting: a year of seconds. Times computed from it stay far
+// from the limits of int64 microseconds.
+constexpr double kMaxDuration = 366.0 * 24 * 3600;
+
 // "must be >= min" unless min <= value (<= max, when given).
 std::string out_of_range(double value, double min, std::optional<double> max = std::nullopt) {
     if (value >= min && (!max || value <= *max)) return {};
@@ -95,21 +99,27 @@ const std::vector<Setting>& settings() {
          [](const QueueConfig& c) { return c.database_url; },
          [](const QueueConfig&) { return std::string(); }},
         integer_setting("default_max_attempts", "QUEUE_MAX_ATTEMPTS",
-                        &QueueConfig::default_max_attempts, 1),
+                        &QueueConfig::default_max_attempts, 1, 1'000'000),
         number_setting("default_visibility_timeout", "QUEUE_VISIBILITY_TIMEOUT",
                        &QueueConfig::default_visibility_timeout,
                        [](const QueueConfig& c) {
-                           return c.default_visibility_timeout > 0 ? std::string()
-                                                                   : std::string("must be > 0");
+                           if (!(c.default_visibility_timeout > 0))
+                               return std::string("must be > 0");
+                           return out_of_range(c.default_visibility_timeout, 0, kMaxDuration);
                        }),
-        number_setting(
-            "retry_backoff_multiplier", "QUEUE_RETRY_BACKOFF_MULTIPLIER",
-            &QueueConfig::retry_backoff_multiplier,
-            [](const QueueConfig& c) { return out_of_range(c.retry_backoff_multiplier, 1.0); }),
+        number_setting("retry_backoff_multiplier", "QUEUE_RETRY_BACKOFF_MULTIPLIER",
+                       &QueueConfig::retry_backoff_multiplier,
+                       [](const QueueConfig& c) {
+                           return out_of_range(c.retry_backoff_multiplier, 1.0, 1000.0);
+                       }),
         number_setting("retry_base_delay", "QUEUE_RETRY_BASE_DELAY", &QueueConfig::retry_base_delay,
-                       [](const QueueConfig& c) { return out_of_range(c.retry_base_delay, 0.0); }),
+                       [](const QueueConfig& c) {
+                           return out_of_range(c.retry_base_delay, 0.0, kMaxDuration);
+                       }),
         number_setting("max_retry_delay", "QUEUE_MAX_RETRY_DELAY", &QueueConfig::max_retry_delay,
                        [](const QueueConfig& c) {
+                           if (c.max_retry_delay > kMaxDuration)
+                               return out_of_range(c.max_retry_delay, 0.0, kMaxDuration);
                            if (c.max_retry_delay >= c.retry_base_delay) return std::string();
                            return "must be >= the retry base delay (" +
                                   format_number(c.retry_base_delay) + ")";
@@ -135,7 +145,7 @@ const std::vector<Setting>& settings() {
          },
          [](const QueueConfig&) { return std::string(); }},
         integer_setting("sqlite_busy_timeout_ms", "VOXQ_SQLITE_BUSY_TIMEOUT_MS",
-                        &QueueConfig::sqlite_busy_timeout_ms, 0),
+                        &QueueConfig::sqlite_busy_timeout_ms, 0, 3'600'000),
         integer_setting("error_history_limit", "VOXQ_ERROR_HISTORY",
                         &QueueConfig::error_history_limit, 1, 1000),
         {"postgres_schema", "VOXQ_PG_SCHEMA",

@@ -81,6 +81,10 @@ class FieldReader {
         auto it = obj.find(key);
         if (it == obj.end() || it->is_null()) return fallback;
         if (!it->is_number_integer()) fail(key, "must be an integer");
+        // An unsigned JSON integer beyond int64 would wrap: refused, never stored.
+        if (it->is_number_unsigned() &&
+            it->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+            fail(key, "is out of range");
         return it->get<std::int64_t>();
     }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "util/text.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/tts.hpp"
 
@@ -23,42 +24,11 @@ bool all_id_chars(std::string_view s) {
     return true;
 }
 
-// Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
-bool is_valid_utf8(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        std::size_t len = 0;
-        std::uint32_t cp = 0;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + len > s.size()) return false;
-        for (std::size_t k = 1; k < len; ++k) {
-            const auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return false;
-        }
-        i += len;
-    }
-    return true;
+// A voice name reaches engines (espeak-ng resolves it as a path under its data
+// folder): no empty, "." or ".." segments.
+bool is_safe_voice_name(std::string_view voice) {
+    return !voice.empty() && voice.front() != '.' && voice.back() != '.' &&
+           voice.find("..") == std::string_view::npos;
 }
 
 bool is_lower_alnum(std::string_view s, bool allow_more) {
@@ -134,20 +104,26 @@ void validate_new_task(const Task& task, std::size_t index, const QueueConfig& c
         fail(index, "state",
              "enqueue accepts PENDING only, got " + std::string(to_string(task.state)));
     }
-    if (!std::isfinite(task.schedule_at) || task.schedule_at < 0) {
-        fail(index, "schedule_at", "must be a Unix time >= 0");
+    // Year 9999 at most: every later conversion to microseconds stays in range.
+    const auto time_ok = [](double t) { return std::isfinite(t) && t >= 0 && t <= kMaxUnixTime; };
+    if (!time_ok(task.schedule_at)) {
+        fail(index, "schedule_at", "must be a Unix time from 0 to 253402300799 (year 9999)");
     }
-    if (!std::isfinite(task.created_at) || task.created_at < 0) {
-        fail(index, "created_at", "must be a Unix time >= 0");
+    if (!time_ok(task.created_at)) {
+        fail(index, "created_at", "must be a Unix time from 0 to 253402300799 (year 9999)");
     }
-    if (!std::isfinite(task.updated_at) || task.updated_at < 0) {
-        fail(index, "updated_at", "must be a Unix time >= 0");
+    if (!time_ok(task.updated_at)) {
+        fail(index, "updated_at", "must be a Unix time from 0 to 253402300799 (year 9999)");
+    }
+    if (task.priority < INT32_MIN || task.priority > INT32_MAX) {
+        fail(index, "priority", "must fit in 32 bits (-2147483648..2147483647)");
     }
     if (task.attempt_count != 0) fail(index, "attempt_count", "must be 0 on enqueue");
     if (!is_valid_queue_name(task.queue)) {
         fail(index, "queue", "must be 1-64 characters of A-Z a-z 0-9 _ . : -");
     }
-    if (task.max_attempts < 0) fail(index, "max_attempts", "must be >= 0 (0 = the default)");
+    if (task.max_attempts < 0 || task.max_attempts > 1'000'000)
+        fail(index, "max_attempts", "must be 0..1000000 (0 = the default)");
     if (task.dedup_key.size() > kMaxDedupKeyLength) {
         fail(index, "dedup_key", "is longer than 256 bytes");
     }
@@ -169,7 +145,8 @@ void validate_new_task(const Task& task, std::size_t index, const QueueConfig& c
         const std::size_t dot = r.voice_id.find('.');
         if (dot == std::string::npos || r.voice_id.size() > 128 ||
             !is_lower_alnum(std::string_view(r.voice_id).substr(0, dot), false) ||
-            !is_lower_alnum(std::string_view(r.voice_id).substr(dot + 1), true)) {
+            !is_lower_alnum(std::string_view(r.voice_id).substr(dot + 1), true) ||
+            !is_safe_voice_name(std::string_view(r.voice_id).substr(dot + 1))) {
             fail(index, prefix + "request.voice_id",
                  "'" + r.voice_id.substr(0, 128) +
                      "' is not of the form engine.voice (e.g. kokoro.af_heart, espeak.en-us)");
@@ -189,11 +166,9 @@ void validate_new_task(const Task& task, std::size_t index, const QueueConfig& c
 }
 
 std::string bounded_error(std::string_view message) {
-    if (message.size() <= kMaxErrorLength) return std::string(message);
-    std::size_t cut = kMaxErrorLength;
-    // Step back over UTF-8 continuation bytes.
-    while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) --cut;
-    return std::string(message.substr(0, cut)) + "...";
+    // Whatever a speech server or receiver said: valid UTF-8, no credentials, cut
+    // at a character boundary, so stored errors always serialize.
+    return truncate_utf8(redact_credentials(to_valid_utf8(message)), kMaxErrorLength);
 }
 
 }  // namespace voxq::detail

@@ -16,6 +16,7 @@ inline constexpr std::size_t kMaxDedupKeyLength = 256;
 inline constexpr std::size_t kMaxUrlLength = 2048;
 inline constexpr std::size_t kMaxItemsPerTask = 1000;
 inline constexpr std::size_t kMaxErrorLength = 4096;
+inline constexpr double kMaxUnixTime = 253402300799.0;  // 9999-12-31T23:59:59Z
 
 // True iff `id` is 1-128 characters of [A-Za-z0-9_.:-].
 bool is_valid_task_id(std::string_view id);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "util/text.hpp"
 #include "voxq/engines.hpp"
 #include "webhook/curl_handles.hpp"
 
@@ -23,10 +24,15 @@ struct Response {
 };
 
 std::size_t collect(char* data, std::size_t size, std::size_t n, void* user) {
-    auto* body = static_cast<std::string*>(user);
-    if (body->size() + size * n > kMaxAudioBytes) return 0;  // aborts the transfer
-    body->append(data, size * n);
-    return size * n;
+    // A C callback: nothing may be thrown through libcurl (0 aborts the transfer).
+    try {
+        auto* body = static_cast<std::string*>(user);
+        if (body->size() + size * n > kMaxAudioBytes) return 0;
+        body->append(data, size * n);
+        return size * n;
+    } catch (...) {
+        return 0;
+    }
 }
 
 // The server's error message, short and on one line, for last_error.
@@ -44,11 +50,12 @@ std::string server_message(const std::string& body) {
                 message = inner->get<std::string>();
         }
     }
-    if (message.empty()) message = body.substr(0, 200);
+    if (message.empty()) message = body.substr(0, 800);
     for (char& c : message) {
         if (c == '\n' || c == '\r') c = ' ';
     }
-    return message.substr(0, 200);
+    // Cut by characters, never inside one: the message is stored and served as JSON.
+    return truncate_utf8(message, 200);
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include <algorithm>
 // Webhook POSTs with libcurl. The one place where CURLcode and HTTP status become
 // a WebhookOutcome (classify), and where the address policy is applied: on the
 // address curl is about to connect to (CURLOPT_OPENSOCKETFUNCTION), after DNS, so
@@ -59,25 +60,18 @@ std::size_t drop_body(char*, std::size_t size, std::size_t n, void* data) {
 
 // Retry-After: delta-seconds or an HTTP-date.
 std::size_t read_header(char* line, std::size_t size, std::size_t n, void* data) {
-    auto* t = static_cast<Transfer*>(data);
-    std::string h(line, size * n);
-    const std::string name = "retry-after:";
-    if (h.size() > name.size()) {
-        std::string lower = h.substr(0, name.size());
-        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (lower == name) {
-            std::string value = h.substr(name.size());
-            while (!value.empty() &&
-                   (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
-                value.pop_back();
-            }
-            while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-            if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos) {
-                t->retry_after = std::stod(value);
-            } else if (const time_t when = curl_getdate(value.c_str(), nullptr); when > 0) {
-                t->retry_after = std::max(0.0, std::difftime(when, std::time(nullptr)));
-            }
+    // A C callback: nothing may be thrown through libcurl.
+    try {
+        auto* t = static_cast<Transfer*>(data);
+        std::string_view h(line, size * n);
+        constexpr std::string_view name = "retry-after:";
+        if (h.size() > name.size()) {
+            bool same = true;
+            for (std::size_t i = 0; i < name.size() && same; ++i)
+                same = std::tolower(static_cast<unsigned char>(h[i])) == name[i];
+            if (same) t->retry_after = parse_retry_after(h.substr(name.size()), std::time(nullptr));
         }
+    } catch (...) {
     }
     return size * n;
 }
@@ -182,6 +176,29 @@ WebhookOutcome WebhookSender::send(const WebhookRequest& request, std::int64_t t
     curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &sent);
     return classify(rc, status, transfer, sent > 0,
                     error[0] != '\0' ? error : curl_easy_strerror(rc));
+}
+
+std::optional<double> parse_retry_after(std::string_view value, std::int64_t now) {
+    constexpr double kMax = 1e9;
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ' ||
+                              value.back() == '\t'))
+        value.remove_suffix(1);
+    if (value.empty()) return std::nullopt;
+    if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        double seconds = 0;
+        for (char c : value) {
+            seconds = seconds * 10 + (c - '0');
+            if (seconds > kMax) return kMax;  // saturates: 400 digits are "very long"
+        }
+        return seconds;
+    }
+    if (value.size() > 64) return std::nullopt;  // no HTTP date is longer
+    const std::string text(value);
+    const time_t when = curl_getdate(text.c_str(), nullptr);
+    if (when <= 0) return std::nullopt;
+    return std::clamp(static_cast<double>(when) - static_cast<double>(now), 0.0, kMax);
 }
 
 WebhookConfig WebhookConfig::from_env() {

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "util/text.hpp"
 
 namespace voxq {
 
@@ -73,6 +76,19 @@ struct Worker::Impl {
         settle([&] { queue.mark_as_retry(task.id, why, task.attempt_count, not_before); });
     }
 
+    // SPEC §5, §12: whatever a processor meets is its task's failure, never the
+    // process's end. The task is retried (transient) with the message.
+    void failed_unexpectedly(const Task& task, const std::string& what) noexcept {
+        try {
+            std::fprintf(stderr, "voxq worker: task %s attempt %lld: unexpected error: %s\n",
+                         task.id.c_str(), static_cast<long long>(task.attempt_count),
+                         escape_for_terminal(truncate_utf8(what, 500)).c_str());
+            retry_later(task, "unexpected error: " + what);
+        } catch (...) {
+            // The store refused too: the lease expires and the sweep takes it back.
+        }
+    }
+
     void process(const Task& task) {
         const auto started = std::chrono::steady_clock::now();
         struct Finish {
@@ -126,8 +142,9 @@ struct Worker::Impl {
                 case WebhookOutcome::Kind::Transient: {
                     ++counters.webhooks_transient;
                     std::optional<double> not_before;
-                    if (out.retry_after)
-                        not_before = queue.clock().now_seconds() + *out.retry_after;
+                    if (out.retry_after)  // never later than the longest backoff
+                        not_before = queue.clock().now_seconds() +
+                                     std::min(*out.retry_after, queue.config().max_retry_delay);
                     return retry_later(task, label + out.message, not_before);
                 }
                 case WebhookOutcome::Kind::Permanent:
@@ -172,7 +189,7 @@ struct Worker::Impl {
             std::optional<Task> task;
             try {
                 task = next_task();
-            } catch (const StoreError&) {
+            } catch (const std::exception&) {  // the store failed; try again shortly
                 std::this_thread::sleep_for(std::chrono::milliseconds(200));
                 continue;
             }
@@ -196,6 +213,10 @@ struct Worker::Impl {
             } catch (const StoreError&) {
                 // The outcome could not be recorded: the lease expires and the
                 // sweep hands the task out again.
+            } catch (const std::exception& e) {
+                failed_unexpectedly(*task, e.what());
+            } catch (...) {
+                failed_unexpectedly(*task, "an exception of unknown type");
             }
             {
                 std::lock_guard lock(mutex);
