@@ -4,7 +4,7 @@ JOBS ?= 2
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test test-fast test-asan test-tsan bench run format lint clean
+.PHONY: all deps build test test-fast test-asan test-tsan bench run format lint clean fuzz
 
 all: build
 
@@ -34,6 +34,16 @@ test-tsan: deps
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS)
 
+# Every libFuzzer target for FUZZ_SECONDS each (clang, ASan+UBSan), starting from
+# the committed seed corpora in tests/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DVOXQ_SANITIZE=address,undefined -DVOXQ_FUZZ=ON -DVOXQ_BUILD_TESTS=OFF -DVOXQ_BUILD_BENCH=OFF \
+	  -DVOXQ_BUILD_PYTHON=OFF
+	cmake --build build-fuzz -j $(JOBS)
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
 bench: build
 	scripts/bench.sh
 
@@ -48,4 +58,4 @@ lint: build
 	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'src/*.cpp')
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

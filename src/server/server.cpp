@@ -364,7 +364,7 @@ struct ApiService::Impl {
             return std::nullopt;
         }
         // Other routes take no body: a small one is read and ignored.
-        body_limit = std::min<std::size_t>(body_limit, 64 * 1024);
+        body_limit = std::min<std::size_t>(body_limit, std::size_t{64} * 1024);
         return std::nullopt;
     }
 

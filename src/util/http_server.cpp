@@ -431,7 +431,7 @@ class Session : public std::enable_shared_from_this<Session> {
             drain_limit_ = std::max<std::size_t>(
                 drain_limit_, std::min<std::uint64_t>(*parser_->content_length(), 256U << 20U));
         stream_.expires_after(std::chrono::seconds(5));
-        drain_buffer_.resize(64 * 1024);
+        drain_buffer_.resize(std::size_t{64} * 1024);
         stream_.async_read_some(asio::buffer(drain_buffer_),
                                 [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                                     self->drained_ += n;

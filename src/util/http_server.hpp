@@ -25,8 +25,8 @@
 namespace voxq::http {
 
 struct Limits {
-    std::size_t max_header_bytes = 16 * 1024;           // request line + headers (431 beyond)
-    std::size_t max_body_bytes = std::size_t{4} << 20;  // decoded size (413 beyond)
+    std::size_t max_header_bytes = std::size_t{16} * 1024;  // request line + headers (431 beyond)
+    std::size_t max_body_bytes = std::size_t{4} << 20;      // decoded size (413 beyond)
     // Bodies being read or handled at once, in all: a request that would go beyond
     // gets 503, so N slow uploads cannot add up to N x max_body_bytes.
     std::size_t max_body_bytes_in_flight = std::size_t{64} << 20;

@@ -176,7 +176,7 @@ struct WebhookSink::Impl {
         std::filesystem::remove(temp);  // a leftover of a crash (removes a symlink itself)
         Fd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
         const auto failed = [&](const char* step) {
-            const std::string why = std::string(step) + ": " + std::strerror(errno);
+            std::string why = std::string(step) + ": " + std::strerror(errno);
             std::filesystem::remove(temp);
             return why;
         };

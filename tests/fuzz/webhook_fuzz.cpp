@@ -1,0 +1,28 @@
+// What receivers and servers send back: Retry-After values, and Standard Webhooks
+// headers checked by voxq sink and the inbox.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "voxq/webhook.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view input(reinterpret_cast<const char*>(data), size);
+    if (auto seconds = voxq::parse_retry_after(input, 1'700'000'000)) {
+        if (!(*seconds >= 0 && *seconds <= 1e9)) __builtin_trap();
+    }
+    // id | timestamp | signature | body
+    std::string parts[4];
+    std::size_t k = 0;
+    for (char c : input) {
+        if (c == '|' && k < 3) {
+            ++k;
+        } else {
+            parts[k] += c;
+        }
+    }
+    static const std::vector<std::string> secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
+    (void)voxq::webhook_signature_problem(secrets, parts[0], parts[1], parts[3], parts[2],
+                                          1'700'000'000);
+    return 0;
+}
