@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -102,12 +103,13 @@ double parse_duration(const std::string& text) {
     return value * scale;
 }
 
+// For a terminal: one line, control characters (ESC included) escaped, valid
+// UTF-8, at most `max` bytes.
 std::string one_line(std::string s, std::size_t max) {
     for (char& c : s) {
         if (c == '\n' || c == '\r' || c == '\t') c = ' ';
     }
-    if (s.size() > max) s = s.substr(0, max - 3) + "...";
-    return s;
+    return truncate_utf8(escape_for_terminal(s), max);
 }
 
 void print_task_table(const std::vector<Task>& tasks) {
@@ -163,6 +165,8 @@ int cmd_enqueue(const Globals& g, const EnqueueOptions& o) {
         std::ifstream file;
         std::istream* in = &std::cin;
         if (o.file != "-") {
+            if (std::filesystem::is_directory(o.file))
+                throw ValidationError(o.file + " is a folder, not a JSON Lines file");
             file.open(o.file);
             if (!file) throw QueueError("cannot open " + o.file);
             in = &file;
@@ -365,19 +369,20 @@ int run(int argc, char** argv) {
                 static_cast<long long>(t.priority), static_cast<long long>(t.attempt_count),
                 t.max_attempts > 0 ? std::to_string(t.max_attempts).c_str() : "default",
                 iso_time(t.schedule_at).c_str(), iso_time(t.created_at).c_str(),
-                iso_time(t.updated_at).c_str(), t.last_error.c_str());
-            if (!t.dedup_key.empty()) std::printf("dedup_key    %s\n", t.dedup_key.c_str());
+                iso_time(t.updated_at).c_str(), one_line(t.last_error, 4096).c_str());
+            if (!t.dedup_key.empty())
+                std::printf("dedup_key    %s\n", one_line(t.dedup_key, 1024).c_str());
             for (std::size_t i = 0; i < t.items.size(); ++i) {
                 const TaskItem& it = t.items[i];
                 std::printf("item %zu       %s %s x%.2f -> %s: %s\n", i,
                             it.request.voice_id.c_str(), it.request.format.c_str(),
-                            it.request.speed, it.response_url.c_str(),
+                            it.request.speed, one_line(it.response_url, 2048).c_str(),
                             one_line(it.request.text, 60).c_str());
             }
             for (const TaskError& e : t.error_history) {
                 std::printf("error        attempt %lld at %s: %s\n",
                             static_cast<long long>(e.attempt), iso_time(e.at).c_str(),
-                            e.message.c_str());
+                            one_line(e.message, 4096).c_str());
             }
             return 0;
         };
@@ -641,8 +646,7 @@ int run(int argc, char** argv) {
         std::fprintf(stderr, "voxq: %s\n", e.what());
         return 2;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "voxq: %s\n",
-                     escape_for_terminal(redact_credentials(one_line(e.what(), 2000))).c_str());
+        std::fprintf(stderr, "voxq: %s\n", one_line(redact_credentials(e.what()), 2000).c_str());
         return 1;
     }
     return status;

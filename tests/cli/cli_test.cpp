@@ -181,3 +181,37 @@ TEST_F(Cli, RetryAndPurgeReportWhatTheyDid) {
 
 }  // namespace
 }  // namespace voxq
+
+namespace voxq {
+namespace {
+
+TEST_F(Cli, HostileValuesAreUsageErrorsAndTerminalsSeeNoEscapes) {
+    // Ports outside 1..65535 are usage errors, never wrapped.
+    EXPECT_EQ(run("serve --no-worker --port 99999").status, 2);
+    EXPECT_EQ(run("sink --port 65537 --dir " + dir_.file("sink")).status, 2);
+    // A folder is not a JSON Lines file.
+    Result r = run("enqueue --file " + dir_.path().string());
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("is a folder"), std::string::npos) << r.err;
+    // A far-future schedule is refused, not stored as a time in the past.
+    r = run("enqueue --text x --voice espeak.en --url http://e.com/ --schedule-at 10000000000000");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("year 9999"), std::string::npos) << r.err;
+    // Escape sequences in stored text never reach the terminal raw.
+    r =
+        run("enqueue --text \"$(printf '\\033[2J\\033]0;owned\\007')\" --voice espeak.en "
+            "--url http://e.com/ --dedup-key \"$(printf '\\033[31mred')\"");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const std::string id = r.out.substr(0, r.out.find('\n'));
+    r = run("show " + id);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\\x1B"), std::string::npos) << r.out;
+    // A password in the database URL is never printed.
+    r = run("--database-url 'postgresq://voxq:S3cretPW@db/x' stats");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err.find("S3cretPW"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace voxq
