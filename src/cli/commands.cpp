@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -158,32 +159,121 @@ struct EnqueueOptions {
     bool json = false;
 };
 
+// One line of at most `max` bytes (without its '\n'); false at the end. A longer
+// line is refused as soon as it passes the bound, never read whole.
+bool read_bounded_line(std::istream& in, std::string& line, std::size_t max, std::size_t number) {
+    line.clear();
+    std::streambuf* buf = in.rdbuf();
+    for (;;) {
+        const int c = buf->sbumpc();
+        if (c == std::char_traits<char>::eof()) return !line.empty();
+        if (c == '\n') return true;
+        line += static_cast<char>(c);
+        if (line.size() > max)
+            throw ValidationError("line " + std::to_string(number) + ": longer than " +
+                                  std::to_string(max >> 20U) + " MiB");
+    }
+}
+
+// Each task of a JSON Lines stream, parsed and validated, with its line number.
+void for_each_line_task(std::istream& in, OpenQueue& q,
+                        const std::function<void(std::size_t, Task&&)>& take) {
+    constexpr std::size_t kMaxLineBytes = std::size_t{16} << 20;
+    std::string line;
+    std::size_t number = 0;
+    std::size_t index = 0;
+    while (read_bounded_line(in, line, kMaxLineBytes, number + 1)) {
+        ++number;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        Task t;
+        try {
+            t = task_from_json(line, index);
+            q.queue.validate_task(t, index);
+        } catch (const ValidationError& e) {
+            throw ValidationError(at_line(e.what(), number));
+        }
+        ++index;
+        take(number, std::move(t));
+    }
+}
+
 int cmd_enqueue(const Globals& g, const EnqueueOptions& o) {
     OpenQueue q(g);
-    std::vector<Task> tasks;
+    const auto chunk = static_cast<std::size_t>(q.queue.config().batch_size);
+    std::vector<std::string> ids;
+    std::size_t stored_through = 0;  // the last line of the last committed chunk
+    const auto store = [&](std::vector<Task>& part, std::size_t last_line) {
+        q.queue.enqueue(part);
+        stored_through = last_line;
+        for (const Task& t : part) {
+            ids.push_back(t.id);
+            // Printed per committed chunk: a run cut short shows what it stored.
+            if (!o.json) std::cout << t.id << "\n";
+        }
+        std::cout.flush();
+    };
     if (!o.file.empty()) {
         std::ifstream file;
-        std::istream* in = &std::cin;
-        if (o.file != "-") {
+        const bool from_stdin = o.file == "-";
+        if (!from_stdin) {
             if (std::filesystem::is_directory(o.file))
                 throw ValidationError(o.file + " is a folder, not a JSON Lines file");
-            file.open(o.file);
+            file.open(o.file, std::ios::binary);
             if (!file) throw QueueError("cannot open " + o.file);
-            in = &file;
         }
-        // Parse and check every line before storing any, so a bad line stores nothing.
-        std::string line;
-        std::size_t number = 0;
-        while (std::getline(*in, line)) {
-            ++number;
-            if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-            try {
-                Task t = task_from_json(line, tasks.size());
-                q.queue.validate_task(t, tasks.size());
-                tasks.push_back(std::move(t));
-            } catch (const ValidationError& e) {
-                throw ValidationError(at_line(e.what(), number));
+        // Pass 1: every line is parsed and checked, ids included (twice in the
+        // file, or already stored), before anything is stored. A file is read
+        // again for pass 2; standard input is kept.
+        std::map<std::string, std::size_t> seen;  // explicit id -> line
+        std::vector<std::pair<std::size_t, Task>> kept;
+        std::size_t total = 0;
+        for_each_line_task(from_stdin ? std::cin : file, q, [&](std::size_t line, Task&& t) {
+            ++total;
+            if (!t.id.empty()) {
+                auto [it, fresh] = seen.emplace(t.id, line);
+                if (!fresh)
+                    throw ValidationError("line " + std::to_string(line) + ": id " + t.id +
+                                          " is also on line " + std::to_string(it->second));
+                try {
+                    (void)q.queue.get_task(t.id);
+                    throw QueueError("line " + std::to_string(line) + ": task " + t.id +
+                                     " already exists; nothing was stored");
+                } catch (const TaskNotFoundError&) {
+                }
             }
+            if (from_stdin) kept.emplace_back(line, std::move(t));
+        });
+        Progress progress(total);
+        std::vector<Task> part;
+        std::size_t last_line = 0;
+        const auto add = [&](std::size_t line, Task&& t) {
+            part.push_back(std::move(t));
+            last_line = line;
+            if (part.size() == chunk) {
+                store(part, last_line);
+                part.clear();
+                progress.update(ids.size());
+            }
+        };
+        try {
+            if (from_stdin) {
+                for (auto& [line, t] : kept) add(line, std::move(t));
+            } else {
+                file.clear();
+                file.seekg(0);
+                for_each_line_task(file, q, add);
+            }
+            if (!part.empty()) store(part, last_line);
+            progress.update(ids.size());
+        } catch (const QueueError& e) {
+            // Say exactly what is stored, so the rest can be sent again alone.
+            const std::string stored =
+                stored_through == 0
+                    ? std::string("nothing was stored")
+                    : "lines 1-" + std::to_string(stored_through) +
+                          " are stored (their ids are printed above); send the lines after " +
+                          std::to_string(stored_through) + " again";
+            throw QueueError(std::string(e.what()) + "; " + stored);
         }
     } else {
         if (o.text.empty() || o.voice.empty() || o.url.empty()) {
@@ -199,25 +289,10 @@ int cmd_enqueue(const Globals& g, const EnqueueOptions& o) {
             const double v = parse_duration(relative ? o.schedule_at.substr(1) : o.schedule_at);
             t.schedule_at = relative ? q.queue.clock().now_seconds() + v : v;
         }
-        tasks.push_back(std::move(t));
+        std::vector<Task> one{std::move(t)};
+        store(one, 1);
     }
-    // Atomic in chunks of batch_size.
-    const auto chunk = static_cast<std::size_t>(q.queue.config().batch_size);
-    Progress progress(tasks.size());
-    std::vector<std::string> ids;
-    for (std::size_t start = 0; start < tasks.size(); start += chunk) {
-        std::vector<Task> part(
-            tasks.begin() + static_cast<long>(start),
-            tasks.begin() + static_cast<long>(std::min(tasks.size(), start + chunk)));
-        q.queue.enqueue(part);
-        for (const Task& t : part) ids.push_back(t.id);
-        progress.update(ids.size());
-    }
-    if (o.json) {
-        std::cout << nlohmann::json(ids).dump() << "\n";
-    } else {
-        for (const std::string& id : ids) std::cout << id << "\n";
-    }
+    if (o.json) std::cout << nlohmann::json(ids).dump() << "\n";
     return 0;
 }
 

@@ -169,24 +169,62 @@ std::int64_t parse_limit(const std::string& text) {
     return limit;
 }
 
-// JSON with its cost bounded while it is parsed: nesting and the number of values
-// are refused as soon as they pass the limit, before they take memory.
-json parse_bounded_json(const std::string& body, std::size_t max_values) {
-    constexpr int kMaxDepth = 16;
-    std::size_t values = 0;
-    json::parser_callback_t bound = [&](int depth, json::parse_event_t event, json&) {
-        if (depth > kMaxDepth)
-            throw ValidationError("body: nested deeper than " + std::to_string(kMaxDepth) +
-                                  " levels");
-        if (event == json::parse_event_t::value || event == json::parse_event_t::object_start ||
-            event == json::parse_event_t::array_start) {
-            if (++values > max_values)
-                throw ValidationError("body: more than " + std::to_string(max_values) +
-                                      " JSON values (VOXQ_API_MAX_TASKS bounds a request)");
+// A SAX pass that refuses nesting and value counts beyond the bounds before any
+// value is built (linear, no allocation). nlohmann's callback parser is not
+// used: it is quadratic in the number of objects in an array.
+class JsonBounds final : public nlohmann::json_sax<json> {
+  public:
+    JsonBounds(std::size_t max_values, std::size_t max_depth)
+        : max_values_(max_values), max_depth_(max_depth) {}
+    [[nodiscard]] const std::string& problem() const { return problem_; }
+
+    bool null() override { return count(); }
+    bool boolean(bool) override { return count(); }
+    bool number_integer(number_integer_t) override { return count(); }
+    bool number_unsigned(number_unsigned_t) override { return count(); }
+    bool number_float(number_float_t, const string_t&) override { return count(); }
+    bool string(string_t&) override { return count(); }
+    bool binary(binary_t&) override { return count(); }
+    bool start_object(std::size_t) override { return open(); }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return close(); }
+    bool start_array(std::size_t) override { return open(); }
+    bool end_array() override { return close(); }
+    bool parse_error(std::size_t, const std::string&,
+                     const nlohmann::detail::exception& e) override {
+        problem_ = std::string("body: not valid JSON (") + e.what() + ")";
+        return false;
+    }
+
+  private:
+    bool count() {
+        if (++values_ <= max_values_) return true;
+        problem_ = "body: more than " + std::to_string(max_values_) +
+                   " JSON values (VOXQ_API_MAX_TASKS bounds a request)";
+        return false;
+    }
+    bool open() {
+        if (++depth_ > max_depth_) {
+            problem_ = "body: nested deeper than " + std::to_string(max_depth_) + " levels";
+            return false;
         }
+        return count();
+    }
+    bool close() {
+        --depth_;
         return true;
-    };
-    return json::parse(body, bound);
+    }
+    std::size_t max_values_;
+    std::size_t max_depth_;
+    std::size_t values_ = 0;
+    std::size_t depth_ = 0;
+    std::string problem_;
+};
+
+json parse_bounded_json(const std::string& body, std::size_t max_values) {
+    JsonBounds bounds(max_values, 16);
+    if (!json::sax_parse(body, &bounds)) throw ValidationError(bounds.problem());
+    return json::parse(body);
 }
 
 // Deliveries the inbox keeps for the dashboard to play, newest last.

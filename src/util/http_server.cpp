@@ -427,7 +427,7 @@ class Session : public std::enable_shared_from_this<Session> {
         // Up to the declared body (bounded) within a few seconds: a client still
         // sending a refused body reads the answer instead of a reset.
         drain_limit_ = std::size_t{1} << 20;
-        if (parser_ && parser_->content_length())
+        if (parser_ && parser_->is_header_done() && parser_->content_length())
             drain_limit_ = std::max<std::size_t>(
                 drain_limit_, std::min<std::uint64_t>(*parser_->content_length(), 256U << 20U));
         stream_.expires_after(std::chrono::seconds(5));

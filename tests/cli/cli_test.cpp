@@ -215,3 +215,46 @@ TEST_F(Cli, HostileValuesAreUsageErrorsAndTerminalsSeeNoEscapes) {
 
 }  // namespace
 }  // namespace voxq
+
+namespace voxq {
+namespace {
+
+TEST_F(Cli, EnqueueFileChecksIdsBeforeStoringAndBoundsLines) {
+    auto with_id = [](const std::string& id) {
+        return R"({"id":")" + id +
+               R"(","items":[{"request":{"text":"t","voice_id":"espeak.en"},"response_url":"http://e.com/"}]})" +
+               "\n";
+    };
+    // The same id on lines 3 and 201: refused before anything is stored.
+    std::string lines;
+    for (int i = 1; i <= 250; ++i)
+        lines += with_id(i == 201 ? "job-3" : "job-" + std::to_string(i));
+    Result r = run("enqueue --file " + write_file("dup.jsonl", lines), "QUEUE_BATCH_SIZE=100");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "voxq: line 201: id job-3 is also on line 3\n");
+    EXPECT_EQ(nlohmann::json::parse(run("stats --json").out)["total"], 0);
+    // An id already stored: refused before anything is stored.
+    ASSERT_EQ(run("enqueue --file " + write_file("one.jsonl", with_id("job-7"))).status, 0);
+    lines.clear();
+    for (int i = 1; i <= 250; ++i) lines += with_id("new-" + std::to_string(i));
+    lines += with_id("job-7");
+    r = run("enqueue --file " + write_file("existing.jsonl", lines), "QUEUE_BATCH_SIZE=100");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("line 251: task job-7 already exists"), std::string::npos) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(run("stats --json").out)["total"], 1);
+    // A line beyond 16 MiB is refused as it passes the bound, not read whole.
+    const std::string huge = write_file("huge.jsonl", std::string(20U << 20U, 'x'));
+    r = run("enqueue --file " + huge);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, "voxq: line 1: longer than 16 MiB\n");
+    // Ids are printed per committed chunk, in file order.
+    r = run(
+        "enqueue --file " + write_file("ok.jsonl", lines.substr(0, lines.rfind("{\"id\":\"job-7"))),
+        "QUEUE_BATCH_SIZE=100");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.substr(0, 6), "new-1\n");
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 250);
+}
+
+}  // namespace
+}  // namespace voxq
