@@ -64,6 +64,9 @@ struct QueueConfig {
     std::int64_t sqlite_busy_timeout_ms = 10'000;
     // VOXQ_ERROR_HISTORY (>= 1): errors kept per task. Default: 10.
     std::int64_t error_history_limit = 10;
+    // VOXQ_MAX_STALLS: a task whose lease expired this many times (its worker
+    // died or hung each time) is discarded as a poison task by the sweep.
+    std::int64_t max_stalls = 3;
     // VOXQ_PG_SCHEMA: the PostgreSQL schema voxq's tables live in (created if
     // missing). 1-63 of [a-z0-9_], not starting with a digit. Default: voxq.
     std::string postgres_schema = "voxq";

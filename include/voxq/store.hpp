@@ -84,6 +84,7 @@ struct TaskRescueParams {
     std::int64_t max_attempts = 3;  // for tasks whose own max_attempts is 0
     RetryPolicy policy;
     std::int64_t error_history_limit = 10;
+    std::int64_t max_stalls = 3;  // expired leases after which a task is discarded as poison
 };
 
 struct TaskListParams {

@@ -40,6 +40,12 @@ struct WorkerOptions {
     // seconds between heartbeats of held tasks; 0 = a third of the queue's
     // visibility timeout (at most 60)
     double heartbeat_interval = 0;
+    // VOXQ_TASK_TIMEOUT: seconds one attempt may take (checked before each item,
+    // on the queue's clock); past it the attempt is failed as transient. 0 = none.
+    double task_timeout = 0;
+
+    // The defaults with VOXQ_TASK_TIMEOUT read (ConfigError naming it if bad).
+    static WorkerOptions from_env();
 };
 
 // Durations in Prometheus histogram buckets (seconds); updated from many threads.

@@ -585,6 +585,7 @@ int run(int argc, char** argv) {
                        "seconds to finish tasks in flight on stop (default 30)");
     worker->callback([&] {
         action = [&] {
+            worker_options.task_timeout = WorkerOptions::from_env().task_timeout;
             const sigset_t signals = block_stop_signals();  // inherited by the worker's threads
             OpenQueue q(g);
             Worker w(q.queue, worker_options, SpeechEngines::from_env(), webhook_sender());
@@ -646,6 +647,7 @@ int run(int argc, char** argv) {
             config.inbox_secrets = webhook.secrets;
             std::unique_ptr<Worker> workers;
             if (!serve_no_worker) {
+                serve_workers.task_timeout = WorkerOptions::from_env().task_timeout;
                 workers = std::make_unique<Worker>(q.queue, serve_workers, engines,
                                                    std::make_shared<WebhookSender>(webhook));
             }

@@ -148,6 +148,7 @@ const std::vector<Setting>& settings() {
                         &QueueConfig::sqlite_busy_timeout_ms, 0, 3'600'000),
         integer_setting("error_history_limit", "VOXQ_ERROR_HISTORY",
                         &QueueConfig::error_history_limit, 1, 1000),
+        integer_setting("max_stalls", "VOXQ_MAX_STALLS", &QueueConfig::max_stalls, 1, 1000),
         {"postgres_schema", "VOXQ_PG_SCHEMA",
          [](QueueConfig& c, const std::string&, const std::string& raw) {
              c.postgres_schema = raw;

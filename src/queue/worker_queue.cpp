@@ -244,6 +244,7 @@ std::vector<Task> WorkerQueue::retry(std::optional<std::int64_t> size,
     if (p.max_attempts < 1) throw ValidationError("retry: max_attempts must be >= 1");
     p.policy = RetryPolicy{c.retry_base_delay, c.retry_backoff_multiplier, c.max_retry_delay};
     p.error_history_limit = c.error_history_limit;
+    p.max_stalls = c.max_stalls;
     auto moved = impl_->with_store([&](Store& s) {
         p.now_us = impl_->now();
         return s.task_rescue(p);

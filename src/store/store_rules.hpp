@@ -60,12 +60,22 @@ struct RescueMove {
     std::int64_t schedule_us;  // the new schedule_at
 };
 
-inline RescueMove plan_rescue(Task& task, std::int64_t not_before_us, const TaskRescueParams& p) {
+// `stalls` (the task's expired leases so far) is counted up for an expired lease;
+// at p.max_stalls the task is discarded as poison whatever attempts it has left.
+inline RescueMove plan_rescue(Task& task, std::int64_t not_before_us, std::int64_t& stalls,
+                              const TaskRescueParams& p) {
     RescueMove move{task.state, task.state == TaskState::PROCESSING,
                     seconds_to_us(task.schedule_at)};
-    if (move.lease_expired) task.last_error = "visibility timeout expired";
+    if (move.lease_expired) {
+        task.last_error = "visibility timeout expired";
+        ++stalls;
+    }
     const std::int64_t limit = task.max_attempts > 0 ? task.max_attempts : p.max_attempts;
-    if (task.attempt_count >= limit) {
+    if (move.lease_expired && stalls >= p.max_stalls) {
+        task.state = TaskState::DISCARDED;
+        task.last_error = "poison task: its lease expired " + std::to_string(stalls) +
+                          " times (VOXQ_MAX_STALLS); its workers died or hung while running it";
+    } else if (task.attempt_count >= limit) {
         task.state = TaskState::DISCARDED;
     } else {
         task.state = TaskState::PENDING;

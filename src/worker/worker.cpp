@@ -4,12 +4,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <limits>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "queue/env_values.hpp"
 #include "util/text.hpp"
 
 namespace voxq {
@@ -96,12 +98,21 @@ struct Worker::Impl {
             std::chrono::steady_clock::time_point started;
             ~Finish() { histogram.observe(static_cast<double>(micros_since(started)) / 1e6); }
         } finish{counters.claim_to_finish, started};
+        const double deadline = options.task_timeout > 0
+                                    ? queue.clock().now_seconds() + options.task_timeout
+                                    : std::numeric_limits<double>::infinity();
         const auto first =
             static_cast<std::size_t>(std::max<std::int64_t>(0, task.items_delivered));
         counters.items_skipped += static_cast<std::int64_t>(std::min(first, task.items.size()));
         for (std::size_t i = first; i < task.items.size(); ++i) {
             const TaskItem& item = task.items[i];
             const std::string label = "item " + std::to_string(i) + ": ";
+            if (queue.clock().now_seconds() >= deadline) {
+                char seconds[32];
+                std::snprintf(seconds, sizeof seconds, "%g", options.task_timeout);
+                return retry_later(task, label + "not started: the attempt ran past " +
+                                             "VOXQ_TASK_TIMEOUT (" + seconds + " s)");
+            }
             WebhookRequest request;
             try {
                 auto start = std::chrono::steady_clock::now();
@@ -321,6 +332,18 @@ const WorkerCounters& Worker::counters() const {
 
 void Worker::process(const Task& task) {
     impl_->process(task);
+}
+
+WorkerOptions WorkerOptions::from_env() {
+    WorkerOptions o;
+    if (const char* v = std::getenv("VOXQ_TASK_TIMEOUT")) {
+        const double seconds = parse_number("VOXQ_TASK_TIMEOUT", v);
+        if (!(seconds >= 0 && seconds <= 366.0 * 24 * 3600))
+            throw ConfigError(std::string("VOXQ_TASK_TIMEOUT: '") + v +
+                              "' must be 0..31622400 seconds (0 = no deadline)");
+        o.task_timeout = seconds;
+    }
+    return o;
 }
 
 }  // namespace voxq

@@ -415,6 +415,39 @@ TEST_P(StoreConformance, RetrySweepDiscardsAtMaxAttemptsKeepingTheError) {
     EXPECT_EQ(queue_->get_queue_stats()["discarded"], 1);
 }
 
+TEST_P(StoreConformance, ATaskWhoseLeaseKeepsExpiringIsDiscardedAsPoison) {
+    // Ten attempts allowed, but a task that takes its worker down every time (the
+    // lease expires with no outcome) is discarded after VOXQ_MAX_STALLS (3) stalls.
+    Task t = make_task("x", "poison");
+    t.max_attempts = 10;
+    enqueue_one(t);
+    for (int stall = 1; stall <= 3; ++stall) {
+        ASSERT_EQ(queue_->dequeue(1).size(), 1U) << "stall " << stall;
+        clock_->advance_seconds(101);
+        const auto moved = queue_->retry(10, 100);
+        ASSERT_EQ(moved.size(), 1U);
+        EXPECT_EQ(moved[0].state, stall < 3 ? TaskState::PENDING : TaskState::DISCARDED);
+        clock_->advance_seconds(4000);
+    }
+    Task poison = queue_->get_task("poison");
+    EXPECT_EQ(poison.state, TaskState::DISCARDED);
+    EXPECT_NE(poison.last_error.find("poison task"), std::string::npos) << poison.last_error;
+    EXPECT_NE(poison.last_error.find("VOXQ_MAX_STALLS"), std::string::npos) << poison.last_error;
+    // A resumed task gets its stalls back with its attempts: one more stall is
+    // not the end of it, and ordinary failures never count.
+    queue_->mark_as_resume("poison");
+    ASSERT_EQ(queue_->dequeue(1).size(), 1U);
+    clock_->advance_seconds(101);
+    ASSERT_EQ(queue_->retry(10, 100).at(0).state, TaskState::PENDING);
+    clock_->advance_seconds(4000);
+    for (int failure = 0; failure < 3; ++failure) {
+        ASSERT_EQ(queue_->dequeue(1).size(), 1U);
+        queue_->mark_as_retry("poison", "HTTP 503");
+        ASSERT_EQ(queue_->retry(10, 100).at(0).state, TaskState::PENDING);
+        clock_->advance_seconds(4000);
+    }
+}
+
 TEST_P(StoreConformance, TaskMaxAttemptsOverridesTheSweeps) {
     Task t = make_task("x", "one-shot");
     t.max_attempts = 1;

@@ -241,3 +241,45 @@ TEST(Text, CredentialsAreRedactedFromUrlsAndConnectionStrings) {
 
 }  // namespace
 }  // namespace voxq
+
+namespace voxq {
+namespace {
+
+TEST_F(Hostile, AnAttemptPastItsDeadlineIsRetriedBeforeItsNextItem) {
+    // The receiver is slow (the clock moves 100 s per delivery): with a 150 s
+    // deadline, the third item of the attempt is not started.
+    Receiver receiver(200);
+    receiver.answer_with([this](const std::string&, int) {
+        clock_->advance_seconds(100);
+        return 200;
+    });
+    Task t;
+    for (int i = 0; i < 4; ++i) t.items.push_back(TaskItem{{"Slow.", "espeak.en-us"}, receiver.url()});
+    std::vector<Task> v{t};
+    queue_->enqueue(v);
+    WorkerOptions options;
+    options.task_timeout = 150;
+    Worker worker(*queue_, options, SpeechEngines::from_map({}, VOXQ_ESPEAK_HELPER_PATH),
+                  loopback_sender());
+    worker.process(queue_->dequeue(1).at(0));
+    const Task after = queue_->get_task(v[0].id);
+    EXPECT_EQ(after.state, TaskState::RETRYABLE);
+    EXPECT_EQ(after.items_delivered, 2);
+    EXPECT_NE(after.last_error.find("VOXQ_TASK_TIMEOUT (150 s)"), std::string::npos)
+        << after.last_error;
+    EXPECT_EQ(receiver.hits(), 2);
+}
+
+TEST(WorkerSettings, TaskTimeoutIsReadAndBounded) {
+    setenv("VOXQ_TASK_TIMEOUT", "90", 1);
+    EXPECT_EQ(WorkerOptions::from_env().task_timeout, 90);
+    setenv("VOXQ_TASK_TIMEOUT", "1e300", 1);
+    EXPECT_THROW((void)WorkerOptions::from_env(), ConfigError);
+    setenv("VOXQ_TASK_TIMEOUT", "soon", 1);
+    EXPECT_THROW((void)WorkerOptions::from_env(), ConfigError);
+    unsetenv("VOXQ_TASK_TIMEOUT");
+    EXPECT_EQ(WorkerOptions::from_env().task_timeout, 0);
+}
+
+}  // namespace
+}  // namespace voxq

@@ -13,7 +13,7 @@ namespace voxq::pg {
 using detail::Migration;
 
 // Times are BIGINT microseconds since the Unix epoch; state is TaskState's value.
-inline constexpr std::array<Migration, 2> kMigrations = {{
+inline constexpr std::array<Migration, 3> kMigrations = {{
     {1, R"sql(
 CREATE TABLE tasks (
     id            TEXT PRIMARY KEY,
@@ -64,6 +64,10 @@ CREATE TABLE task_counts (
     // Per-item delivery progress (issue 4): items [0, items_delivered) are done.
     {2, R"sql(
 ALTER TABLE tasks ADD COLUMN items_delivered BIGINT NOT NULL DEFAULT 0;
+)sql"},
+    // Poison tasks (issue 11): how many times the task's lease expired.
+    {3, R"sql(
+ALTER TABLE tasks ADD COLUMN stalls BIGINT NOT NULL DEFAULT 0;
 )sql"},
 }};
 

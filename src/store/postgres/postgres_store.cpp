@@ -223,6 +223,7 @@ class PostgresStore final : public Store {
                 "voxq_set_state",
                 "WITH moved AS (UPDATE tasks SET state = $2::smallint, updated_at = $3::bigint, "
                 "attempt_count = CASE WHEN $4::boolean THEN 0 ELSE attempt_count + $5::bigint END, "
+                "stalls = CASE WHEN $4::boolean THEN 0 ELSE stalls END, "
                 "schedule_at = CASE WHEN $6::boolean THEN $3::bigint ELSE schedule_at END, "
                 "heartbeat_at = CASE WHEN $7::boolean THEN $3::bigint ELSE heartbeat_at END, "
                 "last_error = COALESCE($8::text, last_error), "
@@ -260,39 +261,46 @@ class PostgresStore final : public Store {
     std::vector<Task> task_rescue(const TaskRescueParams& p) override {
         return with_conn([&](PgConnection& c, int shard) {
             Transaction txn(c);
-            std::vector<std::pair<Task, std::int64_t>> candidates;  // task, not_before
+            struct Candidate {
+                Task task;
+                std::int64_t not_before;
+                std::int64_t stalls;
+            };
+            std::vector<Candidate> candidates;
             {
                 const PgResult r = c.run("voxq_rescue_retryable",
                                          "SELECT " VOXQ_PG_COLUMNS
-                                         ", not_before FROM tasks WHERE "
+                                         ", not_before, stalls FROM tasks WHERE "
                                          "state = 3 ORDER BY updated_at LIMIT $1::bigint FOR "
                                          "UPDATE SKIP LOCKED",
                                          {param(p.limit)});
                 for (int i = 0; i < r.rows(); ++i)
-                    candidates.emplace_back(read_task(r, i), r.int64(i, 14));
+                    candidates.push_back({read_task(r, i), r.int64(i, 14), r.int64(i, 15)});
             }
             const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
             if (remaining > 0) {
                 const PgResult r =
                     c.run("voxq_rescue_expired",
                           "SELECT " VOXQ_PG_COLUMNS
-                          ", not_before FROM tasks WHERE "
+                          ", not_before, stalls FROM tasks WHERE "
                           "state = 1 AND heartbeat_at <= $1::bigint ORDER BY "
                           "heartbeat_at LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
                           {param(p.now_us - p.visibility_timeout_us), param(remaining)});
                 for (int i = 0; i < r.rows(); ++i)
-                    candidates.emplace_back(read_task(r, i), r.int64(i, 14));
+                    candidates.push_back({read_task(r, i), r.int64(i, 14), r.int64(i, 15)});
             }
             std::map<std::pair<std::string, int>, std::int64_t> deltas;
             std::vector<Task> moved;
-            for (auto& [task, not_before] : candidates) {
-                const detail::RescueMove move = detail::plan_rescue(task, not_before, p);
+            for (auto& [task, not_before, stalls] : candidates) {
+                const detail::RescueMove move = detail::plan_rescue(task, not_before, stalls, p);
                 // The rows are locked by this transaction: the guard always holds.
                 c.run("voxq_rescue_move",
                       "UPDATE tasks SET state = $2::smallint, schedule_at = $3::bigint, last_error "
-                      "= $4::text, updated_at = $5::bigint, not_before = 0 WHERE id = $1::text",
+                      "= $4::text, updated_at = $5::bigint, not_before = 0, stalls = $6::bigint "
+                      "WHERE id = $1::text",
                       {task.id, param(static_cast<std::int64_t>(task.state)),
-                       param(move.schedule_us), task.last_error, param(p.now_us)});
+                       param(move.schedule_us), task.last_error, param(p.now_us),
+                       param(stalls)});
                 if (move.lease_expired) {
                     c.run("voxq_rescue_log",
                           "WITH logged AS (INSERT INTO task_errors (task_id, seq, attempt, at, "

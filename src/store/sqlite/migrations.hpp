@@ -13,7 +13,7 @@ namespace voxq::sqlite {
 using detail::Migration;
 
 // Times are INTEGER microseconds since the Unix epoch; state is TaskState's value.
-inline constexpr std::array<Migration, 2> kMigrations = {{
+inline constexpr std::array<Migration, 3> kMigrations = {{
     {1, R"sql(
 CREATE TABLE tasks (
     id            TEXT PRIMARY KEY,
@@ -66,6 +66,10 @@ CREATE TABLE task_counts (
     // Per-item delivery progress (issue 4): items [0, items_delivered) are done.
     {2, R"sql(
 ALTER TABLE tasks ADD COLUMN items_delivered INTEGER NOT NULL DEFAULT 0;
+)sql"},
+    // Poison tasks (issue 11): how many times the task's lease expired.
+    {3, R"sql(
+ALTER TABLE tasks ADD COLUMN stalls INTEGER NOT NULL DEFAULT 0;
 )sql"},
 }};
 

@@ -259,6 +259,7 @@ class SqliteStore final : public Store {
             Statement& s = c.prepare(
                 "UPDATE tasks SET state = ?2, updated_at = ?3, "
                 "attempt_count = CASE WHEN ?4 THEN 0 ELSE attempt_count + ?5 END, "
+                "stalls = CASE WHEN ?4 THEN 0 ELSE stalls END, "
                 "schedule_at = CASE WHEN ?6 THEN ?3 ELSE schedule_at END, "
                 "heartbeat_at = CASE WHEN ?7 THEN ?3 ELSE heartbeat_at END, "
                 "last_error = COALESCE(?8, last_error), not_before = COALESCE(?9, 0), "
@@ -296,31 +297,36 @@ class SqliteStore final : public Store {
         std::vector<Task> moved;
         write([&](Connection& c, CountDeltas& counts) {
             moved.clear();
-            std::vector<std::pair<Task, std::int64_t>> candidates;  // task, not_before
+            struct Candidate {
+                Task task;
+                std::int64_t not_before;
+                std::int64_t stalls;
+            };
+            std::vector<Candidate> candidates;
             {
                 Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS
-                                         ", not_before FROM tasks "
+                                         ", not_before, stalls FROM tasks "
                                          "INDEXED BY tasks_retryable WHERE state = 3 "
                                          "ORDER BY updated_at LIMIT ?1");
                 s.bind(1, p.limit);
-                while (s.step()) candidates.emplace_back(read_task(s), s.int64(14));
+                while (s.step()) candidates.push_back({read_task(s), s.int64(14), s.int64(15)});
             }
             const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
             if (remaining > 0) {
                 Statement& s =
                     c.prepare("SELECT " VOXQ_TASK_COLUMNS
-                              ", not_before FROM tasks "
+                              ", not_before, stalls FROM tasks "
                               "INDEXED BY tasks_leased WHERE state = 1 AND heartbeat_at <= ?1 "
                               "ORDER BY heartbeat_at LIMIT ?2");
                 s.bind(1, p.now_us - p.visibility_timeout_us).bind(2, remaining);
-                while (s.step()) candidates.emplace_back(read_task(s), s.int64(14));
+                while (s.step()) candidates.push_back({read_task(s), s.int64(14), s.int64(15)});
             }
-            for (auto& [task, not_before] : candidates) {
-                const detail::RescueMove move = detail::plan_rescue(task, not_before, p);
+            for (auto& [task, not_before, stalls] : candidates) {
+                const detail::RescueMove move = detail::plan_rescue(task, not_before, stalls, p);
                 c.prepare(
                      "UPDATE tasks SET state = ?2, schedule_at = ?3, last_error = ?4, "
-                     "updated_at = ?5, not_before = 0 WHERE id = ?1 AND state = ?6 AND "
-                     "attempt_count = ?7")
+                     "updated_at = ?5, not_before = 0, stalls = ?8 WHERE id = ?1 AND state = ?6 "
+                     "AND attempt_count = ?7")
                     .bind(1, task.id)
                     .bind(2, static_cast<std::int64_t>(task.state))
                     .bind(3, move.schedule_us)
@@ -328,6 +334,7 @@ class SqliteStore final : public Store {
                     .bind(5, p.now_us)
                     .bind(6, static_cast<std::int64_t>(move.from))
                     .bind(7, task.attempt_count)
+                    .bind(8, stalls)
                     .run();
                 if (c.changes() != 1) {
                     throw StoreError("retry sweep: task " + task.id + " changed under the sweep",

@@ -92,7 +92,7 @@ TEST(SqliteStore, ProcessesMigratingAtOnceApplyEachMigrationOnce) {
     queue.initialize();
     EXPECT_EQ(queue.get_queue_stats()["total"], 40);
     auto store = open_store(config);
-    EXPECT_EQ(store->schema_version(), 2);
+    EXPECT_EQ(store->schema_version(), 3);
 }
 
 TEST(SqliteStore, LockedPastTheBusyTimeoutIsAStoreErrorAndChangesNothing) {
