@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "queue/env_values.hpp"
+#include "util/text.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq {
@@ -195,6 +196,12 @@ DatabaseLocation parse_database_url(const std::string& url, const std::string& v
             if (path.empty()) {
                 throw ConfigError(variable + ": " + quoted(url) + " names no database file");
             }
+            // SQLite URI filenames and parameters (file:, ?mode=memory, ?nolock=1,
+            // ?immutable=1) would change what the queue guarantees: refused.
+            if (path.find('?') != std::string::npos || starts_with(path, "file:"))
+                throw ConfigError(variable + ": " + quoted(redact_credentials(url)) +
+                                  " has SQLite URI parameters, which voxq does not take "
+                                  "(write sqlite:///path.db)");
             // "sqlite:////abs" leaves "/abs": absolute. "sqlite:///rel" leaves "rel".
             return {DatabaseLocation::Kind::Sqlite, path};
         }
@@ -209,7 +216,7 @@ DatabaseLocation parse_database_url(const std::string& url, const std::string& v
                     "postgresql://" + url.substr(std::char_traits<char>::length(driver))};
         }
     }
-    throw ConfigError(variable + ": " + quoted(url) +
+    throw ConfigError(variable + ": " + quoted(redact_credentials(url)) +
                       " is not a supported database URL (use sqlite:///path.db or "
                       "postgresql://...)");
 }

@@ -254,7 +254,8 @@ TEST_F(Hostile, AnAttemptPastItsDeadlineIsRetriedBeforeItsNextItem) {
         return 200;
     });
     Task t;
-    for (int i = 0; i < 4; ++i) t.items.push_back(TaskItem{{"Slow.", "espeak.en-us"}, receiver.url()});
+    for (int i = 0; i < 4; ++i)
+        t.items.push_back(TaskItem{{"Slow.", "espeak.en-us"}, receiver.url()});
     std::vector<Task> v{t};
     queue_->enqueue(v);
     WorkerOptions options;
@@ -279,6 +280,40 @@ TEST(WorkerSettings, TaskTimeoutIsReadAndBounded) {
     EXPECT_THROW((void)WorkerOptions::from_env(), ConfigError);
     unsetenv("VOXQ_TASK_TIMEOUT");
     EXPECT_EQ(WorkerOptions::from_env().task_timeout, 0);
+}
+
+}  // namespace
+}  // namespace voxq
+
+namespace voxq {
+namespace {
+
+TEST(DatabaseUrls, SqliteUriParametersAreRefusedAndPasswordsNeverEchoed) {
+    for (const char* url : {"sqlite:///file:x?mode=memory", "sqlite:///q.db?mode=ro",
+                            "sqlite:///q.db?nolock=1", "sqlite+aiosqlite:///file:q.db"}) {
+        QueueConfig c;
+        c.database_url = url;
+        try {
+            WorkerQueue q(c);
+            q.initialize();
+            ADD_FAILURE() << url << " was accepted";
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find("URI parameters"), std::string::npos) << e.what();
+        }
+    }
+    for (const char* url :
+         {"postgresq://voxq:S3cretPW@db/x", "postgresql://postgres:S3cretPW@[bad"}) {
+        QueueConfig c;
+        c.database_url = url;
+        c.postgres_pool_size = 1;
+        try {
+            WorkerQueue q(c);
+            q.initialize();
+            ADD_FAILURE() << url << " was accepted";
+        } catch (const QueueError& e) {
+            EXPECT_EQ(std::string(e.what()).find("S3cretPW"), std::string::npos) << e.what();
+        }
+    }
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <charconv>
 
+#include "util/text.hpp"
+
 namespace voxq::pg {
 
 namespace {
@@ -13,7 +15,9 @@ std::string message_of(PGconn* conn, const PGresult* r) {
     std::string m = r != nullptr ? PQresultErrorMessage(r) : PQerrorMessage(conn);
     if (m.empty() && conn != nullptr) m = PQerrorMessage(conn);
     while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
-    return m;
+    // libpq quotes a URI it cannot parse whole, password included; and server
+    // messages are not promised to be UTF-8.
+    return to_valid_utf8(redact_credentials(m));
 }
 
 // Classified by what the caller should do: serialization failures, deadlocks,

@@ -1,5 +1,7 @@
 #include "store/sqlite/connection.hpp"
 
+#include <sys/statvfs.h>
+
 #include <chrono>
 #include <random>
 #include <thread>
@@ -71,8 +73,8 @@ void Statement::reset() noexcept {
 
 Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchronous_full) {
     sqlite3* raw = nullptr;
-    const int flags =
-        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    // No SQLITE_OPEN_URI: a path is a path, never "file:...?mode=memory".
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
     db_.reset(raw);  // owns the handle even when opening failed
     if (rc != SQLITE_OK) throw_sqlite(db_.get(), rc, "open " + path);
@@ -121,7 +123,15 @@ void Connection::enable_wal() {
         const int primary = rc & 0xFF;
         if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
             std::chrono::steady_clock::now() >= deadline) {
-            throw_sqlite(db_.get(), rc, "PRAGMA journal_mode=WAL");
+            const char* file = sqlite3_db_filename(db_.get(), "main");
+            struct statvfs fs {};
+            const bool read_only = primary == SQLITE_READONLY ||
+                                   (file != nullptr && *file != '\0' && statvfs(file, &fs) == 0 &&
+                                    (fs.f_flag & ST_RDONLY) != 0);
+            throw_sqlite(db_.get(), rc,
+                         std::string("open ") + (file != nullptr ? file : "") +
+                             (read_only ? " (the database or its folder is read-only)" : "") +
+                             ": PRAGMA journal_mode=WAL");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
