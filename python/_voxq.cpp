@@ -521,6 +521,15 @@ PYBIND11_MODULE(_voxq, m) {
     // NOLINTNEXTLINE(performance-unnecessary-value-param)
     py::register_exception_translator([](std::exception_ptr p) {
         if (!p) return;
+        try {
+            std::rethrow_exception(p);
+        } catch (const py::cast_error& e) {
+            // An argument of the wrong type: Python's TypeError, not RuntimeError.
+            PyErr_SetString(PyExc_TypeError,
+                            (std::string("wrong argument type: ") + e.what()).c_str());
+            return;
+        } catch (...) {
+        }
         const auto [name, message] = python_error(p);
         if (name == nullptr) std::rethrow_exception(p);  // not voxq's: pybind11's own mapping
         const py::object cls = py::module_::import("_voxq").attr(name);

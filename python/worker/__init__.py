@@ -85,6 +85,23 @@ def _task(d: dict) -> Task:
         error_history=[TaskError(*e) for e in d["error_history"]])
 
 
+_INT64 = (-(2 ** 63), 2 ** 63 - 1)
+
+
+def _typed(where: str, value, kind):
+    """`value` as `kind` (int, float or str), or TypeError/ValidationError naming
+    the field: wrong types are TypeError, out of range is ValidationError."""
+    if kind is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{where}: must be str, got {type(value).__name__}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise TypeError(f"{where}: must be {kind.__name__}, got {type(value).__name__}")
+    if kind is int and not _INT64[0] <= value <= _INT64[1]:
+        raise ValidationError(f"{where}: {value} is out of range")
+    return kind(value)
+
+
 def _item_tuples(index: int, t: Task) -> list:
     """The items as the C++ core takes them: (text, voice_id, speed, format, url)."""
     items = []
@@ -93,18 +110,32 @@ def _item_tuples(index: int, t: Task) -> list:
             raise ValidationError(f"task {index}: items[{k}]: not a TaskItem with a "
                                   "TextToSpeechRequest")
         r = item.request
-        items.append((r.text, r.voice_id, float(r.speed), r.format, item.response_url))
+        at = f"task {index}: items[{k}]."
+        items.append((_typed(at + "request.text", r.text, str),
+                      _typed(at + "request.voice_id", r.voice_id, str),
+                      _typed(at + "request.speed", r.speed, float),
+                      _typed(at + "request.format", r.format, str),
+                      _typed(at + "response_url", item.response_url, str)))
     return items
 
 
 def _new_task(index: int, t: Task) -> tuple:
     if not isinstance(t, Task):
         raise ValidationError(f"task {index}: not a Task (got {type(t).__name__})")
+    if not isinstance(t.items, list):
+        raise TypeError(f"task {index}: items: must be a list, got {type(t.items).__name__}")
     items = _item_tuples(index, t)
-    state = t.state.value if isinstance(t.state, TaskState) else str(t.state)
-    return (t.id or "", state, float(t.schedule_at or 0), items, float(t.created_at or 0),
-            float(t.updated_at or 0), t.queue or "default", int(t.priority or 0),
-            int(t.max_attempts or 0), t.dedup_key or "")
+    state = t.state.value if isinstance(t.state, TaskState) else _typed(
+        f"task {index}: state", t.state, str)
+    at = f"task {index}: "
+    return (_typed(at + "id", t.id or "", str), state,
+            _typed(at + "schedule_at", t.schedule_at or 0, float), items,
+            _typed(at + "created_at", t.created_at or 0, float),
+            _typed(at + "updated_at", t.updated_at or 0, float),
+            _typed(at + "queue", t.queue or "default", str),
+            _typed(at + "priority", t.priority or 0, int),
+            _typed(at + "max_attempts", t.max_attempts or 0, int),
+            _typed(at + "dedup_key", t.dedup_key or "", str))
 
 
 @dataclass
@@ -150,7 +181,17 @@ class WorkerQueue:
         self._tokens = itertools.count()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
 
+    # Operations whose first argument is a task id, and the ones with an attempt.
+    _BY_ID = {"complete", "retry_later", "cancel", "discard", "resume", "heartbeat", "release",
+              "mark_item_delivered", "get_task"}
+
     def _call(self, op: str, *args) -> "asyncio.Future":
+        if op in self._BY_ID:
+            _typed("task_id", args[0], str)
+            attempt = args[2] if op in ("retry_later", "mark_item_delivered") else (
+                args[1] if len(args) > 1 else None)
+            if attempt is not None and op != "get_task":
+                _typed("attempt", attempt, int)
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._watch(loop)

@@ -118,6 +118,32 @@ def test_bad_input_names_the_field_and_stores_nothing(db_url, run):
     run(go())
 
 
+def test_wrong_types_are_type_errors_and_bad_values_validation_errors(db_url, run):
+    async def go():
+        q = await opened(db_url)
+        for kw, field in [({"priority": "high"}, "priority"), ({"schedule_at": "soon"}, "schedule_at"),
+                          ({"queue": 5}, "queue"), ({"id": 7}, "id"), ({"priority": True}, "priority")]:
+            with pytest.raises(TypeError, match=f"task 0: {field}: must be"):
+                await q.enqueue([make_task("x", **kw)])
+        with pytest.raises(TypeError, match=r"items\[0\].request.text: must be str"):
+            await q.enqueue([make_task(None)])
+        with pytest.raises(TypeError, match=r"items\[0\].response_url: must be str"):
+            await q.enqueue([make_task("x", url=b"http://e.com/")])
+        with pytest.raises(worker.ValidationError, match="priority: .* out of range"):
+            await q.enqueue([make_task("x", priority=2 ** 70)])
+        with pytest.raises(worker.ValidationError, match="priority: must fit in 32 bits"):
+            await q.enqueue([make_task("x", priority=2 ** 40)])
+        with pytest.raises(worker.ValidationError, match="year 9999"):
+            await q.enqueue([make_task("x", schedule_at=1e300)])
+        with pytest.raises(TypeError):
+            await q.dequeue("5")
+        with pytest.raises(TypeError):
+            await q.get_task(None)
+        assert (await q.get_queue_stats())["total"] == 0
+        await q.close()
+    run(go())
+
+
 def test_fencing_by_attempt(db_url, run):
     async def go():
         q = await opened(db_url, retry_base_delay=0)
