@@ -203,7 +203,13 @@ Audio decode_wav(const std::string& bytes) {
             audio.sample_rate = static_cast<int>(read_u32(bytes, body + 4));
             bits = read_u16(bytes, body + 14);
         } else if (id == "data") {
-            if (channels != 1 || bits != 16 || audio.sample_rate <= 0)
+            // A speech server's header is outside input: rates beyond 8..384 kHz
+            // would reach the encoders.
+            if (audio.sample_rate < 8000 || audio.sample_rate > 384000)
+                throw SpeechError("WAV sample rate " + std::to_string(audio.sample_rate) +
+                                      " Hz is outside 8000..384000",
+                                  false);
+            if (channels != 1 || bits != 16)
                 throw SpeechError("WAV must be 16-bit mono PCM (got " + std::to_string(channels) +
                                       " channels, " + std::to_string(bits) + " bits)",
                                   false);

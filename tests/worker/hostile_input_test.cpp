@@ -1,11 +1,16 @@
 // Outside input that used to end a worker or poison the store (SPEC §12): hostile
 // webhook receivers and speech servers on 127.0.0.1, values that would wrap,
 // strings that are not UTF-8, credentials in what voxq prints or stores.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -314,6 +319,125 @@ TEST(DatabaseUrls, SqliteUriParametersAreRefusedAndPasswordsNeverEchoed) {
             EXPECT_EQ(std::string(e.what()).find("S3cretPW"), std::string::npos) << e.what();
         }
     }
+}
+
+}  // namespace
+}  // namespace voxq
+
+namespace voxq {
+namespace {
+
+// A TCP server on 127.0.0.1 that answers every connection with `reply(socket)`:
+// raw bytes, so it can do what no well-behaved HTTP library would.
+class RawServer {
+  public:
+    explicit RawServer(std::function<void(int fd)> reply) : reply_(std::move(reply)) {
+        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        ::listen(listener_, 16);
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+        thread_ = std::thread([this] {
+            for (;;) {
+                const int fd = ::accept(listener_, nullptr, nullptr);
+                if (fd < 0) return;
+                // Read the request head (and whatever body came with it).
+                char buf[65536];
+                (void)::recv(fd, buf, sizeof buf, 0);
+                reply_(fd);
+                ::close(fd);
+            }
+        });
+    }
+    ~RawServer() {
+        ::shutdown(listener_, SHUT_RDWR);
+        ::close(listener_);
+        thread_.join();
+    }
+    RawServer(const RawServer&) = delete;
+    RawServer& operator=(const RawServer&) = delete;
+    [[nodiscard]] std::string base_url() const {
+        return "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+    }
+    static void send_all(int fd, const std::string& bytes) {
+        std::size_t at = 0;
+        while (at < bytes.size()) {
+            const ssize_t n = ::send(fd, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+            if (n <= 0) return;
+            at += static_cast<std::size_t>(n);
+        }
+    }
+
+  private:
+    std::function<void(int)> reply_;
+    int listener_ = -1;
+    int port_ = 0;
+    std::thread thread_;
+};
+
+TEST_F(Hostile, BrokenSpeechServersFailTheTaskNotTheWorker) {
+    struct Case {
+        const char* what;
+        std::function<void(int)> reply;
+        bool permanent;
+    };
+    // The engine holds whatever a server answers with as transient (a broken
+    // deployment may be fixed); what matters is that the worker goes on.
+    const std::vector<Case> cases = {
+        {"50 MB of garbage as audio",
+         [](int fd) {
+             RawServer::send_all(fd,
+                                 "HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\n"
+                                 "Content-Length: 52428800\r\n\r\n");
+             const std::string mb(1 << 20, 'x');
+             for (int i = 0; i < 50; ++i) RawServer::send_all(fd, mb);
+         },
+         false},
+        {"a reset in the middle of the body",
+         [](int fd) {
+             RawServer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nRIFF");
+             linger reset{1, 0};  // close with RST
+             ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+         },
+         false},
+        {"slower than the engine's timeout",
+         [](int fd) {
+             std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+             RawServer::send_all(fd, "HTTP/1.1 500 Late\r\nContent-Length: 0\r\n\r\n");
+         },
+         false},
+        {"a WAV with an absurd sample rate",
+         [](int fd) {
+             std::string wav("RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00", 20);
+             wav += std::string("\x01\x00\x01\x00\xff\xff\xff\x7f\x00\x00\x00\x00\x02\x00\x10\x00",
+                                16);
+             wav += std::string("data\x04\x00\x00\x00\x01\x00\x02\x00", 12);
+             RawServer::send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: " +
+                                         std::to_string(wav.size()) + "\r\n\r\n" + wav);
+         },
+         false},
+    };
+    Receiver receiver(200);
+    for (const Case& c : cases) {
+        RawServer server(c.reply);
+        const auto engines = SpeechEngines::from_map(
+            {{"VOXQ_ENGINE_FAKE_URL", server.base_url()}, {"VOXQ_ENGINE_FAKE_TIMEOUT", "1"}},
+            VOXQ_ESPEAK_HELPER_PATH);
+        const std::string id = enqueue(receiver.url(), "fake.v1");
+        Worker worker(*queue_, WorkerOptions{}, engines, loopback_sender());
+        worker.process(queue_->dequeue(1).at(0));
+        const Task t = queue_->get_task(id);
+        EXPECT_EQ(t.state, c.permanent ? TaskState::DISCARDED : TaskState::RETRYABLE)
+            << c.what << ": " << t.last_error;
+        EXPECT_TRUE(is_valid_utf8(t.last_error));
+        if (std::string(c.what).find("sample rate") != std::string::npos)
+            EXPECT_NE(t.last_error.find("outside 8000..384000"), std::string::npos) << t.last_error;
+    }
+    EXPECT_EQ(receiver.hits(), 0);
 }
 
 }  // namespace
