@@ -434,8 +434,9 @@ TEST_F(Hostile, BrokenSpeechServersFailTheTaskNotTheWorker) {
         EXPECT_EQ(t.state, c.permanent ? TaskState::DISCARDED : TaskState::RETRYABLE)
             << c.what << ": " << t.last_error;
         EXPECT_TRUE(is_valid_utf8(t.last_error));
-        if (std::string(c.what).find("sample rate") != std::string::npos)
+        if (std::string(c.what).find("sample rate") != std::string::npos) {
             EXPECT_NE(t.last_error.find("outside 8000..384000"), std::string::npos) << t.last_error;
+        }
     }
     EXPECT_EQ(receiver.hits(), 0);
 }
