@@ -106,11 +106,10 @@ rm -f "$OUT"/w1.db* "$OUT"/stats.db*
 echo
 python3 scripts/bench_speech.py
 
-# The HTTP API under wrk (issue 5): with the worker pool on, then API only.
+# The HTTP API under wrk (issue 5): with the worker pool on, then API only, each
+# before (cpp-httplib) and after (Boost.Beast) the bounded server (issue 10).
 echo
-scripts/bench_api.sh
-echo
-VOXQ_BENCH_SERVE_FLAGS=--no-worker scripts/bench_api.sh
+scripts/bench_http_boundary.sh
 
 # W1 from Python (issue 6): the guide's API and worker loop on the C++ core, next
 # to the C++ figure measured again in the same moment.

@@ -4,13 +4,14 @@
 # (the workers synthesize what arrives, competing for the same cores), on a fresh
 # SQLite file with the default synchronous=FULL. Prints a Markdown table.
 #   BENCH_API_SECONDS=10   duration of each wrk run
+#   VOXQ_BENCH_BINARY=build/bin/voxq   the voxq under test; VOXQ_BENCH_LABEL names it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${BENCH_API_SECONDS:-10}
 work=$(mktemp -d /tmp/voxq-api-bench.XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 QUEUE_DATABASE_URL="sqlite:///$work/queue.db" VOXQ_WEBHOOK_ALLOW_NETS=127.0.0.1/32 \
-  build/bin/voxq serve --port "$port" ${VOXQ_BENCH_SERVE_FLAGS:-} 2> "$work/serve.log" &
+  "${VOXQ_BENCH_BINARY:-build/bin/voxq}" serve --port "$port" ${VOXQ_BENCH_SERVE_FLAGS:-} 2> "$work/serve.log" &
 serve=$!
 trap 'kill -TERM $serve 2>/dev/null; wait $serve 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -24,6 +25,7 @@ done
 stored=$(curl -fs "http://127.0.0.1:$port/v1/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 label="worker pool on"
 [ -n "${VOXQ_BENCH_SERVE_FLAGS:-}" ] && label="serve $VOXQ_BENCH_SERVE_FLAGS"
+[ -n "${VOXQ_BENCH_LABEL:-}" ] && label="$label, $VOXQ_BENCH_LABEL"
 python3 - "$results" "$stored" "$label" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
