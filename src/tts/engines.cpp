@@ -32,7 +32,13 @@ std::size_t cut_point(const std::string& text, std::size_t from, std::size_t lim
         if (i < text.size() && is_space(text[i])) return i;
     }
     std::size_t i = limit;
-    while (i > from + 1 && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) --i;
+    while (i > from && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) --i;
+    if (i == from) {
+        // One character longer than the bound: the piece is that whole character,
+        // never part of it (found by the fuzz target).
+        i = limit;
+        while (i < text.size() && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) ++i;
+    }
     return i;
 }
 

@@ -25,12 +25,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                              "VOXQ_MAX_STALLS"};
     const char* variable = kVariables[data[0] % (sizeof kVariables / sizeof *kVariables)];
     std::string value(reinterpret_cast<const char*>(data + 1), size - 1);
+    // Only the password this harness puts into a URL must never come back (a
+    // value that spells it out itself is quoted, as it should be).
+    const bool url = std::string(variable) == "QUEUE_DATABASE_URL" &&
+                     value.find("SECRETPW") == std::string::npos;
     if (std::string(variable) == "QUEUE_DATABASE_URL")
         value = ((value.size() & 1) != 0 ? "postgresq://u:SECRETPW@" : "sqlite:///") + value;
     try {
         (void)voxq::QueueConfig::from_map({{variable, value}});
     } catch (const voxq::ConfigError& e) {
-        if (std::string(e.what()).find("SECRETPW") != std::string::npos) __builtin_trap();
+        if (url && std::string(e.what()).find("SECRETPW") != std::string::npos) __builtin_trap();
     }
     return 0;
 }

@@ -1,5 +1,6 @@
 // What speech servers send and what users write: the WAV decoder that reads a
 // speech server's answer, and the splitter of long texts.
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -20,8 +21,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::string text = voxq::to_valid_utf8(input.substr(1));
         std::size_t total = 0;
         for (const std::string& piece : voxq::split_text(text, max)) {
-            // Every piece is within the bound, valid UTF-8, and nothing but spaces is lost.
-            if (piece.size() > max || !voxq::is_valid_utf8(piece)) __builtin_trap();
+            // Every piece is within the bound (or one character, when a character is
+            // longer than the bound), valid UTF-8, and nothing but spaces is lost.
+            if (piece.size() > std::max<std::size_t>(max, 4) || !voxq::is_valid_utf8(piece))
+                __builtin_trap();
             total += piece.size();
         }
         if (total > text.size()) __builtin_trap();

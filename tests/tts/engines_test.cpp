@@ -36,6 +36,14 @@ TEST(SplitText, CutsAtSentenceEndsWithinTheLimit) {
     EXPECT_EQ(joined(pieces), text) << "text lost or changed";
 }
 
+TEST(SplitText, NeverCutsInsideACharacterLongerThanTheBound) {
+    // A bound below a character's size gives whole characters (found by fuzzing:
+    // pieces of invalid UTF-8 went to the engine).
+    EXPECT_EQ(split_text("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x94\x8A", 1),
+              (std::vector<std::string>{"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x94\x8A"}));
+    EXPECT_EQ(split_text("a\xE2\x82\xAC", 2), (std::vector<std::string>{"a", "\xE2\x82\xAC"}));
+}
+
 TEST(SplitText, FallsBackToSpacesThenCharacterBoundaries) {
     std::string words;
     for (int i = 0; i < 50; ++i) words += "word" + std::to_string(i) + " ";
