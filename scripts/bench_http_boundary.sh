@@ -11,9 +11,9 @@ baseline_commit=158846b
 base=build/bench-baseline
 if [ ! -x "$base/build/bin/voxq" ]; then
   echo "building the baseline voxq ($baseline_commit, cpp-httplib) ..." >&2
-  rm -rf "$base/src"
-  mkdir -p "$base"
-  git archive "$baseline_commit" | tar -x -C "$base" --one-top-level=src
+  rm -rf "$base/src" "$base/build"
+  mkdir -p "$base/src"
+  git archive "$baseline_commit" | tar -x -C "$base/src"
   cmake -S "$base/src" -B "$base/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DVOXQ_BUILD_TESTS=OFF -DVOXQ_BUILD_BENCH=OFF -DVOXQ_BUILD_PYTHON=OFF > /dev/null
   cmake --build "$base/build" -j "${JOBS:-2}" --target voxq_cli voxq_espeak > /dev/null

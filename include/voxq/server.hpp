@@ -51,6 +51,7 @@ struct ServerConfig {
     std::size_t max_body_bytes_in_flight = std::size_t{96} << 20;  // all bodies being read
     std::size_t max_connections = 512;                             // VOXQ_API_MAX_CONNECTIONS
     std::size_t max_connections_per_client = 128;  // VOXQ_API_MAX_CONNECTIONS_PER_CLIENT
+    std::size_t threads = 16;                 // VOXQ_API_THREADS (beyond ~16, Asio threads contend)
     std::size_t header_timeout_seconds = 10;  // VOXQ_API_HEADER_TIMEOUT: request line + headers
 
     // Reads VOXQ_API_TOKEN, VOXQ_API_MAX_BODY_BYTES, VOXQ_API_MAX_TASKS,

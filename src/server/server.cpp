@@ -313,6 +313,7 @@ ServerConfig ServerConfig::from_env() {
     size_setting("VOXQ_API_MAX_CONNECTIONS", c.max_connections, 100'000);
     size_setting("VOXQ_API_MAX_CONNECTIONS_PER_CLIENT", c.max_connections_per_client, 100'000);
     size_setting("VOXQ_API_HEADER_TIMEOUT", c.header_timeout_seconds, 300);
+    size_setting("VOXQ_API_THREADS", c.threads, 1024);
     c.inbox_secrets = WebhookConfig::from_env().secrets;
     return c;
 }
@@ -612,6 +613,7 @@ http::Limits ApiService::limits() const {
     limits.max_connections = c.max_connections;
     limits.max_connections_per_client = c.max_connections_per_client;
     limits.header_timeout = std::chrono::seconds(c.header_timeout_seconds);
+    limits.threads = c.threads;
     return limits;
 }
 
