@@ -4,8 +4,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <limits>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>

@@ -299,8 +299,7 @@ class PostgresStore final : public Store {
                       "= $4::text, updated_at = $5::bigint, not_before = 0, stalls = $6::bigint "
                       "WHERE id = $1::text",
                       {task.id, param(static_cast<std::int64_t>(task.state)),
-                       param(move.schedule_us), task.last_error, param(p.now_us),
-                       param(stalls)});
+                       param(move.schedule_us), task.last_error, param(p.now_us), param(stalls)});
                 if (move.lease_expired) {
                     c.run("voxq_rescue_log",
                           "WITH logged AS (INSERT INTO task_errors (task_id, seq, attempt, at, "
