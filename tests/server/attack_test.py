@@ -601,3 +601,51 @@ def test_the_sink_refuses_a_huge_content_length_before_reading(voxq):
         assert s.stored() == 0
     finally:
         s.close()
+
+
+def test_the_sink_never_says_saved_when_the_disk_is_full(voxq):
+    """A full disk: 507 (which the sender retries), no file left behind, and the
+    sink goes on. Needs root to mount a small tmpfs; skipped where it cannot."""
+    mount = tempfile.mkdtemp(prefix="voxq-full-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mount],
+                      capture_output=True).returncode != 0:
+        os.rmdir(mount)
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    try:
+        work = tempfile.mkdtemp()
+        port = free_port()
+        log = open(os.path.join(work, "log"), "w")
+        env = dict(os.environ)
+        env.pop("VOXQ_SINK_SECRET", None)
+        p = subprocess.Popen([voxq, "sink", "--port", str(port), "--dir", mount], env=env,
+                             stdout=log, stderr=log)
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            s = type("S", (), {"port": port, "kind": "sink"})()
+            body = b"RIFF" + b"x" * (256 << 10)
+            status, _, payload = request(s, "POST", "/hook", body,
+                                         {"webhook-id": "full", "Content-Type": "audio/wav",
+                                          "webhook-timestamp": str(int(time.time()))})
+            assert status == 507, payload
+            assert b"not saved" in payload
+            assert not [n for n in os.listdir(mount) if n.startswith("full")], os.listdir(mount)
+            # A delivery that fits is saved: the sink went on.
+            status, _, _ = request(s, "POST", "/hook", b"RIFFsmall",
+                                   {"webhook-id": "small", "Content-Type": "audio/wav",
+                                    "webhook-timestamp": str(int(time.time()))})
+            assert status == 200
+            assert os.path.exists(os.path.join(mount, "small.wav"))
+            assert p.poll() is None
+        finally:
+            p.terminate()
+            p.wait(10)
+            log.close()
+            shutil.rmtree(work, ignore_errors=True)
+    finally:
+        subprocess.run(["umount", mount])
+        os.rmdir(mount)
