@@ -109,30 +109,6 @@ bool iequals_prefix(std::string_view text, std::string_view prefix) {
     return true;
 }
 
-// A literal IPv4 loopback address (127.0.0.0/8), in dotted decimal only.
-bool is_ipv4_loopback(std::string_view host) {
-    int parts = 0;
-    std::size_t i = 0;
-    int first = -1;
-    while (i <= host.size()) {
-        std::size_t j = i;
-        int value = 0;
-        while (j < host.size() && host[j] >= '0' && host[j] <= '9' && j - i < 3)
-            value = value * 10 + (host[j++] - '0');
-        if (j == i || value > 255) return false;
-        if (first < 0) first = value;
-        ++parts;
-        if (j == host.size()) break;
-        if (host[j] != '.') return false;
-        i = j + 1;
-    }
-    return parts == 4 && first == 127;
-}
-
-bool is_loopback_host(const std::string& host) {
-    return host == "localhost" || host == "::1" || host == "[::1]" || is_ipv4_loopback(host);
-}
-
 // The host part of a Host header ("127.0.0.1:8080", "[::1]:80", "localhost").
 std::string host_without_port(std::string_view value) {
     if (!value.empty() && value.front() == '[') {
@@ -319,7 +295,7 @@ ServerConfig ServerConfig::from_env() {
 }
 
 void ServerConfig::validate() const {
-    if (!is_loopback_host(host) && api_token.empty()) {
+    if (!http::is_loopback_host(host) && api_token.empty()) {
         throw ConfigError("listening on " + host +
                           " (beyond loopback) needs VOXQ_API_TOKEN: every /v1 call would be "
                           "open to the network");
@@ -356,7 +332,7 @@ struct ApiService::Impl {
             // Loopback without a token: only pages of this service may drive it
             // (no CSRF from other sites, no DNS rebinding).
             const std::string host = host_without_port(req.header("host"));
-            if (!is_loopback_host(host))
+            if (!http::is_loopback_host(host))
                 return error_response(403, "forbidden",
                                       "Host: not a loopback name; without VOXQ_API_TOKEN this "
                                       "service answers only to 127.0.0.1, [::1] and localhost");
@@ -624,12 +600,11 @@ http::Handlers ApiService::handlers() {
         return impl->admit(req, limit);
     };
     handlers.handle = [impl](http::Request& req) { return impl->handle(req); };
-    handlers.error = [max = impl->config.max_body_bytes](int status, const std::string& message) {
-        if (status == 413)
-            return error_response(413, "too_large",
-                                  "body: larger than VOXQ_API_MAX_BODY_BYTES (" +
-                                      std::to_string(max) + " bytes for /v1/tasks)");
-        return error_response(status, code_for(status), message);
+    handlers.error = [](int status, const std::string& message) {
+        // The HTTP layer names the limit; say which setting moves it.
+        return error_response(
+            status, code_for(status),
+            status == 413 ? message + " (VOXQ_API_MAX_BODY_BYTES for /v1/tasks)" : message);
     };
     return handlers;
 }

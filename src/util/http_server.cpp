@@ -84,10 +84,15 @@ std::optional<std::pair<int, std::string>> framing_problem(const Request& head) 
     return std::nullopt;
 }
 
-std::pair<int, std::string> parse_error(const beast::error_code& ec) {
+std::pair<int, std::string> too_large(std::size_t body_limit) {
+    return {413, "body: larger than " + std::to_string(body_limit) + " bytes, this route's limit"};
+}
+
+// `body_limit`: the limit in force, which a 413 names.
+std::pair<int, std::string> parse_error(const beast::error_code& ec, std::size_t body_limit) {
     if (ec == bhttp::error::header_limit)
         return {431, "request line and headers: larger than the server accepts"};
-    if (ec == bhttp::error::body_limit) return {413, "body: larger than the server accepts"};
+    if (ec == bhttp::error::body_limit) return too_large(body_limit);
     return {400, "malformed HTTP request (" + ec.message() + ")"};
 }
 
@@ -146,6 +151,33 @@ class BodyBudget {
 };
 
 }  // namespace
+
+// A literal IPv4 loopback address (127.0.0.0/8), in dotted decimal only.
+namespace {
+bool is_ipv4_loopback(std::string_view host) {
+    int parts = 0;
+    std::size_t i = 0;
+    int first = -1;
+    while (i <= host.size()) {
+        std::size_t j = i;
+        int value = 0;
+        while (j < host.size() && host[j] >= '0' && host[j] <= '9' && j - i < 3)
+            value = value * 10 + (host[j++] - '0');
+        if (j == i || value > 255) return false;
+        if (first < 0) first = value;
+        ++parts;
+        if (j == host.size()) break;
+        if (host[j] != '.') return false;
+        i = j + 1;
+    }
+    return parts == 4 && first == 127;
+}
+
+}  // namespace
+
+bool is_loopback_host(std::string_view host) {
+    return host == "localhost" || host == "::1" || host == "[::1]" || is_ipv4_loopback(host);
+}
 
 std::string Request::header(std::string_view name) const {
     for (const auto& [k, v] : headers) {
@@ -220,7 +252,7 @@ std::vector<Response> handle_bytes(std::string_view bytes, const Limits& limits,
         while (!ec && !parser.is_header_done() && !bytes.empty()) feed();
         if (ec == bhttp::error::need_more || !parser.is_header_done()) return answers;
         if (ec) {
-            auto [status, message] = parse_error(ec);
+            auto [status, message] = parse_error(ec, limits.max_body_bytes);
             answers.push_back(error_response(handlers, status, message));
             return answers;
         }
@@ -238,7 +270,7 @@ std::vector<Response> handle_bytes(std::string_view bytes, const Limits& limits,
         while (!ec && !parser.is_done() && !bytes.empty()) feed();
         if (ec == bhttp::error::need_more || !parser.is_done()) return answers;
         if (ec) {
-            auto [status, message] = parse_error(ec);
+            auto [status, message] = parse_error(ec, body_limit);
             answers.push_back(error_response(handlers, status, message));
             return answers;
         }
@@ -315,7 +347,7 @@ class Session : public std::enable_shared_from_this<Session> {
   private:
     void on_header(beast::error_code ec) {
         if (ec == bhttp::error::header_limit || ec == bhttp::error::body_limit) {
-            auto [status, message] = parse_error(ec);
+            auto [status, message] = parse_error(ec, server_.limits.max_body_bytes);
             return fail(status, message);
         }
         if (ec) {
@@ -329,7 +361,7 @@ class Session : public std::enable_shared_from_this<Session> {
                 }
                 return close_now();
             }
-            auto [status, message] = parse_error(ec);
+            auto [status, message] = parse_error(ec, server_.limits.max_body_bytes);
             return fail(status, message);
         }
         request_ = make_head(*parser_, client_);
@@ -349,12 +381,16 @@ class Session : public std::enable_shared_from_this<Session> {
         if (parser_->is_done()) return handle();
         std::size_t needed = body_limit;
         if (auto length = parser_->content_length()) {
-            if (*length > body_limit) return fail(413, "body: larger than the server accepts");
+            if (*length > body_limit) {
+                auto [status, message] = too_large(body_limit);
+                return fail(status, message);
+            }
             needed = static_cast<std::size_t>(*length);
         }
         if (!server_.budget.take(needed))
             return fail(503, "busy: too many request bodies in flight; try again");
         reserved_ = needed;
+        body_limit_ = body_limit;
         parser_->body_limit(body_limit);
         const std::string expect = request_.header("expect");
         if (iequals(trim(expect), "100-continue")) {
@@ -383,7 +419,7 @@ class Session : public std::enable_shared_from_this<Session> {
             ec == asio::error::connection_reset)
             return close_now();
         if (ec) {
-            auto [status, message] = parse_error(ec);
+            auto [status, message] = parse_error(ec, body_limit_);
             return fail(status, message);
         }
         handle();
@@ -432,21 +468,15 @@ class Session : public std::enable_shared_from_this<Session> {
                 drain_limit_, std::min<std::uint64_t>(*parser_->content_length(), 256U << 20U));
         stream_.expires_after(std::chrono::seconds(5));
         drain_buffer_.resize(std::size_t{64} * 1024);
-        stream_.async_read_some(asio::buffer(drain_buffer_),
-                                [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                                    self->drained_ += n;
-                                    if (ec || self->drained_ >= self->drain_limit_)
-                                        return self->close_now();
-                                    self->linger_more();
-                                });
+        drain();
     }
-    void linger_more() {
+    void drain() {
         stream_.async_read_some(asio::buffer(drain_buffer_),
                                 [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                                     self->drained_ += n;
                                     if (ec || self->drained_ >= self->drain_limit_)
                                         return self->close_now();
-                                    self->linger_more();
+                                    self->drain();
                                 });
     }
 
@@ -469,6 +499,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Request request_;
     bhttp::response<bhttp::string_body> response_;
     std::size_t reserved_ = 0;
+    std::size_t body_limit_ = 0;  // of the request being read
     bool head_only_ = false;
     std::vector<char> drain_buffer_;
     std::size_t drained_ = 0;

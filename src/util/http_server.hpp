@@ -77,6 +77,10 @@ struct Handlers {
     std::function<Response(int status, const std::string& message)> error;
 };
 
+// A loopback host name or literal: "localhost", "::1", "[::1]" or a dotted-decimal
+// IPv4 address in 127.0.0.0/8 (never a name that merely starts with "127.").
+[[nodiscard]] bool is_loopback_host(std::string_view host);
+
 // Percent-decoding of paths and query strings ('+' is a space in queries only).
 std::string percent_decode(std::string_view text, bool plus_is_space);
 std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);

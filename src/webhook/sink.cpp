@@ -46,9 +46,6 @@ std::string sha256_hex(const std::string& text) {
     return out;
 }
 
-bool is_loopback(const std::string& host) {
-    return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 // Writes all of `data` to `fd`; false (errno set) on any failure.
 bool write_all(int fd, std::string_view data) {
@@ -198,7 +195,7 @@ struct WebhookSink::Impl {
 void SinkConfig::validate() const {
     if (port < 0 || port > 65535)
         throw ConfigError("sink: port " + std::to_string(port) + " is not in 1..65535");
-    if (!is_loopback(host) && secrets.empty())
+    if (!http::is_loopback_host(host) && secrets.empty())
         throw ConfigError("sink: listening on " + host +
                           " (beyond loopback) needs a secret (VOXQ_SINK_SECRET): anyone could "
                           "write files here");

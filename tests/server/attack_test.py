@@ -145,6 +145,25 @@ def raw(server, data, timeout=10):
         s.close()
 
 
+def flood(s, piece, times):
+    """Sends `piece` up to `times` times until the server stops reading; returns how
+    many went out and the server's answer (None if it only reset)."""
+    sent = 0
+    try:
+        for _ in range(times):
+            s.sendall(piece)
+            sent += 1
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    s.settimeout(5)
+    try:
+        answer = read_response(s)
+    except (ConnectionResetError, socket.timeout):
+        answer = None
+    s.close()
+    return sent, answer
+
+
 def request(server, method, path, body=b"", headers=None):
     h = {"Host": f"127.0.0.1:{server.port}", "Connection": "close"}
     h.update(headers or {})
@@ -287,20 +306,7 @@ def test_a_huge_chunked_body_is_refused_without_being_kept(server):
                 f"webhook-timestamp: {int(time.time())}\r\nwebhook-signature: v1,x\r\n"
                 f"Authorization: Bearer {TOKEN}\r\n\r\n")
         s.sendall(head.encode())
-        chunk = b"100000\r\n" + b"a" * 0x100000 + b"\r\n"
-        sent = 0
-        try:
-            for _ in range(200):  # 200 MiB
-                s.sendall(chunk)
-                sent += 1
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        s.settimeout(5)
-        try:
-            answer = read_response(s)
-        except (ConnectionResetError, socket.timeout):
-            answer = None
-        s.close()
+        sent, answer = flood(s, b"100000\r\n" + b"a" * 0x100000 + b"\r\n", 200)  # 200 MiB
         assert sent < 200, "the whole 200 MiB was read"
         if answer is not None:
             assert answer[0] == 413, answer
@@ -311,17 +317,8 @@ def test_a_huge_header_line_is_431_before_it_is_buffered(server):
     with Peak(server):
         s = connect(server)
         s.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nX-Long: ".encode())
-        try:
-            for _ in range(150):  # 150 MiB
-                s.sendall(b"a" * (1 << 20))
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        s.settimeout(5)
-        try:
-            answer = read_response(s)
-        except (ConnectionResetError, socket.timeout):
-            answer = None
-        s.close()
+        sent, answer = flood(s, b"a" * (1 << 20), 150)  # 150 MiB
+        assert sent < 150, "the whole 150 MiB header line was read"
         if answer is not None:
             assert answer[0] == 431, answer
 
@@ -408,13 +405,16 @@ def test_an_early_answer_closes_the_connection_so_the_body_is_never_a_request(se
     assert answers[0][0] in (400, 401)
 
 
-def test_a_get_body_is_read_and_ignored(server):
-    smuggled = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n"
-    path = "/healthz" if server.kind == "serve" else "/"
-    answers = raw(server, (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-                           f"Content-Length: {len(smuggled)}\r\nConnection: close\r\n\r\n"
-                           + smuggled).encode())
-    assert len(answers) == 1
+def test_a_get_body_is_read_and_ignored(serve):
+    # On a kept-alive connection: a GET whose body is a request, then a last request.
+    # Exactly two answers: the body was read as a body, never answered as a request.
+    # (The sink has no GET route: its 405 closes the connection, as any early answer.)
+    host = f"Host: 127.0.0.1:{serve.port}\r\n"
+    smuggled = f"GET /smuggled HTTP/1.1\r\n{host}\r\n"
+    answers = raw(serve, (f"GET /healthz HTTP/1.1\r\n{host}Content-Length: {len(smuggled)}\r\n\r\n"
+                          + smuggled + f"GET /healthz HTTP/1.1\r\n{host}Connection: close\r\n\r\n"
+                          ).encode())
+    assert [a[0] for a in answers] == [200, 200], answers
 
 
 def test_a_post_without_a_length_is_answered_at_once(server):

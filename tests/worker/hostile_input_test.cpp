@@ -16,6 +16,7 @@
 
 #include "support/receiver.hpp"
 #include "support/temp_dir.hpp"
+#include "support/worker_env.hpp"
 #include "util/text.hpp"
 #include "voxq/engines.hpp"
 #include "voxq/errors.hpp"
@@ -30,12 +31,7 @@ namespace {
 using test::Receiver;
 using testing::TempDir;
 
-std::shared_ptr<WebhookSender> loopback_sender() {
-    WebhookConfig c;
-    c.allow_nets.push_back(IpNetwork::parse("127.0.0.0/8"));
-    c.total_timeout = 5;
-    return std::make_shared<WebhookSender>(c);
-}
+using test::loopback_sender;
 
 class Hostile : public ::testing::Test {
   protected:
@@ -62,10 +58,7 @@ class Hostile : public ::testing::Test {
 
     TempDir dir_;
     QueueConfig config_;
-    std::shared_ptr<ManualClock> clock_ =
-        std::make_shared<ManualClock>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count());
+    std::shared_ptr<ManualClock> clock_ = test::clock_at_now();
     std::unique_ptr<WorkerQueue> queue_;
 };
 

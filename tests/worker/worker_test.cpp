@@ -20,6 +20,7 @@
 #include "support/speech_server.hpp"
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
+#include "support/worker_env.hpp"
 #include "voxq/engines.hpp"
 #include "voxq/sink.hpp"
 
@@ -31,11 +32,7 @@ using testing::TempDir;
 const std::string kSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 std::shared_ptr<WebhookSender> loopback_sender() {
-    WebhookConfig c;
-    c.allow_nets.push_back(IpNetwork::parse("127.0.0.0/8"));
-    c.secrets = {kSecret};
-    c.total_timeout = 5;
-    return std::make_shared<WebhookSender>(c);
+    return test::loopback_sender({kSecret});
 }
 
 using test::Receiver;
@@ -66,10 +63,7 @@ class WorkerTest : public ::testing::Test {
 
     TempDir dir_;
     QueueConfig config_;
-    std::shared_ptr<ManualClock> clock_ =
-        std::make_shared<ManualClock>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count());
+    std::shared_ptr<ManualClock> clock_ = test::clock_at_now();
     std::unique_ptr<WorkerQueue> queue_;
     std::shared_ptr<SpeechEngines> espeak_;
 };
