@@ -46,7 +46,6 @@ std::string sha256_hex(const std::string& text) {
     return out;
 }
 
-
 // Writes all of `data` to `fd`; false (errno set) on any failure.
 bool write_all(int fd, std::string_view data) {
     while (!data.empty()) {
