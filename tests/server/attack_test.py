@@ -95,14 +95,19 @@ class Server:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+# Bytes read past the end of one response (a pipelined next one), per socket.
+_leftover = {}
+
+
 def connect(server, timeout=10):
     s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    _leftover[id(s)] = b""
     return s
 
 
 def read_response(s):
     """One HTTP response from a socket: (status, headers, body), or None on EOF."""
-    data = b""
+    data = _leftover.get(id(s), b"")
     while b"\r\n\r\n" not in data:
         chunk = s.recv(65536)
         if not chunk:
@@ -121,6 +126,7 @@ def read_response(s):
         if not chunk:
             break
         rest += chunk
+    _leftover[id(s)] = rest[length:]  # the start of the next response, if any
     return status, headers, rest[:length]
 
 
