@@ -290,7 +290,8 @@ struct Server::Impl {
     std::size_t connections = 0;                    // guarded by clients_mutex
     std::map<std::string, std::size_t> per_client;  // guarded by clients_mutex
     asio::io_context ioc;                           // after what sessions use
-    tcp::acceptor acceptor{ioc};
+    // On a strand: accept completions and stop()'s close never run at once.
+    tcp::acceptor acceptor{asio::make_strand(ioc)};
     int port = 0;
     std::mutex threads_mutex;
     std::vector<std::thread> threads;  // guarded by threads_mutex (start's own threads)
@@ -581,7 +582,7 @@ void Server::run() {
 }
 
 void Server::stop() {
-    asio::post(impl_->ioc, [impl = impl_.get()] {
+    asio::post(impl_->acceptor.get_executor(), [impl = impl_.get()] {
         beast::error_code ignored;
         impl->acceptor.close(ignored);
     });
