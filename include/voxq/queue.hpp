@@ -145,6 +145,10 @@ class WorkerQueue {
     [[nodiscard]] std::uint64_t work_epoch() const;
     bool wait_for_work(std::uint64_t seen_epoch, double timeout_seconds);
 
+    // True when the store can only be read (see Store::read_only): stats, lists
+    // and tasks can be read; enqueue, dequeue and every mark_as_* throw StoreError.
+    [[nodiscard]] bool read_only();
+
     // Finishes pending writes, releases the store. Idempotent.
     void close();
 

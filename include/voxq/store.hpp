@@ -149,6 +149,10 @@ class Store {
     // NOLINTNEXTLINE(performance-unnecessary-value-param): overrides keep the callback
     virtual void subscribe_to_work(std::function<void()> on_work) { (void)on_work; }
 
+    // True when the database can only be read (SQLite on a read-only file or
+    // filesystem): reads work, every write throws StoreError naming the file.
+    [[nodiscard]] virtual bool read_only() const { return false; }
+
     // Finishes pending writes and releases the database. Idempotent.
     virtual void close() = 0;
 };

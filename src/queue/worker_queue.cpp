@@ -274,6 +274,10 @@ std::map<std::string, std::int64_t> WorkerQueue::get_queue_stats(const std::stri
         impl_->with_store([&](Store& s) { return s.task_count(TaskCountParams{queue}); }));
 }
 
+bool WorkerQueue::read_only() {
+    return impl_->with_store([](Store& s) { return s.read_only(); });
+}
+
 std::vector<QueueSummary> WorkerQueue::queue_overview() {
     const std::int64_t now_us = detail::seconds_to_us(clock().now_seconds());
     const auto queues = impl_->with_store([&](Store& s) { return s.task_overview(now_us); });

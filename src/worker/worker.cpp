@@ -295,6 +295,13 @@ Worker::~Worker() {
 }
 
 void Worker::start() {
+    if (impl_->queue.read_only()) {
+        // Fail at once, not with every claim of every processor.
+        throw StoreError("workers cannot run on a read-only database (" +
+                             redact_credentials(impl_->queue.config().database_url) +
+                             "): they claim and settle tasks",
+                         false);
+    }
     for (int i = 0; i < impl_->options.concurrency; ++i) {
         impl_->threads.emplace_back([impl = impl_.get()] { impl->processor(); });
     }

@@ -2,11 +2,11 @@
 
 #include <sys/statvfs.h>
 
+#include <cctype>
 #include <chrono>
+#include <filesystem>
 #include <random>
 #include <thread>
-
-#include "voxq/errors.hpp"
 
 namespace voxq::sqlite {
 
@@ -71,18 +71,74 @@ void Statement::reset() noexcept {
     sqlite3_clear_bindings(stmt_);
 }
 
-Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchronous_full) {
+namespace {
+
+bool on_read_only_filesystem(const std::string& file) {
+    struct statvfs fs {};
+    return !file.empty() && statvfs(file.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0;
+}
+
+// A "file:" URI for `path` with every byte but unreserved ones and '/'
+// percent-encoded, so nothing in the path reads as a URI parameter.
+std::string immutable_uri(const std::string& path) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string uri = "file:";
+    for (const unsigned char c : path) {
+        if (std::isalnum(c) != 0 || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {
+            uri += static_cast<char>(c);
+        } else {
+            uri += '%';
+            uri += kHex[c >> 4];
+            uri += kHex[c & 0xF];
+        }
+    }
+    return uri + "?immutable=1";
+}
+
+}  // namespace
+
+Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchronous_full,
+                       Access access) {
     sqlite3* raw = nullptr;
-    // No SQLITE_OPEN_URI: a path is a path, never "file:...?mode=memory".
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+    // No SQLITE_OPEN_URI for the user's path: a path is a path, never
+    // "file:...?mode=memory".
+    int flags = (access == Access::ReadOnly ? SQLITE_OPEN_READONLY
+                                            : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                SQLITE_OPEN_NOMUTEX;
+    std::string target = path;
+    std::error_code no_wal;
+    const auto wal_size = std::filesystem::file_size(path + "-wal", no_wal);
+    if (access == Access::ReadOnly && on_read_only_filesystem(path) && (no_wal || wal_size == 0)) {
+        // A WAL database needs its -shm file, which nobody can create on a
+        // read-only filesystem; and nobody can change the file there either, so
+        // SQLite may read it as immutable (no locks, no -shm). Not with a -wal
+        // left behind: immutable reads would skip the commits in it (without
+        // immutable, SQLite reads it if the -shm is there too, or says why not).
+        target = immutable_uri(path);
+        flags |= SQLITE_OPEN_URI;
+    }
+    const int rc = sqlite3_open_v2(target.c_str(), &raw, flags, nullptr);
     db_.reset(raw);  // owns the handle even when opening failed
-    if (rc != SQLITE_OK) throw_sqlite(db_.get(), rc, "open " + path);
+    if (rc != SQLITE_OK) {
+        std::string folder = std::filesystem::path(path).parent_path().string();
+        if (folder.empty()) folder = ".";
+        const bool read_only = access == Access::ReadOnly || (rc & 0xFF) == SQLITE_READONLY ||
+                               on_read_only_filesystem(folder);
+        if (!read_only) throw_sqlite(db_.get(), rc, "open " + path);
+        // Not retryable: a read-only filesystem stays so.
+        throw StoreError("open " + path + " (read-only): " + sqlite3_errstr(rc), false);
+    }
     sqlite3_extended_result_codes(raw, 1);
     busy_timeout_ms_ = busy_timeout_ms;
     sqlite3_busy_handler(raw, &Connection::busy_handler, this);
-    enable_wal();
-    exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    if (access == Access::ReadWrite) {
+        // SQLite opens a file it may not write read-only without saying so.
+        if (sqlite3_db_readonly(raw, "main") == 1) {
+            throw ReadOnlyDatabase("open " + path + ": the database file is read-only", false);
+        }
+        enable_wal();
+        exec(synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    }
     exec("PRAGMA foreign_keys=ON");
     exec("PRAGMA temp_store=MEMORY");
     // 16 MiB of page cache (SQLite's default is 2 MiB): the hot pages of a busy
@@ -124,14 +180,12 @@ void Connection::enable_wal() {
         if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) ||
             std::chrono::steady_clock::now() >= deadline) {
             const char* file = sqlite3_db_filename(db_.get(), "main");
-            struct statvfs fs {};
-            const bool read_only = primary == SQLITE_READONLY ||
-                                   (file != nullptr && *file != '\0' && statvfs(file, &fs) == 0 &&
-                                    (fs.f_flag & ST_RDONLY) != 0);
-            throw_sqlite(db_.get(), rc,
-                         std::string("open ") + (file != nullptr ? file : "") +
-                             (read_only ? " (the database or its folder is read-only)" : "") +
-                             ": PRAGMA journal_mode=WAL");
+            const std::string name = file != nullptr ? file : "";
+            if (primary == SQLITE_READONLY || on_read_only_filesystem(name)) {
+                throw ReadOnlyDatabase("open " + name + ": the database or its folder is read-only",
+                                       false);
+            }
+            throw_sqlite(db_.get(), rc, "open " + name + ": PRAGMA journal_mode=WAL");
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

@@ -14,11 +14,20 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "voxq/errors.hpp"
+
 namespace voxq::sqlite {
 
 // Throws StoreError with "context: sqlite's message (code)". Busy/locked and I/O
 // errors are marked retryable.
 [[noreturn]] void throw_sqlite(sqlite3* db, int rc, std::string_view context);
+
+// Thrown by a read-write Connection when the database cannot be written (a
+// read-only file, folder or filesystem): the store reopens it read-only.
+class ReadOnlyDatabase : public StoreError {
+  public:
+    using StoreError::StoreError;
+};
 
 struct DbDeleter {
     void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
@@ -61,9 +70,14 @@ class Statement {
 
 class Connection {
   public:
-    // Opens (creating if needed) `path` and applies the pragmas every voxq
-    // connection uses. Throws StoreError.
-    Connection(const std::string& path, int busy_timeout_ms, bool synchronous_full);
+    enum class Access { ReadWrite, ReadOnly };
+
+    // Opens `path` and applies the pragmas every voxq connection uses. ReadWrite
+    // creates the file if needed and switches it to WAL; it throws
+    // ReadOnlyDatabase when the database cannot be written. ReadOnly never writes
+    // (no WAL switch, no file created). Throws StoreError.
+    Connection(const std::string& path, int busy_timeout_ms, bool synchronous_full,
+               Access access = Access::ReadWrite);
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
     Connection(Connection&&) = default;

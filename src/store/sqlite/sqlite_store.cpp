@@ -142,7 +142,13 @@ class SqliteStore final : public Store {
                 throw StoreError("create folder " + parent.string() + ": " + ec.message(), false);
             }
         }
-        writer_conn_ = std::make_unique<Connection>(path_, busy_timeout_ms_, synchronous_full_);
+        try {
+            writer_conn_ = std::make_unique<Connection>(path_, busy_timeout_ms_, synchronous_full_);
+        } catch (const ReadOnlyDatabase&) {
+            // Still readable: serve stats, list and show; refuse every write.
+            read_only_ = true;
+            writer_conn_ = open_connection();
+        }
     }
 
     ~SqliteStore() override { close(); }
@@ -150,6 +156,17 @@ class SqliteStore final : public Store {
     SqliteStore& operator=(const SqliteStore&) = delete;
 
     void migrate() override {
+        if (read_only_) {
+            const std::int64_t version = schema_version();
+            const auto latest = static_cast<std::int64_t>(kMigrations.back().version);
+            if (version < latest) {
+                throw StoreError(path_ + " is read-only, and its schema (version " +
+                                     std::to_string(version) + ") needs migrating to version " +
+                                     std::to_string(latest),
+                                 false);
+            }
+            return;
+        }
         write([](Connection& c, CountDeltas&) {
             c.exec(
                 "CREATE TABLE IF NOT EXISTS voxq_schema (version INTEGER PRIMARY KEY, "
@@ -170,6 +187,8 @@ class SqliteStore final : public Store {
             }
         });
     }
+
+    [[nodiscard]] bool read_only() const override { return read_only_; }
 
     std::int64_t schema_version() override {
         return read([](Connection& c) -> std::int64_t {
@@ -585,6 +604,12 @@ class SqliteStore final : public Store {
     // sleep on their own condition variable until done or promoted, so a commit
     // wakes exactly the threads it concerns.
     void write(std::function<void(Connection&, CountDeltas&)> fn) {
+        if (read_only_) {
+            throw StoreError(path_ +
+                                 " is read-only (the database, its folder or its filesystem "
+                                 "cannot be written): only reads are possible",
+                             false);
+        }
         WriteOp op;
         op.fn = std::move(fn);
         {
@@ -648,6 +673,12 @@ class SqliteStore final : public Store {
         }
     }
 
+    [[nodiscard]] std::unique_ptr<Connection> open_connection() const {
+        return std::make_unique<Connection>(
+            path_, busy_timeout_ms_, synchronous_full_,
+            read_only_ ? Connection::Access::ReadOnly : Connection::Access::ReadWrite);
+    }
+
     template <typename F>
     auto read(F&& fn) -> decltype(fn(std::declval<Connection&>())) {
         using Result = decltype(fn(std::declval<Connection&>()));
@@ -666,7 +697,7 @@ class SqliteStore final : public Store {
                 idle_readers_.pop_back();
             }
         }
-        if (!conn) conn = std::make_unique<Connection>(path_, busy_timeout_ms_, synchronous_full_);
+        if (!conn) conn = open_connection();
         struct Return {
             SqliteStore* self;
             std::unique_ptr<Connection>& conn;
@@ -764,6 +795,7 @@ class SqliteStore final : public Store {
     const bool in_memory_;
     const int busy_timeout_ms_;
     const bool synchronous_full_;
+    bool read_only_ = false;  // set once, in the constructor
 
     std::unique_ptr<Connection> writer_conn_;  // used by the current leader only
 

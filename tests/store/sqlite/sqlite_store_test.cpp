@@ -1,13 +1,16 @@
 // What is particular to the SQLite store: files, pragmas, migrations, reopening.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
 
 #include <filesystem>
 
 #include "support/processes.hpp"
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
+#include "voxq/errors.hpp"
 #include "voxq/queue.hpp"
+#include "voxq/worker.hpp"
 
 namespace voxq {
 namespace {
@@ -59,6 +62,7 @@ TEST(SqliteStore, EverythingSurvivesReopening) {
     {
         WorkerQueue queue(config);
         queue.initialize();
+        EXPECT_FALSE(queue.read_only());
         queue.enqueue(tasks);
         for (const Task& t : queue.dequeue(20)) queue.mark_as_complete(t.id, t.attempt_count);
         queue.mark_as_cancelled(tasks[49].id);
@@ -121,6 +125,143 @@ TEST(SqliteStore, LockedPastTheBusyTimeoutIsAStoreErrorAndChangesNothing) {
     EXPECT_EQ(queue.get_task(tasks[0].id).state, TaskState::PENDING);
     queue.mark_as_cancelled(tasks[0].id);  // works once the lock is gone
     EXPECT_EQ(queue.get_task(tasks[0].id).state, TaskState::CANCELLED);
+}
+
+// A small tmpfs that a test fills and then remounts read-only: a real read-only
+// filesystem (root ignores file modes, so chmod would prove nothing).
+class ReadOnlyLater {
+  public:
+    explicit ReadOnlyLater(std::filesystem::path where) : where_(std::move(where)) {
+        std::filesystem::create_directories(where_);
+        mounted_ = ::mount("tmpfs", where_.c_str(), "tmpfs", 0, "size=8m") == 0;
+    }
+    ~ReadOnlyLater() {
+        if (mounted_) ::umount2(where_.c_str(), MNT_DETACH);
+    }
+    ReadOnlyLater(const ReadOnlyLater&) = delete;
+    ReadOnlyLater& operator=(const ReadOnlyLater&) = delete;
+
+    [[nodiscard]] bool mounted() const { return mounted_; }
+    [[nodiscard]] std::string file(const std::string& name) const {
+        return (where_ / name).string();
+    }
+    void make_read_only() const {
+        ASSERT_EQ(::mount("tmpfs", where_.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=8m"), 0);
+    }
+
+  private:
+    std::filesystem::path where_;
+    bool mounted_ = false;
+};
+
+void exec_sql(const std::string& path, const char* sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+}
+
+template <typename F>
+std::string store_error_of(F&& fn) {
+    try {
+        fn();
+    } catch (const StoreError& e) {
+        EXPECT_FALSE(e.retryable()) << e.what();
+        return e.what();
+    }
+    ADD_FAILURE() << "no StoreError";
+    return {};
+}
+
+TEST(SqliteStore, ReadOnlyDatabaseServesReadsAndRefusesWritesNamingTheFile) {
+    TempDir dir;
+    ReadOnlyLater fs(dir.path() / "ro");
+    if (!fs.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+    QueueConfig config;
+    config.database_url = "sqlite:///" + fs.file("queue.db");
+    std::vector<Task> tasks = make_tasks(5);
+    {
+        WorkerQueue queue(config);
+        queue.initialize();
+        queue.enqueue(tasks);
+        for (const Task& t : queue.dequeue(2)) queue.mark_as_complete(t.id, t.attempt_count);
+    }
+    fs.make_read_only();
+
+    WorkerQueue queue(config);
+    queue.initialize();  // no migration, no switch to WAL: nothing to write
+    EXPECT_TRUE(queue.read_only());
+    auto stats = queue.get_queue_stats();
+    EXPECT_EQ(stats["completed"], 2);
+    EXPECT_EQ(stats["pending"], 3);
+    EXPECT_EQ(queue.get_task(tasks[4].id).state, TaskState::PENDING);
+    EXPECT_EQ(queue.list_tasks({}, 10).tasks.size(), 5U);
+    EXPECT_EQ(queue.queue_overview().size(), 1U);
+
+    std::vector<Task> more = make_tasks(1);
+    const std::string refused = store_error_of([&] { queue.enqueue(more); });
+    EXPECT_NE(refused.find(fs.file("queue.db")), std::string::npos) << refused;
+    EXPECT_NE(refused.find("read-only"), std::string::npos) << refused;
+    EXPECT_NE(store_error_of([&] { (void)queue.dequeue(1); }).find("read-only"), std::string::npos);
+    EXPECT_NE(store_error_of([&] { queue.mark_as_cancelled(tasks[4].id); }).find("read-only"),
+              std::string::npos);
+    // Workers refuse to start rather than fail every claim.
+    Worker worker(queue, WorkerOptions{}, nullptr, nullptr);
+    EXPECT_NE(store_error_of([&] { worker.start(); }).find("read-only"), std::string::npos);
+    EXPECT_EQ(queue.get_queue_stats()["total"], 5);
+}
+
+// A crashed writer leaves its last commits in the -wal file. Reading the main
+// file alone (SQLite's "immutable" mode) would silently lose them.
+TEST(SqliteStore, ReadOnlyDatabaseWithALeftoverWalLosesNoCommit) {
+    TempDir dir;
+    ReadOnlyLater fs(dir.path() / "ro");
+    if (!fs.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+    QueueConfig config;
+    config.database_url = dir.sqlite_url();
+    std::vector<Task> tasks = make_tasks(7);
+    {
+        WorkerQueue queue(config);
+        queue.initialize();
+        queue.enqueue(tasks);
+        // While the queue is open its commits are still in the -wal: copy the
+        // three files as a crash would leave them.
+        for (const char* suffix : {"", "-wal", "-shm"}) {
+            std::filesystem::copy_file(dir.file("queue.db") + suffix, fs.file("queue.db") + suffix);
+        }
+        ASSERT_GT(std::filesystem::file_size(fs.file("queue.db-wal")), 0U);
+    }
+    fs.make_read_only();
+    config.database_url = "sqlite:///" + fs.file("queue.db");
+    WorkerQueue queue(config);
+    queue.initialize();
+    EXPECT_EQ(queue.get_queue_stats()["total"], 7);
+    EXPECT_EQ(queue.get_task(tasks[6].id).state, TaskState::PENDING);
+}
+
+TEST(SqliteStore, ReadOnlyDatabaseThatNeedsMigratingOrIsMissingSaysSo) {
+    TempDir dir;
+    ReadOnlyLater fs(dir.path() / "ro");
+    if (!fs.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+    QueueConfig config;
+    config.database_url = "sqlite:///" + fs.file("old.db");
+    {
+        WorkerQueue queue(config);
+        queue.initialize();
+    }
+    exec_sql(fs.file("old.db"), "DELETE FROM voxq_schema WHERE version > 1");
+    fs.make_read_only();
+
+    const std::string old = store_error_of([&] { WorkerQueue(config).initialize(); });
+    EXPECT_NE(old.find(fs.file("old.db")), std::string::npos) << old;
+    EXPECT_NE(old.find("read-only"), std::string::npos) << old;
+    EXPECT_NE(old.find("version 1"), std::string::npos) << old;
+
+    config.database_url = "sqlite:///" + fs.file("missing.db");
+    const std::string missing = store_error_of([&] { WorkerQueue(config).initialize(); });
+    EXPECT_NE(missing.find(fs.file("missing.db")), std::string::npos) << missing;
+    EXPECT_NE(missing.find("read-only"), std::string::npos) << missing;
+    EXPECT_FALSE(std::filesystem::exists(fs.file("missing.db")));
 }
 
 }  // namespace
