@@ -8,35 +8,11 @@
 #include <optional>
 #include <vector>
 
-#include "queue/env_values.hpp"
+#include "util/env.hpp"
 #include "util/text.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq {
-
-std::int64_t parse_integer(const std::string& name, const std::string& value) {
-    std::int64_t out = 0;
-    const char* end = value.data() + value.size();
-    auto [ptr, ec] = std::from_chars(value.data(), end, out);
-    if (value.empty() || ec != std::errc() || ptr != end) {
-        throw ConfigError(name + ": " + quoted(value) + " is not an integer");
-    }
-    return out;
-}
-
-double parse_number(const std::string& name, const std::string& value) {
-    double out = 0;
-    const char* end = value.data() + value.size();
-    auto [ptr, ec] = std::from_chars(value.data(), end, out);
-    if (value.empty() || ec != std::errc() || ptr != end || !std::isfinite(out)) {
-        throw ConfigError(name + ": " + quoted(value) + " is not a number");
-    }
-    return out;
-}
-
-std::string quoted(const std::string& value) {
-    return "'" + value + "'";
-}
 
 namespace {
 
@@ -73,7 +49,7 @@ Setting integer_setting(const char* field, const char* variable, std::int64_t Qu
                         std::int64_t min, std::optional<std::int64_t> max = std::nullopt) {
     return {field, variable,
             [member](QueueConfig& c, const std::string& n, const std::string& raw) {
-                c.*member = parse_integer(n, raw);
+                c.*member = env::parse_integer(n, raw);
             },
             [member](const QueueConfig& c) { return std::to_string(c.*member); },
             [member, min, max](const QueueConfig& c) {
@@ -87,7 +63,7 @@ Setting number_setting(const char* field, const char* variable, double QueueConf
                        std::function<std::string(const QueueConfig&)> range_problem) {
     return {field, variable,
             [member](QueueConfig& c, const std::string& n, const std::string& raw) {
-                c.*member = parse_number(n, raw);
+                c.*member = env::parse_number(n, raw);
             },
             [member](const QueueConfig& c) { return format_number(c.*member); },
             std::move(range_problem)};
@@ -137,7 +113,7 @@ const std::vector<Setting>& settings() {
              } else if (upper == "NORMAL") {
                  c.sqlite_synchronous = SqliteSynchronous::Normal;
              } else {
-                 throw ConfigError(n + ": " + quoted(raw) + " is not FULL or NORMAL");
+                 throw ConfigError(n + ": " + env::quoted(raw) + " is not FULL or NORMAL");
              }
          },
          [](const QueueConfig& c) {
@@ -175,7 +151,7 @@ void check(const QueueConfig& c, bool by_variable) {
         const std::string name = by_variable ? s.variable : s.field;
         if (std::string problem = s.range_problem(c); !problem.empty()) {
             std::string message = name;
-            message += ": " + quoted(s.show(c));
+            message += ": " + env::quoted(s.show(c));
             message += " " + problem;
             throw ConfigError(message);
         }
@@ -194,12 +170,12 @@ DatabaseLocation parse_database_url(const std::string& url, const std::string& v
         if (starts_with(url, scheme)) {
             std::string path = url.substr(std::char_traits<char>::length(scheme));
             if (path.empty()) {
-                throw ConfigError(variable + ": " + quoted(url) + " names no database file");
+                throw ConfigError(variable + ": " + env::quoted(url) + " names no database file");
             }
             // SQLite URI filenames and parameters (file:, ?mode=memory, ?nolock=1,
             // ?immutable=1) would change what the queue guarantees: refused.
             if (path.find('?') != std::string::npos || starts_with(path, "file:"))
-                throw ConfigError(variable + ": " + quoted(redact_credentials(url)) +
+                throw ConfigError(variable + ": " + env::quoted(redact_credentials(url)) +
                                   " has SQLite URI parameters, which voxq does not take "
                                   "(write sqlite:///path.db)");
             // "sqlite:////abs" leaves "/abs": absolute. "sqlite:///rel" leaves "rel".
@@ -216,7 +192,7 @@ DatabaseLocation parse_database_url(const std::string& url, const std::string& v
                     "postgresql://" + url.substr(std::char_traits<char>::length(driver))};
         }
     }
-    throw ConfigError(variable + ": " + quoted(redact_credentials(url)) +
+    throw ConfigError(variable + ": " + env::quoted(redact_credentials(url)) +
                       " is not a supported database URL (use sqlite:///path.db or "
                       "postgresql://...)");
 }
@@ -231,11 +207,12 @@ QueueConfig QueueConfig::from_map(const std::map<std::string, std::string>& env)
 }
 
 QueueConfig QueueConfig::from_env() {
-    std::map<std::string, std::string> env;
+    const env::Reader vars;
+    std::map<std::string, std::string> values;
     for (const Setting& s : settings()) {
-        if (const char* v = std::getenv(s.variable)) env.emplace(s.variable, v);
+        if (auto v = vars.text(s.variable)) values.emplace(s.variable, std::move(*v));
     }
-    return from_map(env);
+    return from_map(values);
 }
 
 void QueueConfig::validate() const {

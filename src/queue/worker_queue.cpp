@@ -8,7 +8,7 @@
 
 #include "queue/ulid.hpp"
 #include "queue/validation.hpp"
-#include "store/store_rules.hpp"
+#include "util/time.hpp"
 #include "voxq/queue.hpp"
 
 namespace voxq {

@@ -14,10 +14,10 @@
 
 #include "dashboard_html.hpp"
 #include "openapi_json.hpp"
-#include "queue/env_values.hpp"
 #include "queue/task_json.hpp"
 #include "server/api_service.hpp"
 #include "server/metrics.hpp"
+#include "util/env.hpp"
 #include "util/http_server.hpp"
 #include "util/text.hpp"
 #include "voxq/errors.hpp"
@@ -137,7 +137,7 @@ std::optional<TaskState> parse_state(const std::string& text) {
 std::int64_t parse_limit(const std::string& text) {
     std::int64_t limit = 0;
     try {
-        limit = parse_integer("limit", text);
+        limit = env::parse_integer("limit", text);
     } catch (const ConfigError&) {
         throw ValidationError("limit: '" + truncate_utf8(text, 32) + "' is not an integer");
     }
@@ -274,16 +274,11 @@ bool method_allowed(const Match& m, const std::string& method) {
 
 ServerConfig ServerConfig::from_env() {
     ServerConfig c;
-    auto size_setting = [](const char* name, std::size_t& field, std::int64_t max) {
-        const char* v = std::getenv(name);
-        if (v == nullptr) return;
-        const std::int64_t n = parse_integer(name, v);
-        if (n < 1 || n > max)
-            throw ConfigError(std::string(name) + ": '" + v + "' must be 1.." +
-                              std::to_string(max));
-        field = static_cast<std::size_t>(n);
+    const env::Reader vars;
+    auto size_setting = [&](const char* name, std::size_t& field, std::int64_t max) {
+        if (auto n = vars.integer(name, 1, max)) field = static_cast<std::size_t>(*n);
     };
-    if (const char* v = std::getenv("VOXQ_API_TOKEN")) c.api_token = v;
+    c.api_token = vars.text("VOXQ_API_TOKEN").value_or("");
     size_setting("VOXQ_API_MAX_BODY_BYTES", c.max_body_bytes, std::int64_t{64} << 20);
     size_setting("VOXQ_API_MAX_TASKS", c.max_tasks_per_request, 100'000);
     size_setting("VOXQ_API_MAX_CONNECTIONS", c.max_connections, 100'000);

@@ -11,17 +11,11 @@
 #include <utility>
 #include <vector>
 
+#include "util/time.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/store.hpp"
 
 namespace voxq::detail {
-
-inline std::int64_t seconds_to_us(double seconds) {
-    return static_cast<std::int64_t>(std::llround(seconds * 1e6));
-}
-inline double us_to_seconds(std::int64_t us) {
-    return static_cast<double>(us) / 1e6;
-}
 
 // Highest priority first, then earliest schedule_at, then id.
 inline void sort_in_claim_order(std::vector<Task>& tasks) {

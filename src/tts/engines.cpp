@@ -7,9 +7,7 @@
 #include <mutex>
 #include <thread>
 
-#include "queue/env_values.hpp"
-
-extern char** environ;
+#include "util/env.hpp"
 
 namespace voxq {
 
@@ -175,13 +173,9 @@ std::vector<std::string> SpeechEngines::voices() {
 std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
     const std::map<std::string, std::string>& env, const std::string& espeak_helper) {
     auto engines = std::make_shared<SpeechEngines>();
+    const env::Reader vars(env);
     auto read_int = [&](const std::string& variable, int fallback) {
-        auto it = env.find(variable);
-        if (it == env.end()) return fallback;
-        const std::int64_t v = parse_integer(variable, it->second);
-        if (v < 1 || v > 1024)
-            throw ConfigError(variable + ": '" + it->second + "' must be between 1 and 1024");
-        return static_cast<int>(v);
+        return static_cast<int>(vars.integer(variable, 1, 1024).value_or(fallback));
     };
     const int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
     const int espeak_processes = read_int("VOXQ_ENGINE_ESPEAK_CONCURRENCY", cores);
@@ -204,7 +198,7 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
             throw ConfigError(variable + ": the engine name must be letters and digits");
         if (s.name == "espeak") throw ConfigError(variable + ": espeak is built in");
         if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
-            throw ConfigError(variable + ": " + quoted(value) + " is not an http(s) URL");
+            throw ConfigError(variable + ": " + env::quoted(value) + " is not an http(s) URL");
         s.url = value;
         while (!s.url.empty() && s.url.back() == '/') s.url.pop_back();
         const std::string p = prefix + upper_name + "_";
@@ -212,16 +206,10 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
         s.model = s.name == "kokoro" ? "kokoro" : "tts-1";
         if (auto it = env.find(p + "MODEL"); it != env.end()) s.model = it->second;
         s.concurrency = read_int(p + "CONCURRENCY", 4);
-        if (auto it = env.find(p + "MAX_CHARS"); it != env.end()) {
-            const std::int64_t v = parse_integer(p + "MAX_CHARS", it->second);
-            if (v < 16) throw ConfigError(p + "MAX_CHARS: '" + it->second + "' must be >= 16");
-            s.max_chars = static_cast<std::size_t>(v);
-        }
-        if (auto it = env.find(p + "TIMEOUT"); it != env.end()) {
-            s.timeout = parse_number(p + "TIMEOUT", it->second);
-            if (!(s.timeout > 0))
-                throw ConfigError(p + "TIMEOUT: '" + it->second + "' must be > 0 seconds");
-        }
+        s.max_chars =
+            static_cast<std::size_t>(vars.integer(p + "MAX_CHARS", 16, 1'000'000)
+                                         .value_or(static_cast<std::int64_t>(s.max_chars)));
+        s.timeout = vars.number(p + "TIMEOUT", {0, 3600, true, " seconds"}).value_or(s.timeout);
         const std::string name = s.name;  // read before s is moved from
         const int cap = s.concurrency;
         const std::size_t max_chars = s.max_chars;
@@ -231,14 +219,7 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
 }
 
 std::shared_ptr<SpeechEngines> SpeechEngines::from_env(const std::string& espeak_helper) {
-    std::map<std::string, std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-        const std::string entry = *e;
-        const std::size_t eq = entry.find('=');
-        if (entry.rfind("VOXQ_ENGINE_", 0) == 0 && eq != std::string::npos)
-            env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
-    }
-    return from_map(env, espeak_helper);
+    return from_map(env::Reader().with_prefix("VOXQ_ENGINE_"), espeak_helper);
 }
 
 }  // namespace voxq

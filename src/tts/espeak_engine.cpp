@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tts/espeak_protocol.hpp"
+#include "util/env.hpp"
 #include "voxq/tts.hpp"
 
 extern char** environ;
@@ -101,7 +102,7 @@ struct Helper {
 };
 
 std::string default_helper() {
-    if (const char* env = std::getenv("VOXQ_ESPEAK_HELPER")) return env;
+    if (auto helper = env::Reader().text("VOXQ_ESPEAK_HELPER")) return *helper;
     std::error_code ec;
     const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
     return ec ? std::string("voxq-espeak") : (self.parent_path() / "voxq-espeak").string();

@@ -7,9 +7,9 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "util/curl.hpp"
 #include "util/text.hpp"
 #include "voxq/engines.hpp"
-#include "webhook/curl_handles.hpp"
 
 namespace voxq {
 

@@ -1,4 +1,3 @@
-#include <algorithm>
 // Webhook POSTs with libcurl. The one place where CURLcode and HTTP status become
 // a WebhookOutcome (classify), and where the address policy is applied: on the
 // address curl is about to connect to (CURLOPT_OPENSOCKETFUNCTION), after DNS, so
@@ -6,14 +5,16 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <memory>
 #include <mutex>
 
+#include "util/curl.hpp"
+#include "util/env.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
-#include "webhook/curl_handles.hpp"
 
 namespace voxq {
 
@@ -203,56 +204,23 @@ std::optional<double> parse_retry_after(std::string_view value, std::int64_t now
 
 WebhookConfig WebhookConfig::from_env() {
     WebhookConfig config;
-    auto read_seconds = [](const char* name, double& field) {
-        if (const char* v = std::getenv(name)) {
-            std::size_t used = 0;
-            double value = -1;
-            try {
-                value = std::stod(v, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            if (used == 0 || v[used] != '\0' || !(value > 0)) {
-                throw ConfigError(std::string(name) + ": '" + v +
-                                  "' must be a number of seconds > 0");
-            }
-            field = value;
-        }
-    };
-    if (const char* v = std::getenv("VOXQ_WEBHOOK_SECRET")) {
-        std::string all = v;
-        for (std::size_t pos = 0; pos < all.size();) {
-            const std::size_t end = all.find(' ', pos);
-            const std::string one = all.substr(pos, end - pos);
-            if (!one.empty()) {
-                (void)sign_webhook({one}, "check", 0, "");  // throws ConfigError if malformed
-                config.secrets.push_back(one);
-            }
-            if (end == std::string::npos) break;
-            pos = end + 1;
+    const env::Reader vars;
+    for (const std::string& secret : vars.list("VOXQ_WEBHOOK_SECRET")) {
+        (void)sign_webhook({secret}, "check", 0, "");  // throws ConfigError if malformed
+        config.secrets.push_back(secret);
+    }
+    for (const std::string& net : vars.list("VOXQ_WEBHOOK_ALLOW_NETS")) {
+        try {
+            config.allow_nets.push_back(IpNetwork::parse(net));
+        } catch (const ConfigError& e) {
+            throw ConfigError(std::string("VOXQ_WEBHOOK_ALLOW_NETS: ") + e.what());
         }
     }
-    if (const char* v = std::getenv("VOXQ_WEBHOOK_ALLOW_NETS")) {
-        std::string all = v;
-        for (char& ch : all) {
-            if (ch == ',') ch = ' ';
-        }
-        for (std::size_t pos = 0; pos < all.size();) {
-            const std::size_t end = all.find(' ', pos);
-            const std::string one = all.substr(pos, end - pos);
-            if (!one.empty()) {
-                try {
-                    config.allow_nets.push_back(IpNetwork::parse(one));
-                } catch (const ConfigError& e) {
-                    throw ConfigError(std::string("VOXQ_WEBHOOK_ALLOW_NETS: ") + e.what());
-                }
-            }
-            if (end == std::string::npos) break;
-            pos = end + 1;
-        }
-    }
-    read_seconds("VOXQ_WEBHOOK_CONNECT_TIMEOUT", config.connect_timeout);
-    read_seconds("VOXQ_WEBHOOK_TIMEOUT", config.total_timeout);
+    const env::Range seconds{0, 3600, true, " seconds"};
+    config.connect_timeout =
+        vars.number("VOXQ_WEBHOOK_CONNECT_TIMEOUT", seconds).value_or(config.connect_timeout);
+    config.total_timeout =
+        vars.number("VOXQ_WEBHOOK_TIMEOUT", seconds).value_or(config.total_timeout);
     return config;
 }
 

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "queue/env_values.hpp"
+#include "util/env.hpp"
 #include "util/text.hpp"
 
 namespace voxq {
@@ -343,13 +343,10 @@ void Worker::process(const Task& task) {
 
 WorkerOptions WorkerOptions::from_env() {
     WorkerOptions o;
-    if (const char* v = std::getenv("VOXQ_TASK_TIMEOUT")) {
-        const double seconds = parse_number("VOXQ_TASK_TIMEOUT", v);
-        if (!(seconds >= 0 && seconds <= 366.0 * 24 * 3600))
-            throw ConfigError(std::string("VOXQ_TASK_TIMEOUT: '") + v +
-                              "' must be 0..31622400 seconds (0 = no deadline)");
-        o.task_timeout = seconds;
-    }
+    o.task_timeout = env::Reader()
+                         .number("VOXQ_TASK_TIMEOUT",
+                                 {0, 366.0 * 24 * 3600, false, " seconds (0 = no deadline)"})
+                         .value_or(o.task_timeout);
     return o;
 }
 
