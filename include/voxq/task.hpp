@@ -53,7 +53,7 @@ struct TextToSpeechRequest {
     std::string text;            // non-empty UTF-8, at most QueueConfig::max_text_length bytes
     std::string voice_id;        // "engine.voice"
     double speed = 1.0;          // 0.25 .. 4.0
-    std::string format = "wav";  // wav, pcm, mp3, opus, flac
+    std::string format = "wav";  // a name in audio_format_table() (voxq/audio_format.hpp)
 };
 
 struct TaskItem {

@@ -77,14 +77,15 @@ class EspeakEngine final : public SpeechEngine {
 // Appends `more` to `into` (both at the same rate): split texts are joined.
 void append_audio(Audio& into, const Audio& more);
 
-// `audio` in a request's output format, with its Content-Type: wav, pcm (raw
-// little-endian PCM16), mp3 (LAME), opus (Ogg, libopusenc) or flac (libFLAC).
-// Throws SpeechError (permanent) for any other format.
+// `audio` in a request's output format (voxq/audio_format.hpp), with its
+// Content-Type: wav, pcm (raw little-endian PCM16), mp3 (LAME), opus (Ogg,
+// libopusenc) or flac (libFLAC). Throws SpeechError (permanent) for any other.
 struct EncodedAudio {
     std::string bytes;
     std::string content_type;
 };
 [[nodiscard]] EncodedAudio encode_audio(const Audio& audio, const std::string& format);
+// The names of audio_format_table(), every one of which encode_audio encodes.
 [[nodiscard]] const std::vector<std::string>& audio_formats();
 
 }  // namespace voxq

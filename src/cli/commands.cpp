@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "util/text.hpp"
+#include "voxq/audio_format.hpp"
 #include "voxq/engines.hpp"
 #include "voxq/json.hpp"
 #include "voxq/queue.hpp"
@@ -376,7 +377,7 @@ int run(int argc, char** argv) {
     enqueue->add_option("--priority", eo.priority, "higher runs first (default 0)");
     enqueue->add_option("--queue", eo.queue, "queue name (default 'default')");
     enqueue->add_option("--dedup-key", eo.dedup_key, "idempotency key within the queue");
-    enqueue->add_option("--format", eo.format, "wav, pcm, mp3, opus or flac");
+    enqueue->add_option("--format", eo.format, audio_format_names());
     enqueue->add_option("--speed", eo.speed, "0.25 to 4.0");
     enqueue->add_option("--file,-f", eo.file, "JSON Lines file of tasks, '-' for stdin");
     enqueue->add_option("source", eo.file, "'-': read JSON Lines from stdin")
@@ -531,7 +532,7 @@ int run(int argc, char** argv) {
     say->add_option("--voice", say_voice, "engine.voice, e.g. espeak.en-us")->required();
     say->add_option("--text", say_text, "what to say")->required();
     say->add_option("-o,--output", say_out, "file to write")->required();
-    say->add_option("--format", say_format, "wav, pcm, mp3, opus or flac");
+    say->add_option("--format", say_format, audio_format_names());
     say->add_option("--speed", say_speed, "0.25 to 4.0");
     say->callback([&] {
         action = [&] {

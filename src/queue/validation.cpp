@@ -5,8 +5,8 @@
 #include <string>
 
 #include "util/text.hpp"
+#include "voxq/audio_format.hpp"
 #include "voxq/errors.hpp"
-#include "voxq/tts.hpp"
 
 namespace voxq::detail {
 
@@ -154,10 +154,9 @@ void validate_new_task(const Task& task, std::size_t index, const QueueConfig& c
         if (!std::isfinite(r.speed) || r.speed < 0.25 || r.speed > 4.0) {
             fail(index, prefix + "request.speed", "must be between 0.25 and 4.0");
         }
-        if (const auto& formats = audio_formats();
-            std::find(formats.begin(), formats.end(), r.format) == formats.end()) {
+        if (find_audio_format(r.format) == nullptr) {
             fail(index, prefix + "request.format",
-                 "'" + r.format.substr(0, 32) + "' is not one of wav, pcm, mp3, opus, flac");
+                 "'" + r.format.substr(0, 32) + "' is not one of " + audio_format_names(", "));
         }
         if (std::string problem = url_problem(item.response_url); !problem.empty()) {
             fail(index, prefix + "response_url", problem);

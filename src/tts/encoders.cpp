@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 
+#include "voxq/audio_format.hpp"
 #include "voxq/tts.hpp"
 
 static_assert(std::endian::native == std::endian::little,
@@ -233,23 +234,49 @@ void append_audio(Audio& into, const Audio& more) {
 }
 
 const std::vector<std::string>& audio_formats() {
-    static const std::vector<std::string> formats{"wav", "pcm", "mp3", "opus", "flac"};
-    return formats;
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> out;
+        for (const AudioFormat& f : audio_format_table()) out.emplace_back(f.name);
+        return out;
+    }();
+    return names;
 }
 
+namespace {
+
+std::string encode_pcm(const Audio& audio) {
+    // Raw little-endian PCM16 mono (the host order on every platform voxq builds for).
+    return {reinterpret_cast<const char*>(audio.samples.data()),
+            audio.samples.size() * sizeof(std::int16_t)};
+}
+
+// The encoder of each row of audio_format_table(), and what its Content-Type adds.
+struct Encoder {
+    std::string_view format;
+    std::string (*encode)(const Audio&);
+    bool rate_parameter;          // ";rate=<Hz>"
+    std::string_view parameters;  // appended as is
+};
+constexpr Encoder kEncoders[] = {
+    {"wav", encode_wav, false, ""},   {"pcm", encode_pcm, true, ""},
+    {"mp3", encode_mp3, false, ""},   {"opus", encode_opus, false, "; codecs=opus"},
+    {"flac", encode_flac, false, ""},
+};
+
+}  // namespace
+
 EncodedAudio encode_audio(const Audio& audio, const std::string& format) {
-    if (format == "wav") return {encode_wav(audio), "audio/wav"};
-    if (format == "pcm") {
-        // Raw little-endian PCM16 mono (the host order on every platform voxq builds for).
-        return {std::string(reinterpret_cast<const char*>(audio.samples.data()),
-                            audio.samples.size() * sizeof(std::int16_t)),
-                "audio/L16;rate=" + std::to_string(audio.sample_rate)};
+    const AudioFormat* row = find_audio_format(format);
+    for (const Encoder& e : kEncoders) {
+        if (row == nullptr || e.format != row->name) continue;
+        std::string type(row->content_type);
+        if (e.rate_parameter) type += ";rate=" + std::to_string(audio.sample_rate);
+        type += e.parameters;
+        return {e.encode(audio), std::move(type)};
     }
-    if (format == "mp3") return {encode_mp3(audio), "audio/mpeg"};
-    if (format == "opus") return {encode_opus(audio), "audio/ogg; codecs=opus"};
-    if (format == "flac") return {encode_flac(audio), "audio/flac"};
-    throw SpeechError("format '" + format + "' is not supported (use wav, pcm, mp3, opus or flac)",
-                      true);
+    throw SpeechError(
+        "format '" + format.substr(0, 32) + "' is not supported (use " + audio_format_names() + ")",
+        true);
 }
 
 }  // namespace voxq

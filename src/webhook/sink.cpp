@@ -16,6 +16,7 @@
 
 #include "util/http_server.hpp"
 #include "util/text.hpp"
+#include "voxq/audio_format.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
 
@@ -24,13 +25,10 @@ namespace voxq {
 namespace {
 
 std::string extension_for(const std::string& content_type) {
-    auto starts = [&](const char* prefix) { return content_type.rfind(prefix, 0) == 0; };
-    if (starts("audio/wav") || starts("audio/x-wav")) return ".wav";
-    if (starts("audio/mpeg")) return ".mp3";
-    if (starts("audio/ogg") || starts("audio/opus")) return ".ogg";
-    if (starts("audio/flac")) return ".flac";
-    if (starts("audio/L16") || starts("audio/pcm")) return ".pcm";
-    if (starts("application/json")) return ".json";
+    if (const AudioFormat* f = audio_format_for_content_type(content_type)) {
+        return "." + std::string(f->extension);
+    }
+    if (content_type.rfind("application/json", 0) == 0) return ".json";
     return ".bin";
 }
 

@@ -14,6 +14,7 @@
 
 #include "support/audio.hpp"
 #include "support/temp_dir.hpp"
+#include "voxq/audio_format.hpp"
 #include "voxq/engines.hpp"
 #include "voxq/errors.hpp"
 
@@ -143,6 +144,22 @@ TEST_F(Api, VoicesComeFromTheEngines) {
     ASSERT_EQ(r.status, 200);
     const auto voices = r.body["voices"].get<std::vector<std::string>>();
     EXPECT_NE(std::find(voices.begin(), voices.end(), "espeak.en-us"), voices.end());
+}
+
+// The OpenAPI document is written by hand; its list of formats is held to the
+// one table the server validates with.
+TEST_F(Api, TheOpenApiDocumentListsTheFormatsOfTheTable) {
+    open();
+    const Reply r = call("GET", "/v1/openapi.json");
+    ASSERT_EQ(r.status, 200);
+    std::vector<std::string> documented;
+    for (const json& node :
+         r.body["components"]["schemas"]["Request"]["properties"]["format"]["enum"]) {
+        documented.push_back(node.get<std::string>());
+    }
+    std::vector<std::string> table;
+    for (const AudioFormat& f : audio_format_table()) table.emplace_back(f.name);
+    EXPECT_EQ(documented, table);
 }
 
 TEST_F(Api, ErrorsAreJsonWithTheRightStatusAndChangeNothing) {

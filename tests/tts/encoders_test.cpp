@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "support/audio.hpp"
+#include "voxq/audio_format.hpp"
 #include "voxq/tts.hpp"
 
 namespace voxq {
@@ -68,6 +69,24 @@ TEST(Encoders, FlacIsLossless) {
     EXPECT_EQ(test::decode_audio(encode_wav(speech())).samples, speech().samples);
     EXPECT_EQ(decode_wav(encode_wav(speech())).samples, speech().samples);
     EXPECT_LT(flac.size(), speech().samples.size() * 2) << "FLAC did not compress speech";
+}
+
+// The one table of formats: every row encodes, into its own Content-Type, and a
+// receiver maps that Content-Type back to the row.
+TEST(Encoders, EveryFormatOfTheTableEncodesAndIsRecognizedByItsContentType) {
+    ASSERT_EQ(audio_formats().size(), audio_format_table().size());
+    for (const AudioFormat& f : audio_format_table()) {
+        const EncodedAudio encoded = encode_audio(speech(), std::string(f.name));
+        EXPECT_FALSE(encoded.bytes.empty()) << f.name;
+        EXPECT_EQ(encoded.content_type.rfind(f.content_type, 0), 0U) << encoded.content_type;
+        const AudioFormat* back = audio_format_for_content_type(encoded.content_type);
+        ASSERT_NE(back, nullptr) << encoded.content_type;
+        EXPECT_EQ(back->name, f.name);
+    }
+    EXPECT_EQ(audio_format_names(), "wav, pcm, mp3, opus or flac");
+    EXPECT_EQ(audio_format_for_content_type("AUDIO/X-WAV")->name, "wav");
+    EXPECT_EQ(audio_format_for_content_type("text/html"), nullptr);
+    EXPECT_EQ(find_audio_format("aac"), nullptr);
 }
 
 TEST(Encoders, UnknownFormatIsPermanent) {

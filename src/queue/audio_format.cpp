@@ -1,0 +1,78 @@
+#include "voxq/audio_format.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace voxq {
+
+namespace {
+
+// Content types receivers and servers also use for the same bytes.
+struct Alias {
+    std::string_view content_type;
+    std::string_view format;
+};
+constexpr Alias kAliases[] = {
+    {"audio/x-wav", "wav"}, {"audio/wave", "wav"},    {"audio/pcm", "pcm"},
+    {"audio/opus", "opus"}, {"audio/x-flac", "flac"}, {"audio/mp3", "mp3"},
+};
+
+// "Audio/L16; rate=24000" -> "audio/l16"
+std::string media_type(std::string_view content_type) {
+    std::string out(content_type.substr(0, content_type.find(';')));
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+bool same_type(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) ==
+                      std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+}  // namespace
+
+const std::vector<AudioFormat>& audio_format_table() {
+    static const std::vector<AudioFormat> table{
+        {"wav", "audio/wav", "wav"},
+        // Raw little-endian PCM16 mono; the delivery adds ";rate=<Hz>".
+        {"pcm", "audio/L16", "pcm"},
+        {"mp3", "audio/mpeg", "mp3"},
+        {"opus", "audio/ogg", "ogg"},  // Ogg Opus; the delivery adds "; codecs=opus"
+        {"flac", "audio/flac", "flac"},
+    };
+    return table;
+}
+
+const AudioFormat* find_audio_format(std::string_view name) {
+    for (const AudioFormat& f : audio_format_table()) {
+        if (f.name == name) return &f;
+    }
+    return nullptr;
+}
+
+const AudioFormat* audio_format_for_content_type(std::string_view content_type) {
+    const std::string type = media_type(content_type);
+    for (const AudioFormat& f : audio_format_table()) {
+        if (same_type(type, f.content_type)) return &f;
+    }
+    for (const Alias& a : kAliases) {
+        if (type == a.content_type) return find_audio_format(a.format);
+    }
+    return nullptr;
+}
+
+std::string audio_format_names(std::string_view last_separator) {
+    const auto& table = audio_format_table();
+    std::string out;
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        if (i > 0) out += i + 1 == table.size() ? std::string(last_separator) : std::string(", ");
+        out += table[i].name;
+    }
+    return out;
+}
+
+}  // namespace voxq
