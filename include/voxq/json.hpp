@@ -12,6 +12,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "voxq/store.hpp"
 #include "voxq/task.hpp"
@@ -25,6 +26,15 @@ namespace voxq {
 // fields and wrong types are refused. Throws ValidationError naming `index` and
 // the field. Content rules (text length, URL, ...) are checked by enqueue.
 [[nodiscard]] Task task_from_json(std::string_view json, std::size_t index = 0);
+
+// A request body of tasks: one task object (`single`), an array of tasks, or
+// {"tasks": [...]} with at least one and at most `max_tasks` tasks. Throws
+// ValidationError naming the task and field.
+struct TaskBody {
+    std::vector<Task> tasks;
+    bool single = false;
+};
+[[nodiscard]] TaskBody tasks_from_json_body(std::string_view body, std::size_t max_tasks);
 
 // A page of tasks: {"tasks": [...], "next_cursor": "..." | null}.
 [[nodiscard]] std::string task_page_to_json(const TaskPage& page);

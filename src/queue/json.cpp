@@ -2,7 +2,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "queue/task_json.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq {
@@ -113,13 +112,9 @@ std::string task_to_json(const Task& task, bool with_history) {
     return task_object(task, with_history).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-Task task_from_json(std::string_view text, std::size_t index) {
-    const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) FieldReader(index, "").fail("", "is not valid JSON");
-    return detail::task_from_json_value(j, index);
-}
+namespace {
 
-Task detail::task_from_json_value(const json& j, std::size_t index) {
+Task task_from_value(const json& j, std::size_t index) {
     const FieldReader r(index, "");
     r.only(
         j,
@@ -151,6 +146,44 @@ Task detail::task_from_json_value(const json& j, std::size_t index) {
     return t;
 }
 
+}  // namespace
+
+Task task_from_json(std::string_view text, std::size_t index) {
+    const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) FieldReader(index, "").fail("", "is not valid JSON");
+    return task_from_value(j, index);
+}
+
+TaskBody tasks_from_json_body(std::string_view body, std::size_t max_tasks) {
+    const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) throw ValidationError("body: is not valid JSON");
+    const json* list = nullptr;
+    if (j.is_array()) list = &j;
+    if (j.is_object() && j.contains("tasks")) {
+        if (j.size() != 1) throw ValidationError("body: {\"tasks\": [...]} takes no other field");
+        list = &j["tasks"];
+    }
+    TaskBody out;
+    if (list == nullptr) {
+        if (!j.is_object()) {
+            throw ValidationError(
+                "body: must be a task object, an array of tasks or {\"tasks\": [...]}");
+        }
+        out.single = true;
+        out.tasks.push_back(task_from_value(j, 0));
+        return out;
+    }
+    if (!list->is_array()) throw ValidationError("tasks: must be an array");
+    if (list->empty()) throw ValidationError("tasks: at least one task is needed");
+    if (list->size() > max_tasks) {
+        throw ValidationError("tasks: at most " + std::to_string(max_tasks) + " per request");
+    }
+    out.tasks.reserve(list->size());
+    for (std::size_t i = 0; i < list->size(); ++i)
+        out.tasks.push_back(task_from_value((*list)[i], i));
+    return out;
+}
+
 std::string task_page_to_json(const TaskPage& page) {
     json tasks = json::array();
     for (const Task& t : page.tasks) tasks.push_back(task_object(t, false));
@@ -162,34 +195,5 @@ std::string task_page_to_json(const TaskPage& page) {
 std::string stats_to_json(const std::map<std::string, std::int64_t>& stats) {
     return json(stats).dump(-1, ' ', false, json::error_handler_t::replace);
 }
-
-namespace detail {
-
-std::string items_to_json(const std::vector<TaskItem>& items) {
-    json out = json::array();
-    for (const TaskItem& item : items) out.push_back(item_to_json(item));
-    return out.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::vector<TaskItem> items_from_json(std::string_view text) {
-    json j = json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_array()) throw StoreError("stored items are not JSON", false);
-    std::vector<TaskItem> items;
-    items.reserve(j.size());
-    try {
-        for (const json& e : j) {
-            const json& req = e.at("request");
-            items.push_back(
-                TaskItem{{req.at("text").get<std::string>(), req.at("voice_id").get<std::string>(),
-                          req.value("speed", 1.0), req.value("format", "wav")},
-                         e.at("response_url").get<std::string>()});
-        }
-    } catch (const json::exception& e) {
-        throw StoreError(std::string("stored items are malformed: ") + e.what(), false);
-    }
-    return items;
-}
-
-}  // namespace detail
 
 }  // namespace voxq

@@ -14,7 +14,6 @@
 
 #include "dashboard_html.hpp"
 #include "openapi_json.hpp"
-#include "queue/task_json.hpp"
 #include "server/api_service.hpp"
 #include "server/metrics.hpp"
 #include "util/env.hpp"
@@ -197,10 +196,9 @@ class JsonBounds final : public nlohmann::json_sax<json> {
     std::string problem_;
 };
 
-json parse_bounded_json(const std::string& body, std::size_t max_values) {
+void check_json_bounds(const std::string& body, std::size_t max_values) {
     JsonBounds bounds(max_values, 16);
     if (!json::sax_parse(body, &bounds)) throw ValidationError(bounds.problem());
-    return json::parse(body);
 }
 
 // Deliveries the inbox keeps for the dashboard to play, newest last.
@@ -425,33 +423,21 @@ struct ApiService::Impl {
     http::Response post_tasks(const http::Request& req) {
         // Each task costs a few dozen JSON values at most; anything beyond is refused
         // while parsing instead of after.
-        const json body = parse_bounded_json(req.body, config.max_tasks_per_request * 64 + 64);
-        const json* list = nullptr;
-        if (body.is_array()) list = &body;
-        if (body.is_object() && body.contains("tasks")) {
-            if (body.size() != 1)
-                throw ValidationError("body: {\"tasks\": [...]} takes no other field");
-            list = &body["tasks"];
+        // Each task costs a few dozen JSON values at most; anything beyond is refused
+        // by a linear pass before any value is built.
+        check_json_bounds(req.body, config.max_tasks_per_request * 64 + 64);
+        TaskBody parsed;
+        try {
+            parsed = tasks_from_json_body(req.body, config.max_tasks_per_request);
+        } catch (const ValidationError& e) {
+            const std::string message = e.what();
+            if (message.rfind("tasks: at most", 0) != 0) throw;
+            throw ValidationError(message + " (VOXQ_API_MAX_TASKS)");
         }
-        std::vector<Task> tasks;
-        if (list != nullptr) {
-            if (!list->is_array()) throw ValidationError("tasks: must be an array");
-            if (list->empty()) throw ValidationError("tasks: at least one task is needed");
-            if (list->size() > config.max_tasks_per_request)
-                throw ValidationError("tasks: at most " +
-                                      std::to_string(config.max_tasks_per_request) +
-                                      " per request (VOXQ_API_MAX_TASKS)");
-            tasks.reserve(list->size());
-            for (std::size_t i = 0; i < list->size(); ++i)
-                tasks.push_back(detail::task_from_json_value((*list)[i], i));
-        } else if (body.is_object()) {
-            tasks.push_back(detail::task_from_json_value(body, 0));
-        } else {
-            throw ValidationError(
-                "body: must be a task object, an array of tasks or {\"tasks\": [...]}");
-        }
+        std::vector<Task>& tasks = parsed.tasks;
+        const bool single = parsed.single;
         const std::size_t created = queue.enqueue(tasks);
-        if (list == nullptr) return json_response(task_to_json(tasks[0]), 201);
+        if (single) return json_response(task_to_json(tasks[0]), 201);
         std::string out = "{\"created\":" + std::to_string(created) + ",\"tasks\":[";
         for (std::size_t i = 0; i < tasks.size(); ++i) {
             if (i > 0) out += ',';

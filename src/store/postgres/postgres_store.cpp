@@ -12,10 +12,10 @@
 #include <stop_token>
 #include <thread>
 
-#include "queue/task_json.hpp"
 #include "store/postgres/pg_connection.hpp"
 #include "store/postgres/pg_migrations.hpp"
 #include "store/store_rules.hpp"
+#include "store/task_row.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq::pg {
@@ -49,7 +49,7 @@ Task read_task(const PgResult& r, int row) {
     t.state = static_cast<TaskState>(r.int64(row, 2));
     t.priority = r.int64(row, 3);
     t.schedule_at = detail::us_to_seconds(r.int64(row, 4));
-    t.items = detail::items_from_json(r.text(row, 5));
+    t.items = detail::items_from_row(r.text(row, 5));
     t.attempt_count = r.int64(row, 6);
     t.max_attempts = r.int64(row, 7);
     t.last_error = r.text(row, 8);
@@ -115,7 +115,7 @@ class PostgresStore final : public Store {
                             {"queue", t.queue},
                             {"priority", t.priority},
                             {"schedule_at", detail::seconds_to_us(t.schedule_at)},
-                            {"items", detail::items_to_json(t.items)},
+                            {"items", detail::items_to_row(t.items)},
                             {"max_attempts", t.max_attempts},
                             {"dedup_key", t.dedup_key.empty() ? nlohmann::json(nullptr)
                                                               : nlohmann::json(t.dedup_key)},

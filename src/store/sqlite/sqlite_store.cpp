@@ -12,10 +12,10 @@
 #include <set>
 #include <thread>
 
-#include "queue/task_json.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/migrations.hpp"
 #include "store/store_rules.hpp"
+#include "store/task_row.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq::sqlite {
@@ -83,7 +83,7 @@ Task read_task(const Statement& s) {
     t.state = static_cast<TaskState>(s.int64(2));
     t.priority = s.int64(3);
     t.schedule_at = detail::us_to_seconds(s.int64(4));
-    t.items = detail::items_from_json(s.text_view(5));
+    t.items = detail::items_from_row(s.text_view(5));
     t.attempt_count = s.int64(6);
     t.max_attempts = s.int64(7);
     t.last_error = s.text(8);
@@ -224,7 +224,7 @@ class SqliteStore final : public Store {
                     .bind(3, static_cast<std::int64_t>(t.state))
                     .bind(4, t.priority)
                     .bind(5, detail::seconds_to_us(t.schedule_at))
-                    .bind(6, detail::items_to_json(t.items))
+                    .bind(6, detail::items_to_row(t.items))
                     .bind(7, t.max_attempts)
                     .bind(9, detail::seconds_to_us(t.created_at))
                     .bind(10, detail::seconds_to_us(t.updated_at));
