@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "voxq/task.hpp"
+
 namespace voxq {
 
 // An IPv4 or IPv6 network in CIDR form ("10.0.0.0/8", "::1/128", "127.0.0.1").
@@ -56,6 +58,11 @@ struct WebhookRequest {
     std::string message_id;                      // webhook-id: stable across retries
     std::map<std::string, std::string> headers;  // extra headers (task id, item, voice, attempt)
 };
+
+// The delivery of item `item` of `task` (SPEC §7): its URL, the audio as body,
+// a webhook-id stable across attempts, and the voxq-* headers.
+[[nodiscard]] WebhookRequest delivery_request(const Task& task, std::size_t item, std::string body,
+                                              std::string content_type);
 
 struct WebhookOutcome {
     enum class Kind { Delivered, Transient, Permanent, Refused };

@@ -97,8 +97,9 @@ class Worker {
     void stop();
     [[nodiscard]] const WorkerCounters& counters() const;
 
-    // Processes one claimed task to its outcome (used by the processors; public
-    // for tests that drive a task by hand).
+    // Processes one claimed task to its outcome and settles it, for callers that
+    // run their own claim loop (the Python module's `await worker.process(task)`);
+    // start() does the same on its processor threads.
     void process(const Task& task);
 
   private:

@@ -6,8 +6,8 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "queue/ulid.hpp"
-#include "queue/validation.hpp"
+#include "core/ulid.hpp"
+#include "core/validation.hpp"
 #include "util/time.hpp"
 #include "voxq/queue.hpp"
 

@@ -224,4 +224,19 @@ WebhookConfig WebhookConfig::from_env() {
     return config;
 }
 
+WebhookRequest delivery_request(const Task& task, std::size_t item, std::string body,
+                                std::string content_type) {
+    WebhookRequest request;
+    request.url = task.items.at(item).response_url;
+    request.body = std::move(body);
+    request.content_type = std::move(content_type);
+    request.message_id = task.id + "." + std::to_string(item);  // stable across retries
+    request.headers = {{"voxq-task-id", task.id},
+                       {"voxq-item", std::to_string(item)},
+                       {"voxq-item-count", std::to_string(task.items.size())},
+                       {"voxq-voice", task.items[item].request.voice_id},
+                       {"voxq-attempt", std::to_string(task.attempt_count)}};
+    return request;
+}
+
 }  // namespace voxq

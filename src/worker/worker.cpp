@@ -13,6 +13,7 @@
 
 #include "util/env.hpp"
 #include "util/text.hpp"
+#include "worker/task_processor.hpp"
 
 namespace voxq {
 
@@ -32,6 +33,7 @@ struct Worker::Impl {
     std::shared_ptr<SpeechEngine> engines;
     std::shared_ptr<WebhookSender> sender;
     WorkerCounters counters;
+    detail::TaskProcessor executor;
 
     std::atomic<bool> stopping = false;
     std::vector<std::thread> threads;
@@ -45,12 +47,24 @@ struct Worker::Impl {
 
     Impl(WorkerQueue& q, WorkerOptions o, std::shared_ptr<SpeechEngine> e,
          std::shared_ptr<WebhookSender> s)
-        : queue(q), options(std::move(o)), engines(std::move(e)), sender(std::move(s)) {}
+        : queue(q),
+          options(std::move(o)),
+          engines(std::move(e)),
+          sender(std::move(s)),
+          executor(
+              engines,
+              sender
+                  ? detail::DeliverFn([sender = sender](const WebhookRequest& r, std::int64_t at) {
+                        return sender->send(r, at);
+                    })
+                  : detail::DeliverFn(),
+              queue.clock(), {options.task_timeout, queue.config().max_retry_delay}, counters) {}
 
-    // Settles one task; a refused call (the lease was lost meanwhile, or the
-    // task was released at shutdown) is the expected end of a stale attempt.
+    // Runs a store call that settles a task; false when it was refused (the
+    // lease was lost meanwhile, or the task was released at shutdown): the
+    // expected end of a stale attempt.
     template <typename F>
-    static bool settle(F&& call) {
+    static bool accepted(F&& call) {
         try {
             call();
             return true;
@@ -59,10 +73,37 @@ struct Worker::Impl {
         }
     }
 
-    void discard(const Task& task, const std::string& why) {
-        ++counters.discarded;
-        settle([&] { queue.mark_as_discarded(task.id, task.attempt_count, why); });
+    // The completer (River's jobcompleter): applies an outcome to the queue and
+    // counts it only once the store accepted it. A StoreError propagates: the
+    // outcome was not recorded, and the lease and the sweep take the task back.
+    void settle(const Task& task, const detail::TaskOutcome& outcome) {
+        using Kind = detail::TaskOutcome::Kind;
+        switch (outcome.kind) {
+            case Kind::Completed:
+                if (accepted([&] { queue.mark_as_complete(task.id, task.attempt_count); })) {
+                    ++counters.completed;
+                }
+                break;
+            case Kind::Retry:
+                if (accepted([&] {
+                        queue.mark_as_retry(task.id, outcome.message, task.attempt_count,
+                                            outcome.not_before);
+                    })) {
+                    ++counters.retried;
+                }
+                break;
+            case Kind::Discard:
+                if (accepted([&] {
+                        queue.mark_as_discarded(task.id, task.attempt_count, outcome.message);
+                    })) {
+                    ++counters.discarded;
+                }
+                break;
+            case Kind::LeaseLost:
+                break;
+        }
     }
+
     // Gives a held task back without spending its attempt (stop, or a claim that
     // raced with it). A store error leaves it to the lease and the sweep.
     void hand_back(const std::string& id, std::int64_t attempt) {
@@ -72,11 +113,6 @@ struct Worker::Impl {
         } catch (const QueueError&) {
         }
     }
-    void retry_later(const Task& task, const std::string& why,
-                     std::optional<double> not_before = {}) {
-        ++counters.retried;
-        settle([&] { queue.mark_as_retry(task.id, why, task.attempt_count, not_before); });
-    }
 
     // SPEC §5, §12: whatever a processor meets is its task's failure, never the
     // process's end. The task is retried (transient) with the message.
@@ -85,89 +121,20 @@ struct Worker::Impl {
             std::fprintf(stderr, "voxq worker: task %s attempt %lld: unexpected error: %s\n",
                          task.id.c_str(), static_cast<long long>(task.attempt_count),
                          escape_for_terminal(truncate_utf8(what, 500)).c_str());
-            retry_later(task, "unexpected error: " + what);
+            settle(task, {detail::TaskOutcome::Kind::Retry, "unexpected error: " + what, {}});
         } catch (...) {
             // The store refused too: the lease expires and the sweep takes it back.
         }
     }
 
+    // Executes one claimed task and settles its outcome.
     void process(const Task& task) {
         const auto started = std::chrono::steady_clock::now();
-        struct Finish {
-            DurationHistogram& histogram;
-            std::chrono::steady_clock::time_point started;
-            ~Finish() { histogram.observe(static_cast<double>(micros_since(started)) / 1e6); }
-        } finish{counters.claim_to_finish, started};
-        const double deadline = options.task_timeout > 0
-                                    ? queue.clock().now_seconds() + options.task_timeout
-                                    : std::numeric_limits<double>::infinity();
-        const auto first =
-            static_cast<std::size_t>(std::max<std::int64_t>(0, task.items_delivered));
-        counters.items_skipped += static_cast<std::int64_t>(std::min(first, task.items.size()));
-        for (std::size_t i = first; i < task.items.size(); ++i) {
-            const TaskItem& item = task.items[i];
-            const std::string label = "item " + std::to_string(i) + ": ";
-            if (queue.clock().now_seconds() >= deadline) {
-                char seconds[32];
-                std::snprintf(seconds, sizeof seconds, "%g", options.task_timeout);
-                return retry_later(task, label + "not started: the attempt ran past " +
-                                             "VOXQ_TASK_TIMEOUT (" + seconds + " s)");
-            }
-            WebhookRequest request;
-            try {
-                auto start = std::chrono::steady_clock::now();
-                const Audio audio = engines->synthesize(item.request);
-                counters.synthesis.observe(static_cast<double>(micros_since(start)) / 1e6);
-                start = std::chrono::steady_clock::now();
-                EncodedAudio encoded = encode_audio(audio, item.request.format);
-                counters.encoding_us += micros_since(start);
-                counters.audio_ms += static_cast<std::int64_t>(audio.seconds() * 1000);
-                request.body = std::move(encoded.bytes);
-                request.content_type = std::move(encoded.content_type);
-            } catch (const SpeechError& e) {
-                if (e.permanent()) return discard(task, label + e.what());
-                return retry_later(task, label + e.what());
-            }
-            request.url = item.response_url;
-            request.message_id = task.id + "." + std::to_string(i);  // stable across retries
-            request.headers = {{"voxq-task-id", task.id},
-                               {"voxq-item", std::to_string(i)},
-                               {"voxq-item-count", std::to_string(task.items.size())},
-                               {"voxq-voice", item.request.voice_id},
-                               {"voxq-attempt", std::to_string(task.attempt_count)}};
-            const auto start = std::chrono::steady_clock::now();
-            const WebhookOutcome out =
-                sender->send(request, static_cast<std::int64_t>(queue.clock().now_seconds()));
-            counters.delivery_us += micros_since(start);
-            switch (out.kind) {
-                case WebhookOutcome::Kind::Delivered:
-                    ++counters.items_delivered;
-                    // Recorded at once, so a crash after this point does not send it
-                    // again; the last item is recorded by the completion itself.
-                    if (i + 1 < task.items.size() && !settle([&] {
-                            queue.mark_item_delivered(task.id, static_cast<std::int64_t>(i),
-                                                      task.attempt_count);
-                        }))
-                        return;  // the lease was lost: another attempt owns the task
-                    break;
-                case WebhookOutcome::Kind::Transient: {
-                    ++counters.webhooks_transient;
-                    std::optional<double> not_before;
-                    if (out.retry_after)  // never later than the longest backoff
-                        not_before = queue.clock().now_seconds() +
-                                     std::min(*out.retry_after, queue.config().max_retry_delay);
-                    return retry_later(task, label + out.message, not_before);
-                }
-                case WebhookOutcome::Kind::Permanent:
-                    ++counters.webhooks_permanent;
-                    return discard(task, label + out.message);
-                case WebhookOutcome::Kind::Refused:
-                    ++counters.webhooks_refused;
-                    return discard(task, label + out.message);
-            }
-        }
-        ++counters.completed;
-        settle([&] { queue.mark_as_complete(task.id, task.attempt_count); });
+        const detail::TaskOutcome outcome = executor.run(task, [&](std::int64_t item) {
+            return accepted([&] { queue.mark_item_delivered(task.id, item, task.attempt_count); });
+        });
+        settle(task, outcome);
+        counters.claim_to_finish.observe(static_cast<double>(micros_since(started)) / 1e6);
     }
 
     // The next task to run: from the buffer, else a fresh claim of up to as many
@@ -315,20 +282,28 @@ void Worker::stop() {
         impl_->stopping = true;
     }
     impl_->idle.notify_all();
+    // Claimed tasks not started go back at once; tasks running get the grace
+    // period; what is still running after it is handed back too (its
+    // processor's late outcome is then refused by fencing). The store calls run
+    // outside the lock, on copies.
+    std::vector<std::pair<std::string, std::int64_t>> unstarted;
     {
-        // Claimed tasks not started go back at once; tasks running get the grace
-        // period; what is still running after it is handed back too (its
-        // processor's late outcome is then refused by fencing).
-        std::unique_lock lock(impl_->mutex);
+        std::lock_guard lock(impl_->mutex);
         for (const Task& t : impl_->buffer) {
-            impl_->hand_back(t.id, t.attempt_count);
+            unstarted.emplace_back(t.id, t.attempt_count);
             impl_->held.erase(t.id);
         }
         impl_->buffer.clear();
+    }
+    for (const auto& [id, attempt] : unstarted) impl_->hand_back(id, attempt);
+    std::map<std::string, std::int64_t> still_running;
+    {
+        std::unique_lock lock(impl_->mutex);
         impl_->idle.wait_for(lock, std::chrono::duration<double>(impl_->options.grace_period),
                              [&] { return impl_->held.empty(); });
-        for (const auto& [id, attempt] : impl_->held) impl_->hand_back(id, attempt);
+        still_running = impl_->held;
     }
+    for (const auto& [id, attempt] : still_running) impl_->hand_back(id, attempt);
     for (auto& t : impl_->threads) t.join();
     impl_->threads.clear();
 }

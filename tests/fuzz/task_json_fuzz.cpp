@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "queue/validation.hpp"
+#include "core/validation.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/json.hpp"
 

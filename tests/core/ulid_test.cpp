@@ -1,4 +1,4 @@
-#include "queue/ulid.hpp"
+#include "core/ulid.hpp"
 
 #include <gtest/gtest.h>
 

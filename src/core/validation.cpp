@@ -1,4 +1,4 @@
-#include "queue/validation.hpp"
+#include "core/validation.hpp"
 
 #include <algorithm>
 #include <cmath>
