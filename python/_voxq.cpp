@@ -41,10 +41,7 @@ using NewTask = std::tuple<std::string /*id*/, std::string /*state*/, double /*s
                            std::int64_t /*max_attempts*/, std::string /*dedup_key*/>;
 
 TaskState state_from(const std::string& name) {
-    for (TaskState s : voxq::kAllTaskStates) {
-        if (voxq::to_string(s) == name) return s;
-    }
-    throw voxq::ValidationError("state: '" + name + "' is not a TaskState");
+    return voxq::task_state_from(name, "state");
 }
 
 py::dict task_dict(const Task& t) {

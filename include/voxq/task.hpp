@@ -44,8 +44,11 @@ inline constexpr TaskState kAllTaskStates[] = {
 
 // "PENDING", "PROCESSING", ...
 [[nodiscard]] std::string_view to_string(TaskState state) noexcept;
-// Accepts the upper- or lower-case name; std::nullopt for anything else.
+// Accepts the name in any case; std::nullopt for anything else. The one parser
+// of state names (CLI, HTTP, JSON, Python).
 [[nodiscard]] std::optional<TaskState> parse_task_state(std::string_view name) noexcept;
+// parse_task_state, or ValidationError "<field>: 'x' is not one of PENDING, ...".
+[[nodiscard]] TaskState task_state_from(std::string_view name, std::string_view field);
 
 // One speech request. `voice_id` is "engine.voice" (e.g. "kokoro.af_heart",
 // "espeak.en-us").

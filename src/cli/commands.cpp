@@ -405,10 +405,7 @@ int run(int argc, char** argv) {
         action = [&] {
             TaskFilter filter;
             if (!list_state.empty()) {
-                filter.state = parse_task_state(list_state);
-                if (!filter.state) {
-                    throw ValidationError("--state: '" + list_state + "' is not a task state");
-                }
+                filter.state = task_state_from(list_state, "--state");
             }
             filter.queue = list_queue;
             OpenQueue q(g);
@@ -515,9 +512,7 @@ int run(int argc, char** argv) {
             std::vector<TaskState> states;
             std::stringstream ss(purge_states);
             for (std::string name; std::getline(ss, name, ',');) {
-                const auto s = parse_task_state(name);
-                if (!s) throw ValidationError("--state: '" + name + "' is not a task state");
-                states.push_back(*s);
+                states.push_back(task_state_from(name, "--state"));
             }
             const double older = parse_duration(purge_older);
             OpenQueue q(g);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/text.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq {
@@ -125,7 +126,7 @@ Task task_from_value(const json& j, std::size_t index) {
     t.id = r.str(j, "id", "");
     const std::string state = r.str(j, "state", "PENDING");
     const auto parsed = parse_task_state(state);
-    if (!parsed) r.fail("state", "'" + state.substr(0, 32) + "' is not a task state");
+    if (!parsed) r.fail("state", "'" + truncate_utf8(state, 32) + "' is not a task state");
     t.state = *parsed;
     t.queue = r.str(j, "queue", "default");
     t.priority = r.integer(j, "priority", 0);

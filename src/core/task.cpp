@@ -4,7 +4,9 @@
 #include <cctype>
 #include <chrono>
 
+#include "util/text.hpp"
 #include "voxq/clock.hpp"
+#include "voxq/errors.hpp"
 
 namespace voxq {
 
@@ -27,13 +29,27 @@ std::string_view to_string(TaskState state) noexcept {
 }
 
 std::optional<TaskState> parse_task_state(std::string_view name) noexcept {
-    std::string upper(name);
-    std::transform(upper.begin(), upper.end(), upper.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     for (TaskState s : kAllTaskStates) {
-        if (to_string(s) == upper) return s;
+        const std::string_view candidate = to_string(s);
+        if (candidate.size() == name.size() &&
+            std::equal(candidate.begin(), candidate.end(), name.begin(), [](char a, char b) {
+                return a == std::toupper(static_cast<unsigned char>(b));
+            })) {
+            return s;
+        }
     }
     return std::nullopt;
+}
+
+TaskState task_state_from(std::string_view name, std::string_view field) {
+    if (const auto state = parse_task_state(name)) return *state;
+    std::string names;
+    for (TaskState s : kAllTaskStates) {
+        if (!names.empty()) names += ", ";
+        names += to_string(s);
+    }
+    throw ValidationError(std::string(field) + ": '" + truncate_utf8(std::string(name), 32) +
+                          "' is not one of " + names);
 }
 
 std::int64_t SystemClock::now_us() const {

@@ -124,15 +124,6 @@ bool same_secret(const std::string& given, const std::string& expected) {
            CRYPTO_memcmp(given.data(), expected.data(), given.size()) == 0;
 }
 
-std::optional<TaskState> parse_state(const std::string& text) {
-    std::string upper = text;
-    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    for (TaskState s : kAllTaskStates) {
-        if (to_string(s) == upper) return s;
-    }
-    return std::nullopt;
-}
-
 std::int64_t parse_limit(const std::string& text) {
     std::int64_t limit = 0;
     try {
@@ -450,11 +441,7 @@ struct ApiService::Impl {
     http::Response list(const http::Request& req) {
         TaskFilter filter;
         if (auto state = req.param("state"); state && !state->empty()) {
-            filter.state = parse_state(*state);
-            if (!filter.state)
-                throw ValidationError("state: '" + truncate_utf8(*state, 32) +
-                                      "' is not one of PENDING, PROCESSING, COMPLETED, RETRYABLE, "
-                                      "CANCELLED, DISCARDED");
+            filter.state = task_state_from(*state, "state");
         }
         if (auto queue_name = req.param("queue")) filter.queue = *queue_name;
         const auto limit_text = req.param("limit");
