@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "util/env.hpp"
@@ -170,6 +171,40 @@ std::vector<std::string> SpeechEngines::voices() {
     return out;
 }
 
+namespace {
+
+// The kinds of configured engine, by VOXQ_ENGINE_<NAME>_KIND. Adding a kind of
+// engine (not only OpenAI-compatible servers): a class implementing
+// SpeechEngine and a row here.
+struct EngineKind {
+    std::string_view name;
+    std::shared_ptr<SpeechEngine> (*make)(EngineSettings settings);
+};
+constexpr EngineKind kEngineKinds[] = {
+    {"openai",
+     [](EngineSettings s) -> std::shared_ptr<SpeechEngine> {
+         return std::make_shared<OpenAiSpeechEngine>(std::move(s));
+     }},
+};
+
+const EngineKind* find_engine_kind(std::string_view name) {
+    for (const EngineKind& kind : kEngineKinds) {
+        if (kind.name == name) return &kind;
+    }
+    return nullptr;
+}
+
+std::string engine_kind_names() {
+    std::string out;
+    for (const EngineKind& kind : kEngineKinds) {
+        if (!out.empty()) out += ", ";
+        out += kind.name;
+    }
+    return out;
+}
+
+}  // namespace
+
 std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
     const std::map<std::string, std::string>& env, const std::string& espeak_helper) {
     auto engines = std::make_shared<SpeechEngines>();
@@ -182,29 +217,40 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
     engines->add("espeak", std::make_shared<EspeakEngine>(espeak_helper, espeak_processes),
                  espeak_processes);
 
+    // Every engine named by a VOXQ_ENGINE_<NAME>_URL or _KIND variable.
     const std::string prefix = "VOXQ_ENGINE_";
-    const std::string suffix = "_URL";
+    std::set<std::string> named;
     for (const auto& [variable, value] : env) {
-        if (variable.rfind(prefix, 0) != 0 || variable.size() <= prefix.size() + suffix.size() ||
-            variable.compare(variable.size() - suffix.size(), suffix.size(), suffix) != 0)
-            continue;
-        const std::string upper_name =
-            variable.substr(prefix.size(), variable.size() - prefix.size() - suffix.size());
+        for (const std::string suffix : {"_URL", "_KIND"}) {
+            if (variable.size() > prefix.size() + suffix.size() &&
+                variable.compare(variable.size() - suffix.size(), suffix.size(), suffix) == 0) {
+                named.insert(variable.substr(prefix.size(),
+                                             variable.size() - prefix.size() - suffix.size()));
+            }
+        }
+    }
+    for (const std::string& upper_name : named) {
+        const std::string p = prefix + upper_name + "_";
         EngineSettings s;
         s.name = lower(upper_name);
         if (s.name.empty() || !std::all_of(s.name.begin(), s.name.end(), [](char c) {
                 return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
             }))
-            throw ConfigError(variable + ": the engine name must be letters and digits");
-        if (s.name == "espeak") throw ConfigError(variable + ": espeak is built in");
-        if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
-            throw ConfigError(variable + ": " + env::quoted(value) + " is not an http(s) URL");
-        s.url = value;
+            throw ConfigError(p + "URL: the engine name must be letters and digits");
+        if (s.name == "espeak") throw ConfigError(p + "URL: espeak is built in");
+        const std::string kind_name = vars.text(p + "KIND").value_or("openai");
+        const EngineKind* kind = find_engine_kind(kind_name);
+        if (kind == nullptr) {
+            throw ConfigError(p + "KIND: " + env::quoted(kind_name) + " is not one of " +
+                              engine_kind_names());
+        }
+        const std::string url = vars.text(p + "URL").value_or("");
+        if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+            throw ConfigError(p + "URL: " + env::quoted(url) + " is not an http(s) URL");
+        s.url = url;
         while (!s.url.empty() && s.url.back() == '/') s.url.pop_back();
-        const std::string p = prefix + upper_name + "_";
-        if (auto it = env.find(p + "API_KEY"); it != env.end()) s.api_key = it->second;
-        s.model = s.name == "kokoro" ? "kokoro" : "tts-1";
-        if (auto it = env.find(p + "MODEL"); it != env.end()) s.model = it->second;
+        s.api_key = vars.text(p + "API_KEY").value_or("");
+        s.model = vars.text(p + "MODEL").value_or(s.name == "kokoro" ? "kokoro" : "tts-1");
         s.concurrency = read_int(p + "CONCURRENCY", 4);
         s.max_chars =
             static_cast<std::size_t>(vars.integer(p + "MAX_CHARS", 16, 1'000'000)
@@ -213,7 +259,7 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
         const std::string name = s.name;  // read before s is moved from
         const int cap = s.concurrency;
         const std::size_t max_chars = s.max_chars;
-        engines->add(name, std::make_shared<OpenAiSpeechEngine>(std::move(s)), cap, max_chars);
+        engines->add(name, kind->make(std::move(s)), cap, max_chars);
     }
     return engines;
 }

@@ -95,6 +95,10 @@ TEST(SpeechEngines, BadSettingsNameTheVariable) {
         {{{"VOXQ_ENGINE_ESPEAK_URL", "http://x"}}, "VOXQ_ENGINE_ESPEAK_URL: espeak is built in"},
         {{{"VOXQ_ENGINE_K-O_URL", "http://x"}},
          "VOXQ_ENGINE_K-O_URL: the engine name must be letters and digits"},
+        {{{"VOXQ_ENGINE_KOKORO_URL", "http://x"}, {"VOXQ_ENGINE_KOKORO_KIND", "grpc"}},
+         "VOXQ_ENGINE_KOKORO_KIND: 'grpc' is not one of openai"},
+        {{{"VOXQ_ENGINE_KOKORO_KIND", "openai"}},
+         "VOXQ_ENGINE_KOKORO_URL: '' is not an http(s) URL"},
     };
     for (const auto& [env, message] : cases) {
         try {
