@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 
 int main(int argc, char** argv) {
     std::string texts_file;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "voxq/queue.hpp"
+#include "voxq/version.hpp"
 
 using namespace std::chrono;
 using voxq::Task;

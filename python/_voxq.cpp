@@ -17,10 +17,9 @@
 #include <variant>
 
 #include "voxq/config.hpp"
-#include "voxq/engines.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/queue.hpp"
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 #include "voxq/webhook.hpp"
 #include "voxq/worker.hpp"
 

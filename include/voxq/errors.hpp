@@ -102,4 +102,16 @@ class StoreError : public QueueError {
     bool in_doubt_;
 };
 
+// Synthesis failed. permanent(): the request can never succeed as it is (an
+// unknown voice, say); otherwise a retry may succeed (the engine crashed).
+class SpeechError : public QueueError {
+  public:
+    SpeechError(const std::string& message, bool permanent)
+        : QueueError(message), permanent_(permanent) {}
+    [[nodiscard]] bool permanent() const noexcept { return permanent_; }
+
+  private:
+    bool permanent_;
+};
+
 }  // namespace voxq

@@ -14,7 +14,6 @@
 #include <string_view>
 #include <vector>
 
-#include "voxq/store.hpp"
 #include "voxq/task.hpp"
 
 namespace voxq {

@@ -35,10 +35,11 @@
 #include "voxq/clock.hpp"
 #include "voxq/config.hpp"
 #include "voxq/errors.hpp"
-#include "voxq/store.hpp"
 #include "voxq/task.hpp"
 
 namespace voxq {
+
+class Store;  // voxq/store.hpp: for store implementers
 
 // Filters for list_tasks().
 struct TaskFilter {

@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "voxq/queue.hpp"
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 #include "voxq/worker.hpp"
 
 namespace voxq {

@@ -12,6 +12,10 @@
 //
 // Thread-safety: every method may be called from many threads at once, and many
 // processes may open the same database.
+//
+// STABILITY: for store implementers and tests, not for applications (they use
+// WorkerQueue, voxq/queue.hpp). This interface may change in any minor version,
+// as River's driver interface does; a store outside this tree must follow it.
 #pragma once
 
 #include <array>
@@ -94,11 +98,6 @@ struct TaskListParams {
     std::string cursor;  // empty = from the newest; else next_cursor of the previous page
 };
 
-struct TaskPage {
-    std::vector<Task> tasks;  // newest first (by id)
-    std::string next_cursor;  // empty when this was the last page
-};
-
 struct TaskPurgeParams {
     std::vector<TaskState> states;
     std::int64_t updated_before_us = 0;  // delete tasks last updated at or before this
@@ -156,9 +155,6 @@ class Store {
     // Finishes pending writes and releases the database. Idempotent.
     virtual void close() = 0;
 };
-
-// The version of the SQLite library voxq runs on ("3.40.1").
-[[nodiscard]] const char* sqlite_version() noexcept;
 
 // Opens the store that `config.database_url` names. Does not migrate.
 [[nodiscard]] std::unique_ptr<Store> open_store(const QueueConfig& config);

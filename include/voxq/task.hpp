@@ -102,4 +102,10 @@ struct Task {
     std::vector<TaskError> error_history;
 };
 
+// One page of a listing (WorkerQueue::list_tasks).
+struct TaskPage {
+    std::vector<Task> tasks;  // newest first (by id)
+    std::string next_cursor;  // empty when this was the last page
+};
+
 }  // namespace voxq

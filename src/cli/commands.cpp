@@ -20,12 +20,11 @@
 
 #include "util/text.hpp"
 #include "voxq/audio_format.hpp"
-#include "voxq/engines.hpp"
 #include "voxq/json.hpp"
 #include "voxq/queue.hpp"
 #include "voxq/server.hpp"
 #include "voxq/sink.hpp"
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 #include "voxq/worker.hpp"
 
 namespace voxq::cli {

@@ -10,6 +10,7 @@
 #include "core/validation.hpp"
 #include "util/time.hpp"
 #include "voxq/queue.hpp"
+#include "voxq/store.hpp"
 
 namespace voxq {
 

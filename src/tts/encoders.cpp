@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "voxq/audio_format.hpp"
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 
 static_assert(std::endian::native == std::endian::little,
               "WAV and raw PCM are written from the samples in host order");

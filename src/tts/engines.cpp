@@ -1,7 +1,5 @@
 // The engine registry: routing by voice_id, per-engine concurrency caps, and
 // splitting texts longer than an engine takes in one call.
-#include "voxq/engines.hpp"
-
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -9,6 +7,7 @@
 #include <thread>
 
 #include "util/env.hpp"
+#include "voxq/speech.hpp"
 
 namespace voxq {
 

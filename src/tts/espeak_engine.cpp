@@ -14,7 +14,7 @@
 
 #include "tts/espeak_protocol.hpp"
 #include "util/env.hpp"
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 
 extern char** environ;
 

@@ -9,7 +9,7 @@
 
 #include "util/curl.hpp"
 #include "util/text.hpp"
-#include "voxq/engines.hpp"
+#include "voxq/speech.hpp"
 
 namespace voxq {
 

@@ -15,8 +15,8 @@
 #include <string>
 
 #include "voxq/clock.hpp"
+#include "voxq/speech.hpp"
 #include "voxq/task.hpp"
-#include "voxq/tts.hpp"
 #include "voxq/webhook.hpp"
 #include "voxq/worker.hpp"
 

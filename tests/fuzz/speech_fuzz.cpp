@@ -5,9 +5,8 @@
 #include <string>
 
 #include "util/text.hpp"
-#include "voxq/engines.hpp"
 #include "voxq/errors.hpp"
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string input(reinterpret_cast<const char*>(data), size);

@@ -15,8 +15,8 @@
 #include "support/audio.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/audio_format.hpp"
-#include "voxq/engines.hpp"
 #include "voxq/errors.hpp"
+#include "voxq/speech.hpp"
 
 namespace voxq {
 namespace {

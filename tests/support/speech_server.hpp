@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 
 namespace voxq::test {
 

@@ -5,7 +5,7 @@
 
 #include "support/audio.hpp"
 #include "voxq/audio_format.hpp"
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 
 namespace voxq {
 namespace {

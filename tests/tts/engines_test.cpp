@@ -1,13 +1,12 @@
 // The engine registry (routing, caps, splitting, configuration) and the
 // OpenAI-compatible engine against a local Kokoro-shaped server.
-#include "voxq/engines.hpp"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <thread>
 
 #include "support/speech_server.hpp"
+#include "voxq/speech.hpp"
 
 namespace voxq {
 namespace {

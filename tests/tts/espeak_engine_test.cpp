@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "voxq/tts.hpp"
+#include "voxq/speech.hpp"
 
 namespace voxq {
 namespace {

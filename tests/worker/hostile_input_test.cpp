@@ -18,10 +18,10 @@
 #include "support/temp_dir.hpp"
 #include "support/worker_env.hpp"
 #include "util/text.hpp"
-#include "voxq/engines.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/json.hpp"
 #include "voxq/queue.hpp"
+#include "voxq/speech.hpp"
 #include "voxq/webhook.hpp"
 #include "voxq/worker.hpp"
 

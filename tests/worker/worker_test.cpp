@@ -21,8 +21,8 @@
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
 #include "support/worker_env.hpp"
-#include "voxq/engines.hpp"
 #include "voxq/sink.hpp"
+#include "voxq/speech.hpp"
 
 namespace voxq {
 namespace {

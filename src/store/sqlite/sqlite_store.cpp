@@ -17,6 +17,7 @@
 #include "store/store_rules.hpp"
 #include "store/task_row.hpp"
 #include "voxq/errors.hpp"
+#include "voxq/version.hpp"
 
 namespace voxq::sqlite {
 

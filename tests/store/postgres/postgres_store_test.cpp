@@ -14,6 +14,7 @@
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/queue.hpp"
+#include "voxq/store.hpp"
 
 namespace voxq {
 namespace {

@@ -10,6 +10,7 @@
 #include "support/temp_dir.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/queue.hpp"
+#include "voxq/store.hpp"
 #include "voxq/worker.hpp"
 
 namespace voxq {

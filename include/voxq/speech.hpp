@@ -1,12 +1,22 @@
-// File: voxq/engines.hpp
+// File: voxq/speech.hpp
+//
+// Speech synthesis. An engine turns a TextToSpeechRequest into audio; errors say
+// whether trying again can help (SpeechError::permanent(), voxq/errors.hpp).
+//
+// espeak-ng is GPL-3+ and keeps process-global state, so it never runs inside
+// libvoxq: EspeakEngine talks to the `voxq-espeak` helper program over a pipe,
+// keeps it warm between requests, and restarts it if it dies (the request in
+// flight then fails as a transient error).
 //
 // The speech engines a worker can use, chosen by the `engine.` prefix of a
 // voice_id (SPEC §6):
 //   espeak   espeak-ng in helper processes; always there.
-//   <name>   an OpenAI-compatible endpoint (Kokoro-FastAPI for kokoro.*), one per
-//            VOXQ_ENGINE_<NAME>_URL, e.g. VOXQ_ENGINE_KOKORO_URL=http://127.0.0.1:8880/v1
+//   <name>   one per VOXQ_ENGINE_<NAME>_URL, of the kind VOXQ_ENGINE_<NAME>_KIND
+//            names (default and today the only one: openai, an OpenAI-compatible
+//            endpoint such as Kokoro-FastAPI), e.g.
+//            VOXQ_ENGINE_KOKORO_URL=http://127.0.0.1:8880/v1
 //
-// Per engine (NAME upper-case): _URL, _API_KEY (sent as a bearer token, never
+// Per engine (NAME upper-case): _URL, _KIND, _API_KEY (sent as a bearer token, never
 // logged), _MODEL, _CONCURRENCY (calls at once per worker process; speech
 // servers throttle), _MAX_CHARS (longer texts are split at sentence boundaries
 // and the audio joined; OpenAI-compatible default 4096), _TIMEOUT (seconds).
@@ -17,9 +27,40 @@
 #include <string>
 #include <vector>
 
-#include "voxq/tts.hpp"
+#include "voxq/audio.hpp"
+#include "voxq/errors.hpp"
+#include "voxq/task.hpp"
 
 namespace voxq {
+
+// Thread-safety: synthesize() and voices() may be called from many threads.
+class SpeechEngine {
+  public:
+    virtual ~SpeechEngine() = default;
+    // `request.voice_id` is "engine.voice"; the engine reads the part after the dot.
+    virtual Audio synthesize(const TextToSpeechRequest& request) = 0;
+    virtual std::vector<std::string> voices() = 0;
+};
+
+class EspeakEngine final : public SpeechEngine {
+  public:
+    // `helper`: path of the voxq-espeak program; empty = $VOXQ_ESPEAK_HELPER, else
+    // voxq-espeak next to the running program. `processes`: helpers kept warm, so
+    // that many syntheses run in parallel (each helper starts on first use).
+    explicit EspeakEngine(std::string helper = "", int processes = 1);
+    ~EspeakEngine() override;
+    EspeakEngine(const EspeakEngine&) = delete;
+    EspeakEngine& operator=(const EspeakEngine&) = delete;
+
+    Audio synthesize(const TextToSpeechRequest& request) override;
+    std::vector<std::string> voices() override;
+    // A running helper's process id (0 if none): for tests that kill it.
+    [[nodiscard]] int helper_pid() const;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 struct EngineSettings {
     std::string name;  // as in voice ids: "kokoro"
