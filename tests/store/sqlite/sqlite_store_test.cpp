@@ -146,6 +146,9 @@ class ReadOnlyLater {
     [[nodiscard]] std::string file(const std::string& name) const {
         return (where_ / name).string();
     }
+    [[nodiscard]] std::string url(const std::string& name) const {
+        return "sqlite:///" + file(name);
+    }
     void make_read_only() const {
         ASSERT_EQ(::mount("tmpfs", where_.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, "size=8m"), 0);
     }
@@ -162,6 +165,16 @@ void exec_sql(const std::string& path, const char* sql) {
     sqlite3_close(db);
 }
 
+// Each test gets a tmpfs of its own under a temporary folder (skipped unless root).
+class SqliteReadOnly : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        if (!fs_.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+    }
+    TempDir dir_;
+    ReadOnlyLater fs_{dir_.path() / "ro"};
+};
+
 template <typename F>
 std::string store_error_of(F&& fn) {
     try {
@@ -174,12 +187,9 @@ std::string store_error_of(F&& fn) {
     return {};
 }
 
-TEST(SqliteStore, ReadOnlyDatabaseServesReadsAndRefusesWritesNamingTheFile) {
-    TempDir dir;
-    ReadOnlyLater fs(dir.path() / "ro");
-    if (!fs.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+TEST_F(SqliteReadOnly, DatabaseServesReadsAndRefusesWritesNamingTheFile) {
     QueueConfig config;
-    config.database_url = "sqlite:///" + fs.file("queue.db");
+    config.database_url = fs_.url("queue.db");
     std::vector<Task> tasks = make_tasks(5);
     {
         WorkerQueue queue(config);
@@ -187,7 +197,7 @@ TEST(SqliteStore, ReadOnlyDatabaseServesReadsAndRefusesWritesNamingTheFile) {
         queue.enqueue(tasks);
         for (const Task& t : queue.dequeue(2)) queue.mark_as_complete(t.id, t.attempt_count);
     }
-    fs.make_read_only();
+    fs_.make_read_only();
 
     WorkerQueue queue(config);
     queue.initialize();  // no migration, no switch to WAL: nothing to write
@@ -201,7 +211,7 @@ TEST(SqliteStore, ReadOnlyDatabaseServesReadsAndRefusesWritesNamingTheFile) {
 
     std::vector<Task> more = make_tasks(1);
     const std::string refused = store_error_of([&] { queue.enqueue(more); });
-    EXPECT_NE(refused.find(fs.file("queue.db")), std::string::npos) << refused;
+    EXPECT_NE(refused.find(fs_.file("queue.db")), std::string::npos) << refused;
     EXPECT_NE(refused.find("read-only"), std::string::npos) << refused;
     EXPECT_NE(store_error_of([&] { (void)queue.dequeue(1); }).find("read-only"), std::string::npos);
     EXPECT_NE(store_error_of([&] { queue.mark_as_cancelled(tasks[4].id); }).find("read-only"),
@@ -214,12 +224,9 @@ TEST(SqliteStore, ReadOnlyDatabaseServesReadsAndRefusesWritesNamingTheFile) {
 
 // A crashed writer leaves its last commits in the -wal file. Reading the main
 // file alone (SQLite's "immutable" mode) would silently lose them.
-TEST(SqliteStore, ReadOnlyDatabaseWithALeftoverWalLosesNoCommit) {
-    TempDir dir;
-    ReadOnlyLater fs(dir.path() / "ro");
-    if (!fs.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+TEST_F(SqliteReadOnly, DatabaseWithALeftoverWalLosesNoCommit) {
     QueueConfig config;
-    config.database_url = dir.sqlite_url();
+    config.database_url = dir_.sqlite_url();
     std::vector<Task> tasks = make_tasks(7);
     {
         WorkerQueue queue(config);
@@ -228,41 +235,39 @@ TEST(SqliteStore, ReadOnlyDatabaseWithALeftoverWalLosesNoCommit) {
         // While the queue is open its commits are still in the -wal: copy the
         // three files as a crash would leave them.
         for (const char* suffix : {"", "-wal", "-shm"}) {
-            std::filesystem::copy_file(dir.file("queue.db") + suffix, fs.file("queue.db") + suffix);
+            std::filesystem::copy_file(dir_.file("queue.db") + suffix,
+                                       fs_.file("queue.db") + suffix);
         }
-        ASSERT_GT(std::filesystem::file_size(fs.file("queue.db-wal")), 0U);
+        ASSERT_GT(std::filesystem::file_size(fs_.file("queue.db-wal")), 0U);
     }
-    fs.make_read_only();
-    config.database_url = "sqlite:///" + fs.file("queue.db");
+    fs_.make_read_only();
+    config.database_url = fs_.url("queue.db");
     WorkerQueue queue(config);
     queue.initialize();
     EXPECT_EQ(queue.get_queue_stats()["total"], 7);
     EXPECT_EQ(queue.get_task(tasks[6].id).state, TaskState::PENDING);
 }
 
-TEST(SqliteStore, ReadOnlyDatabaseThatNeedsMigratingOrIsMissingSaysSo) {
-    TempDir dir;
-    ReadOnlyLater fs(dir.path() / "ro");
-    if (!fs.mounted()) GTEST_SKIP() << "mounting a tmpfs needs root";
+TEST_F(SqliteReadOnly, DatabaseThatNeedsMigratingOrIsMissingSaysSo) {
     QueueConfig config;
-    config.database_url = "sqlite:///" + fs.file("old.db");
+    config.database_url = fs_.url("old.db");
     {
         WorkerQueue queue(config);
         queue.initialize();
     }
-    exec_sql(fs.file("old.db"), "DELETE FROM voxq_schema WHERE version > 1");
-    fs.make_read_only();
+    exec_sql(fs_.file("old.db"), "DELETE FROM voxq_schema WHERE version > 1");
+    fs_.make_read_only();
 
     const std::string old = store_error_of([&] { WorkerQueue(config).initialize(); });
-    EXPECT_NE(old.find(fs.file("old.db")), std::string::npos) << old;
+    EXPECT_NE(old.find(fs_.file("old.db")), std::string::npos) << old;
     EXPECT_NE(old.find("read-only"), std::string::npos) << old;
     EXPECT_NE(old.find("version 1"), std::string::npos) << old;
 
-    config.database_url = "sqlite:///" + fs.file("missing.db");
+    config.database_url = fs_.url("missing.db");
     const std::string missing = store_error_of([&] { WorkerQueue(config).initialize(); });
-    EXPECT_NE(missing.find(fs.file("missing.db")), std::string::npos) << missing;
+    EXPECT_NE(missing.find(fs_.file("missing.db")), std::string::npos) << missing;
     EXPECT_NE(missing.find("read-only"), std::string::npos) << missing;
-    EXPECT_FALSE(std::filesystem::exists(fs.file("missing.db")));
+    EXPECT_FALSE(std::filesystem::exists(fs_.file("missing.db")));
 }
 
 }  // namespace
