@@ -14,6 +14,7 @@
 
 #include "store/postgres/pg_connection.hpp"
 #include "store/postgres/pg_migrations.hpp"
+#include "store/sql_states.hpp"
 #include "store/store_rules.hpp"
 #include "store/task_row.hpp"
 #include "voxq/errors.hpp"
@@ -181,9 +182,11 @@ class PostgresStore final : public Store {
         // One statement: pick due rows in claim order, skipping rows another
         // worker holds, move them to PROCESSING and count the move.
 #define VOXQ_PG_CLAIM(filter)                                                                    \
-    "WITH picked AS (SELECT id FROM tasks WHERE state = 0 AND schedule_at <= $1::bigint " filter \
+    "WITH picked AS (SELECT id FROM tasks WHERE state = " VOXQ_SQL_PENDING                       \
+    " AND schedule_at <= $1::bigint " filter                                                     \
     " ORDER BY priority DESC, schedule_at, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED), "        \
-    "moved AS (UPDATE tasks t SET state = 1, attempt_count = t.attempt_count + 1, "              \
+    "moved AS (UPDATE tasks t SET state = " VOXQ_SQL_PROCESSING                                  \
+    ", attempt_count = t.attempt_count + 1, "                                                    \
     "heartbeat_at = $1::bigint, updated_at = $1::bigint FROM picked WHERE t.id = picked.id "     \
     "RETURNING " VOXQ_PG_COLUMNS_T "), counted AS (" VOXQ_PG_COUNT(                              \
         "(SELECT queue, s.state, s.sign * count(*) AS d FROM moved, (VALUES (0::smallint, -1), " \
@@ -271,7 +274,8 @@ class PostgresStore final : public Store {
                 const PgResult r = c.run("voxq_rescue_retryable",
                                          "SELECT " VOXQ_PG_COLUMNS
                                          ", not_before, stalls FROM tasks WHERE "
-                                         "state = 3 ORDER BY updated_at LIMIT $1::bigint FOR "
+                                         "state = " VOXQ_SQL_RETRYABLE
+                                         " ORDER BY updated_at LIMIT $1::bigint FOR "
                                          "UPDATE SKIP LOCKED",
                                          {param(p.limit)});
                 for (int i = 0; i < r.rows(); ++i)
@@ -283,7 +287,8 @@ class PostgresStore final : public Store {
                     c.run("voxq_rescue_expired",
                           "SELECT " VOXQ_PG_COLUMNS
                           ", not_before, stalls FROM tasks WHERE "
-                          "state = 1 AND heartbeat_at <= $1::bigint ORDER BY "
+                          "state = " VOXQ_SQL_PROCESSING
+                          " AND heartbeat_at <= $1::bigint ORDER BY "
                           "heartbeat_at LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
                           {param(p.now_us - p.visibility_timeout_us), param(remaining)});
                 for (int i = 0; i < r.rows(); ++i)
@@ -361,17 +366,17 @@ class PostgresStore final : public Store {
                 }
                 switch (*p.state) {
                     case TaskState::PENDING:
-                        return c.run("voxq_list_0", VOXQ_PG_LIST("0"), args);
+                        return c.run("voxq_list_0", VOXQ_PG_LIST(VOXQ_SQL_PENDING), args);
                     case TaskState::PROCESSING:
-                        return c.run("voxq_list_1", VOXQ_PG_LIST("1"), args);
+                        return c.run("voxq_list_1", VOXQ_PG_LIST(VOXQ_SQL_PROCESSING), args);
                     case TaskState::COMPLETED:
-                        return c.run("voxq_list_2", VOXQ_PG_LIST("2"), args);
+                        return c.run("voxq_list_2", VOXQ_PG_LIST(VOXQ_SQL_COMPLETED), args);
                     case TaskState::RETRYABLE:
-                        return c.run("voxq_list_3", VOXQ_PG_LIST("3"), args);
+                        return c.run("voxq_list_3", VOXQ_PG_LIST(VOXQ_SQL_RETRYABLE), args);
                     case TaskState::CANCELLED:
-                        return c.run("voxq_list_4", VOXQ_PG_LIST("4"), args);
+                        return c.run("voxq_list_4", VOXQ_PG_LIST(VOXQ_SQL_CANCELLED), args);
                     case TaskState::DISCARDED:
-                        return c.run("voxq_list_5", VOXQ_PG_LIST("5"), args);
+                        return c.run("voxq_list_5", VOXQ_PG_LIST(VOXQ_SQL_DISCARDED), args);
                 }
                 throw StoreError("list: unknown state", false);
             }();
@@ -399,11 +404,14 @@ class PostgresStore final : public Store {
         "$3::smallint") ") SELECT count(*) FROM gone"
                 switch (state) {
                     case TaskState::COMPLETED:
-                        return c.run("voxq_purge_2", VOXQ_PG_PURGE("2"), args).int64(0, 0);
+                        return c.run("voxq_purge_2", VOXQ_PG_PURGE(VOXQ_SQL_COMPLETED), args)
+                            .int64(0, 0);
                     case TaskState::CANCELLED:
-                        return c.run("voxq_purge_4", VOXQ_PG_PURGE("4"), args).int64(0, 0);
+                        return c.run("voxq_purge_4", VOXQ_PG_PURGE(VOXQ_SQL_CANCELLED), args)
+                            .int64(0, 0);
                     case TaskState::DISCARDED:
-                        return c.run("voxq_purge_5", VOXQ_PG_PURGE("5"), args).int64(0, 0);
+                        return c.run("voxq_purge_5", VOXQ_PG_PURGE(VOXQ_SQL_DISCARDED), args)
+                            .int64(0, 0);
                     default:
                         break;
                 }
@@ -442,10 +450,12 @@ class PostgresStore final : public Store {
                 const auto state = static_cast<std::size_t>(counts.int64(i, 1));
                 if (state < out.back().counts.size()) out.back().counts[state] = counts.int64(i, 2);
             }
-            const PgResult due = c.run("voxq_overview_due",
-                                       "SELECT queue, min(schedule_at) FROM tasks WHERE state = 0 "
-                                       "AND schedule_at <= $1::bigint GROUP BY queue",
-                                       {param(now_us)});
+            const PgResult due =
+                c.run("voxq_overview_due",
+                      "SELECT queue, min(schedule_at) FROM tasks WHERE state = " VOXQ_SQL_PENDING
+                      " "
+                      "AND schedule_at <= $1::bigint GROUP BY queue",
+                      {param(now_us)});
             for (int i = 0; i < due.rows(); ++i) {
                 const std::string queue(due.text(i, 0));
                 for (QueueOverview& q : out) {
@@ -597,8 +607,10 @@ class PostgresStore final : public Store {
                 // id = ANY(array) is an index scan on the key whatever the group size.
                 const PgResult r = conn.run(
                     "voxq_complete_group",
-                    "WITH moved AS (UPDATE tasks t SET state = 2, updated_at = $3::bigint, "
-                    "not_before = 0 WHERE t.id = ANY($1::text[]) AND t.state = 1 AND "
+                    "WITH moved AS (UPDATE tasks t SET state = " VOXQ_SQL_COMPLETED
+                    ", updated_at = $3::bigint, "
+                    "not_before = 0 WHERE t.id = ANY($1::text[]) AND t.state = " VOXQ_SQL_PROCESSING
+                    " AND "
                     "t.attempt_count = COALESCE(($2::bigint[])[array_position($1::text[], t.id)], "
                     "t.attempt_count) RETURNING t.id, t.queue, t.attempt_count), "
                     "counted AS (" VOXQ_PG_COUNT(

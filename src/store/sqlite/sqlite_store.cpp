@@ -12,7 +12,10 @@
 #include <set>
 #include <thread>
 
+#include "store/sql_states.hpp"
 #include "store/sqlite/connection.hpp"
+#include "store/sqlite/count_deltas.hpp"
+#include "store/sqlite/group_commit.hpp"
 #include "store/sqlite/migrations.hpp"
 #include "store/store_rules.hpp"
 #include "store/task_row.hpp"
@@ -23,55 +26,7 @@ namespace voxq::sqlite {
 
 namespace {
 
-constexpr std::size_t kMaxGroup = 512;  // writes per group transaction
 constexpr std::size_t kMaxIdleReaders = 8;
-constexpr int kSpinsBeforeSleep = 200;  // yields while waiting for a group commit
-
-// Count changes of one write, applied to task_counts before the group commits.
-class CountDeltas {
-  public:
-    CountDeltas() = default;
-    // `group`: the deltas of the writes before this one in the same transaction.
-    explicit CountDeltas(const CountDeltas* group) : group_(group) {}
-
-    void add(const std::string& queue, TaskState state, std::int64_t n) {
-        deltas_[{queue, static_cast<int>(state)}] += n;
-    }
-    void move(const std::string& queue, TaskState from, TaskState to) {
-        if (from == to) return;
-        add(queue, from, -1);
-        add(queue, to, +1);
-    }
-    void merge(const CountDeltas& other) {
-        for (const auto& [key, n] : other.deltas_) deltas_[key] += n;
-    }
-    void flush(Connection& conn) {
-        for (const auto& [key, n] : deltas_) {
-            if (n == 0) continue;
-            conn.prepare(
-                    "INSERT INTO task_counts (queue, state, n) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n")
-                .bind(1, key.first)
-                .bind(2, static_cast<std::int64_t>(key.second))
-                .bind(3, n)
-                .run();
-        }
-        deltas_.clear();
-    }
-
-    // Queues that gained tasks in `state` in this transaction so far (not yet in
-    // task_counts, which is written at commit).
-    void add_queues_gaining(TaskState state, std::set<std::string>& out) const {
-        for (const auto& [key, n] : deltas_) {
-            if (key.second == static_cast<int>(state) && n > 0) out.insert(key.first);
-        }
-        if (group_ != nullptr) group_->add_queues_gaining(state, out);
-    }
-
-  private:
-    std::map<std::pair<std::string, int>, std::int64_t> deltas_;
-    const CountDeltas* group_ = nullptr;
-};
 
 #define VOXQ_TASK_COLUMNS                                                                       \
     "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
@@ -115,19 +70,6 @@ void record_error(Connection& conn, const std::string& id, std::int64_t attempt,
         .run();
 }
 
-// A write, run by the group's leader inside the group transaction. The leader
-// fills `error` (or leaves it empty), then sets `done` (release). The exception
-// object moves to the caller whole: the leader keeps no reference to it, so it
-// is created in one thread and destroyed in the other, never both.
-struct WriteOp {
-    std::function<void(Connection&, CountDeltas&)> fn;
-    std::exception_ptr error;          // written by the leader before `done`
-    std::atomic<bool> done = false;    // the outcome is in `error`
-    std::atomic<bool> leader = false;  // promoted: run the next group
-    bool sleeping = false;             // guarded by the store's mutex_
-    std::condition_variable wake;      // signalled for done/leader if sleeping
-};
-
 class SqliteStore final : public Store {
   public:
     SqliteStore(std::string path, const QueueConfig& config)
@@ -143,13 +85,15 @@ class SqliteStore final : public Store {
                 throw StoreError("create folder " + parent.string() + ": " + ec.message(), false);
             }
         }
+        std::unique_ptr<Connection> writer;
         try {
-            writer_conn_ = std::make_unique<Connection>(path_, busy_timeout_ms_, synchronous_full_);
+            writer = std::make_unique<Connection>(path_, busy_timeout_ms_, synchronous_full_);
         } catch (const ReadOnlyDatabase&) {
             // Still readable: serve stats, list and show; refuse every write.
             read_only_ = true;
-            writer_conn_ = open_connection();
+            writer = open_connection();
         }
+        writes_ = std::make_unique<GroupCommit>(std::move(writer));
     }
 
     ~SqliteStore() override { close(); }
@@ -324,10 +268,12 @@ class SqliteStore final : public Store {
             };
             std::vector<Candidate> candidates;
             {
-                Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS
-                                         ", not_before, stalls FROM tasks "
-                                         "INDEXED BY tasks_retryable WHERE state = 3 "
-                                         "ORDER BY updated_at LIMIT ?1");
+                Statement& s =
+                    c.prepare("SELECT " VOXQ_TASK_COLUMNS
+                              ", not_before, stalls FROM tasks "
+                              "INDEXED BY tasks_retryable WHERE state = " VOXQ_SQL_RETRYABLE
+                              " "
+                              "ORDER BY updated_at LIMIT ?1");
                 s.bind(1, p.limit);
                 while (s.step()) candidates.push_back({read_task(s), s.int64(14), s.int64(15)});
             }
@@ -336,7 +282,8 @@ class SqliteStore final : public Store {
                 Statement& s =
                     c.prepare("SELECT " VOXQ_TASK_COLUMNS
                               ", not_before, stalls FROM tasks "
-                              "INDEXED BY tasks_leased WHERE state = 1 AND heartbeat_at <= ?1 "
+                              "INDEXED BY tasks_leased WHERE state = " VOXQ_SQL_PROCESSING
+                              " AND heartbeat_at <= ?1 "
                               "ORDER BY heartbeat_at LIMIT ?2");
                 s.bind(1, p.now_us - p.visibility_timeout_us).bind(2, remaining);
                 while (s.step()) candidates.push_back({read_task(s), s.int64(14), s.int64(15)});
@@ -454,7 +401,7 @@ class SqliteStore final : public Store {
                 // Walks this queue's due entries only (the partial index holds PENDING rows).
                 Statement& due = c.prepare(
                     "SELECT MIN(schedule_at) FROM tasks INDEXED BY tasks_due "
-                    "WHERE queue = ?1 AND state = 0 AND schedule_at <= ?2");
+                    "WHERE queue = ?1 AND state = " VOXQ_SQL_PENDING " AND schedule_at <= ?2");
                 due.bind(1, q.queue).bind(2, now_us);
                 if (due.step() && !due.is_null(0)) q.oldest_due_us = due.int64(0);
             }
@@ -463,13 +410,8 @@ class SqliteStore final : public Store {
     }
 
     void close() override {
-        std::unique_lock lock(mutex_);
-        if (stopping_) return;
-        stopping_ = true;  // no new writes from here on
-        // Let the writes already queued finish.
-        idle_.wait(lock, [&] { return pending_.empty(); });
-        writer_conn_.reset();
-        lock.unlock();
+        closed_ = true;    // no new reads from here on
+        writes_->close();  // lets the writes already queued finish
         std::lock_guard readers(readers_mutex_);
         idle_readers_.clear();
     }
@@ -479,7 +421,8 @@ class SqliteStore final : public Store {
     // those that gained some earlier in this transaction.
     static std::vector<std::string> queues_with_pending(Connection& c, const CountDeltas& counts) {
         std::set<std::string> queues;
-        Statement& s = c.prepare("SELECT queue FROM task_counts WHERE state = 0 AND n > 0");
+        Statement& s =
+            c.prepare("SELECT queue FROM task_counts WHERE state = " VOXQ_SQL_PENDING " AND n > 0");
         while (s.step()) queues.insert(s.text(0));
         counts.add_queues_gaining(TaskState::PENDING, queues);
         return {queues.begin(), queues.end()};
@@ -490,9 +433,11 @@ class SqliteStore final : public Store {
     static void claim_from_one_queue(Connection& c, const std::string& queue,
                                      const TaskClaimParams& p, std::vector<Task>& claimed) {
         Statement& s = c.prepare(
-            "UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, heartbeat_at = ?1, "
+            "UPDATE tasks SET state = " VOXQ_SQL_PROCESSING
+            ", attempt_count = attempt_count + 1, heartbeat_at = ?1, "
             "updated_at = ?1 WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due WHERE "
-            "state = 0 AND queue = ?3 AND schedule_at <= ?1 ORDER BY priority DESC, "
+            "state = " VOXQ_SQL_PENDING
+            " AND queue = ?3 AND schedule_at <= ?1 ORDER BY priority DESC, "
             "schedule_at, id LIMIT ?2) RETURNING " VOXQ_TASK_COLUMNS);
         s.bind(1, p.now_us).bind(2, p.limit).bind(3, queue);
         while (s.step()) claimed.push_back(read_task(s));
@@ -512,7 +457,9 @@ class SqliteStore final : public Store {
         std::vector<Candidate> candidates;
         for (const std::string& queue : queues) {
             Statement& s = c.prepare(
-                "SELECT priority, schedule_at, id FROM tasks INDEXED BY tasks_due WHERE state = 0 "
+                "SELECT priority, schedule_at, id FROM tasks INDEXED BY tasks_due WHERE state "
+                "= " VOXQ_SQL_PENDING
+                " "
                 "AND queue = ?1 AND schedule_at <= ?2 ORDER BY priority DESC, schedule_at, id "
                 "LIMIT ?3");
             s.bind(1, queue).bind(2, p.now_us).bind(3, p.limit);
@@ -528,9 +475,10 @@ class SqliteStore final : public Store {
                               return a.id < b.id;
                           });
         for (std::size_t i = 0; i < take; ++i) {
-            Statement& s = c.prepare(
-                "UPDATE tasks SET state = 1, attempt_count = attempt_count + 1, heartbeat_at = ?1, "
-                "updated_at = ?1 WHERE id = ?2 AND state = 0 RETURNING " VOXQ_TASK_COLUMNS);
+            Statement& s = c.prepare("UPDATE tasks SET state = " VOXQ_SQL_PROCESSING
+                                     ", attempt_count = attempt_count + 1, heartbeat_at = ?1, "
+                                     "updated_at = ?1 WHERE id = ?2 AND state = " VOXQ_SQL_PENDING
+                                     " RETURNING " VOXQ_TASK_COLUMNS);
             s.bind(1, p.now_us).bind(2, candidates[i].id);
             if (s.step()) claimed.push_back(read_task(s));
         }
@@ -551,17 +499,17 @@ class SqliteStore final : public Store {
         }
         switch (*state) {
             case TaskState::PENDING:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_due", "0"));
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_due", VOXQ_SQL_PENDING));
             case TaskState::PROCESSING:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_leased", "1"));
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_leased", VOXQ_SQL_PROCESSING));
             case TaskState::COMPLETED:
-                return c.prepare(VOXQ_LIST("", "2"));
+                return c.prepare(VOXQ_LIST("", VOXQ_SQL_COMPLETED));
             case TaskState::RETRYABLE:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_retryable", "3"));
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_retryable", VOXQ_SQL_RETRYABLE));
             case TaskState::CANCELLED:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_cancelled", "4"));
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_cancelled", VOXQ_SQL_CANCELLED));
             case TaskState::DISCARDED:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_discarded", "5"));
+                return c.prepare(VOXQ_LIST("INDEXED BY tasks_discarded", VOXQ_SQL_DISCARDED));
         }
 #undef VOXQ_LIST
         throw StoreError("list: unknown state", false);
@@ -575,11 +523,11 @@ class SqliteStore final : public Store {
     " AND updated_at <= ?1 ORDER BY id LIMIT ?2) RETURNING id, queue"
         switch (state) {
             case TaskState::COMPLETED:
-                return c.prepare(VOXQ_PURGE("", "2"));
+                return c.prepare(VOXQ_PURGE("", VOXQ_SQL_COMPLETED));
             case TaskState::CANCELLED:
-                return c.prepare(VOXQ_PURGE("INDEXED BY tasks_cancelled", "4"));
+                return c.prepare(VOXQ_PURGE("INDEXED BY tasks_cancelled", VOXQ_SQL_CANCELLED));
             case TaskState::DISCARDED:
-                return c.prepare(VOXQ_PURGE("INDEXED BY tasks_discarded", "5"));
+                return c.prepare(VOXQ_PURGE("INDEXED BY tasks_discarded", VOXQ_SQL_DISCARDED));
             default:
                 break;
         }
@@ -596,82 +544,15 @@ class SqliteStore final : public Store {
         detail::throw_refusal(p, current);
     }
 
-    // Runs `fn` in a group transaction and returns once that group committed.
-    //
-    // Leader/follower group commit (leveldb's DBImpl::Write): writes queue up in
-    // pending_; the write at the front is the leader. The leader takes every write
-    // queued so far, runs them in one transaction on its own thread, hands the
-    // others their outcome, and makes the next queued write the leader. Followers
-    // sleep on their own condition variable until done or promoted, so a commit
-    // wakes exactly the threads it concerns.
-    void write(std::function<void(Connection&, CountDeltas&)> fn) {
+    // Every write goes through the group commit; none to a read-only database.
+    void write(GroupCommit::WriteFn fn) {
         if (read_only_) {
             throw StoreError(path_ +
                                  " is read-only (the database, its folder or its filesystem "
                                  "cannot be written): only reads are possible",
                              false);
         }
-        WriteOp op;
-        op.fn = std::move(fn);
-        {
-            std::lock_guard lock(mutex_);
-            if (stopping_) throw QueueError("the store is closed");
-            pending_.push_back(&op);
-            if (pending_.size() == 1) op.leader = true;
-        }
-        wait_done_or_leader(op);
-        if (!op.done.load(std::memory_order_acquire)) lead(op);
-        if (op.error) std::rethrow_exception(std::move(op.error));
-    }
-
-    // A group commit takes tens of microseconds, about what waking a sleeping
-    // thread costs: so spin (yielding the CPU) for a short while first, then sleep.
-    void wait_done_or_leader(WriteOp& op) {
-        auto settled = [&] {
-            return op.done.load(std::memory_order_acquire) ||
-                   op.leader.load(std::memory_order_acquire);
-        };
-        for (int i = 0; i < kSpinsBeforeSleep; ++i) {
-            if (settled()) return;
-            std::this_thread::yield();
-        }
-        std::unique_lock lock(mutex_);
-        op.sleeping = true;
-        op.wake.wait(lock, settled);
-        op.sleeping = false;
-    }
-
-    // Runs every write queued so far (this one first) as one group, hands each its
-    // outcome, and promotes the next queued write to leader.
-    void lead(WriteOp& op) {
-        std::vector<WriteOp*> group;
-        {
-            std::lock_guard lock(mutex_);
-            const std::size_t n = std::min(pending_.size(), kMaxGroup);
-            group.assign(pending_.begin(), pending_.begin() + static_cast<long>(n));
-        }
-        std::vector<std::exception_ptr> errors = run_group(group);
-        // Under the mutex, `sleeping` is read BEFORE `done`/`leader` is set: once
-        // either is set, a waiter that was not sleeping may return and its
-        // WriteOp (on its stack) is gone. A sleeping waiter cannot leave wait()
-        // before this mutex is released, so notifying it here is safe.
-        std::lock_guard lock(mutex_);
-        for (std::size_t i = 0; i < group.size(); ++i) {
-            WriteOp* w = group[i];
-            pending_.pop_front();
-            const bool sleeping = w != &op && w->sleeping;
-            w->error = std::move(errors[i]);
-            w->done.store(true, std::memory_order_release);
-            if (sleeping) w->wake.notify_one();
-        }
-        if (!pending_.empty()) {
-            WriteOp* next = pending_.front();
-            const bool sleeping = next->sleeping;
-            next->leader.store(true, std::memory_order_release);
-            if (sleeping) next->wake.notify_one();
-        } else {
-            idle_.notify_all();
-        }
+        writes_->write(std::move(fn));
     }
 
     [[nodiscard]] std::unique_ptr<Connection> open_connection() const {
@@ -692,7 +573,7 @@ class SqliteStore final : public Store {
         std::unique_ptr<Connection> conn;
         {
             std::lock_guard lock(readers_mutex_);
-            if (stopping_) throw QueueError("the store is closed");
+            if (closed_) throw QueueError("the store is closed");
             if (!idle_readers_.empty()) {
                 conn = std::move(idle_readers_.back());
                 idle_readers_.pop_back();
@@ -704,7 +585,7 @@ class SqliteStore final : public Store {
             std::unique_ptr<Connection>& conn;
             ~Return() {
                 std::lock_guard lock(self->readers_mutex_);
-                if (!self->stopping_ && self->idle_readers_.size() < kMaxIdleReaders) {
+                if (!self->closed_ && self->idle_readers_.size() < kMaxIdleReaders) {
                     self->idle_readers_.push_back(std::move(conn));
                 }
             }
@@ -716,94 +597,14 @@ class SqliteStore final : public Store {
         return out;
     }
 
-    // Runs a group of writes in one transaction; each write in its own savepoint
-    // so one failing write leaves the others intact.
-    //
-    // Each caller gets its own exception object (moved, never shared with this
-    // thread), so no exception is destroyed here while its caller reads it.
-    std::vector<std::exception_ptr> run_group(const std::vector<WriteOp*>& group) {
-        Connection& c = *writer_conn_;
-        std::vector<std::exception_ptr> errors(group.size());
-        // Fails every write of the group with its own copy of `cause`.
-        auto fail_all = [&](const std::string& context, const std::exception_ptr& cause,
-                            bool in_doubt) {
-            std::string message = "store failed";
-            bool retryable = false;
-            try {
-                std::rethrow_exception(cause);
-            } catch (const StoreError& e) {
-                message = e.what();
-                retryable = e.retryable();
-            } catch (const std::exception& e) {
-                message = e.what();
-            }
-            for (std::size_t i = 0; i < group.size(); ++i) {
-                // A write that failed on its own was rolled back already: keep its error.
-                if (!errors[i]) {
-                    errors[i] =
-                        std::make_exception_ptr(StoreError(context + message, retryable, in_doubt));
-                }
-            }
-        };
-        try {
-            c.prepare("BEGIN IMMEDIATE").run();
-        } catch (...) {
-            fail_all("", std::current_exception(), false);
-            return errors;
-        }
-        CountDeltas total;
-        // A lone write needs no savepoint: if it fails, the transaction is rolled
-        // back whole below (nothing else is in it).
-        const bool savepoints = group.size() > 1;
-        for (std::size_t i = 0; i < group.size(); ++i) {
-            CountDeltas local(&total);
-            try {
-                if (savepoints) c.prepare("SAVEPOINT w").run();
-                group[i]->fn(c, local);
-                c.reset_statements();
-                if (savepoints) c.prepare("RELEASE w").run();
-                total.merge(local);
-            } catch (...) {
-                c.reset_statements();
-                if (sqlite3_get_autocommit(c.handle()) != 0) {
-                    // SQLite rolled the whole transaction back (I/O error, disk
-                    // full): every write of the group is lost; fail them all.
-                    fail_all("transaction rolled back: ", std::current_exception(), false);
-                    return errors;
-                }
-                errors[i] = std::current_exception();
-                if (!savepoints) {
-                    sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-                    return errors;
-                }
-                sqlite3_exec(c.handle(), "ROLLBACK TO w; RELEASE w", nullptr, nullptr, nullptr);
-            }
-        }
-        try {
-            total.flush(c);
-            c.reset_statements();
-            c.prepare("COMMIT").run();
-        } catch (...) {
-            const bool in_doubt = (sqlite3_extended_errcode(c.handle()) & 0xFF) == SQLITE_IOERR;
-            sqlite3_exec(c.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
-            fail_all("commit: ", std::current_exception(), in_doubt);
-            return errors;
-        }
-        return errors;
-    }
-
     const std::string path_;
     const bool in_memory_;
     const int busy_timeout_ms_;
     const bool synchronous_full_;
     bool read_only_ = false;  // set once, in the constructor
 
-    std::unique_ptr<Connection> writer_conn_;  // used by the current leader only
-
-    std::mutex mutex_;
-    std::condition_variable idle_;        // signalled when pending_ empties (for close)
-    std::deque<WriteOp*> pending_;        // guarded by mutex_
-    std::atomic<bool> stopping_ = false;  // set under mutex_
+    std::unique_ptr<GroupCommit> writes_;
+    std::atomic<bool> closed_ = false;
 
     std::mutex readers_mutex_;
     std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mutex_
