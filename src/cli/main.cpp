@@ -1,7 +1,7 @@
-// The voxq command: a thin entry point over cli/commands.
+// The voxq command: a thin entry point over cli/app (one file per command in cli/commands/).
 #include <malloc.h>
 
-#include "cli/commands.hpp"
+#include "cli/app.hpp"
 
 int main(int argc, char** argv) {
     // Each speech item passes through buffers of hundreds of KB (PCM, the encoded

@@ -1,0 +1,17 @@
+// voxq version.
+#include <cstdio>
+
+#include "cli/app.hpp"
+#include "cli/format.hpp"
+
+namespace voxq::cli {
+
+void add_version(const CommandContext& ctx) {
+    auto* cmd = ctx.app.add_subcommand("version", "print the version");
+    ctx.on_run(cmd, [] {
+        std::printf("voxq %s\n", VOXQ_VERSION);
+        return 0;
+    });
+}
+
+}  // namespace voxq::cli

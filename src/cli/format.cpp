@@ -1,0 +1,83 @@
+#include "cli/format.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+#include "util/text.hpp"
+#include "voxq/errors.hpp"
+
+namespace voxq::cli {
+
+std::string iso_time(double unix_seconds) {
+    if (unix_seconds <= 0) return "-";
+    const auto secs = static_cast<std::time_t>(std::floor(unix_seconds));
+    const auto ms = static_cast<int>((unix_seconds - static_cast<double>(secs)) * 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    return buf;
+}
+
+double parse_duration(const std::string& text) {
+    if (text.empty()) throw ValidationError("duration: empty");
+    char unit = text.back();
+    std::string number = text;
+    double scale = 1;
+    if (std::isalpha(static_cast<unsigned char>(unit))) {
+        number.pop_back();
+        switch (unit) {
+            case 's':
+                scale = 1;
+                break;
+            case 'm':
+                scale = 60;
+                break;
+            case 'h':
+                scale = 3600;
+                break;
+            case 'd':
+                scale = 86400;
+                break;
+            case 'w':
+                scale = 7 * 86400;
+                break;
+            default:
+                throw ValidationError("duration '" + text + "': unit must be s, m, h, d or w");
+        }
+    }
+    std::size_t used = 0;
+    double value = 0;
+    try {
+        value = std::stod(number, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != number.size() || number.empty() || !std::isfinite(value) || value < 0) {
+        throw ValidationError("duration '" + text + "' is not like 30s, 12h or 7d");
+    }
+    return value * scale;
+}
+
+std::string one_line(std::string s, std::size_t max) {
+    for (char& c : s) {
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+    }
+    return truncate_utf8(escape_for_terminal(s), max);
+}
+
+void print_task_table(const std::vector<Task>& tasks) {
+    std::printf("%-26s  %-10s  %-10s  %4s  %7s  %-24s  %s\n", "ID", "STATE", "QUEUE", "PRI",
+                "ATTEMPT", "SCHEDULE_AT", "LAST_ERROR");
+    for (const Task& t : tasks) {
+        std::printf("%-26s  %-10s  %-10s  %4lld  %7lld  %-24s  %s\n", t.id.c_str(),
+                    std::string(to_string(t.state)).c_str(), one_line(t.queue, 10).c_str(),
+                    static_cast<long long>(t.priority), static_cast<long long>(t.attempt_count),
+                    iso_time(t.schedule_at).c_str(), one_line(t.last_error, 60).c_str());
+    }
+}
+
+}  // namespace voxq::cli
