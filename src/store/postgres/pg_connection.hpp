@@ -111,4 +111,29 @@ class PgConnection {
 // The SQLSTATE of a failed result ("23505"), or "" if none.
 std::string sqlstate_of(const PGresult* r);
 
+// BEGIN ... COMMIT; rolls back unless committed (if the connection still works).
+class Transaction {
+  public:
+    explicit Transaction(PgConnection& c, const char* begin = "BEGIN") : c_(c) { c_.exec(begin); }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    ~Transaction() {
+        if (open_ && c_.healthy()) {
+            PQclear(PQexec(c_.handle(), "ROLLBACK"));
+        }
+    }
+    void commit() {
+        c_.exec("COMMIT");
+        open_ = false;
+    }
+    void rollback() {
+        open_ = false;
+        c_.exec("ROLLBACK");
+    }
+
+  private:
+    PgConnection& c_;
+    bool open_ = true;
+};
+
 }  // namespace voxq::pg

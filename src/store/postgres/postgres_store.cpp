@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "store/postgres/pg_connection.hpp"
+#include "store/postgres/pg_listener.hpp"
 #include "store/postgres/pg_migrations.hpp"
 #include "store/sql_states.hpp"
 #include "store/store_rules.hpp"
@@ -473,7 +474,7 @@ class PostgresStore final : public Store {
         std::lock_guard lock(mutex_);
         if (listener_.joinable() || closed_) return;
         listener_ = std::jthread([this, on_work = std::move(on_work)](const std::stop_token& stop) {
-            listen_loop(stop, on_work);
+            listen_for_work(conninfo_, schema_, channel_, stop, on_work);
         });
     }
 
@@ -492,29 +493,6 @@ class PostgresStore final : public Store {
   private:
     void notify(PgConnection& c) {
         c.run("voxq_notify", "SELECT pg_notify($1, '')", {channel_});
-    }
-
-    void listen_loop(const std::stop_token& stop, const std::function<void()>& on_work) {
-        while (!stop.stop_requested()) {
-            try {
-                PgConnection conn(conninfo_, schema_);
-                conn.exec(("LISTEN " + conn.quote_identifier(channel_)).c_str());
-                on_work();  // anything made due while we were not listening
-                while (!stop.stop_requested() && conn.healthy()) {
-                    if (conn.wait_readable(200)) {
-                        for (bool any = conn.consume_notifications(); any;
-                             any = conn.consume_notifications()) {
-                            on_work();
-                        }
-                    }
-                }
-            } catch (const StoreError&) {
-                // Server away: try again shortly. Workers keep polling meanwhile.
-            }
-            for (int i = 0; i < 10 && !stop.stop_requested(); ++i) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
-        }
     }
 
     // A completion waiting to be part of a group.
@@ -638,33 +616,6 @@ class PostgresStore final : public Store {
             }
         }
     }
-
-    // BEGIN ... COMMIT; rolls back unless committed (if the connection still works).
-    class Transaction {
-      public:
-        explicit Transaction(PgConnection& c, const char* begin = "BEGIN") : c_(c) {
-            c_.exec(begin);
-        }
-        Transaction(const Transaction&) = delete;
-        Transaction& operator=(const Transaction&) = delete;
-        ~Transaction() {
-            if (open_ && c_.healthy()) {
-                PQclear(PQexec(c_.handle(), "ROLLBACK"));
-            }
-        }
-        void commit() {
-            c_.exec("COMMIT");
-            open_ = false;
-        }
-        void rollback() {
-            open_ = false;
-            c_.exec("ROLLBACK");
-        }
-
-      private:
-        PgConnection& c_;
-        bool open_ = true;
-    };
 
     struct Pooled {
         std::unique_ptr<PgConnection> conn;

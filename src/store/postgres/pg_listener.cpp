@@ -1,0 +1,36 @@
+#include "store/postgres/pg_listener.hpp"
+
+#include <chrono>
+#include <thread>
+
+#include "store/postgres/pg_connection.hpp"
+#include "voxq/errors.hpp"
+
+namespace voxq::pg {
+
+void listen_for_work(const std::string& conninfo, const std::string& schema,
+                     const std::string& channel, const std::stop_token& stop,
+                     const std::function<void()>& on_work) {
+    while (!stop.stop_requested()) {
+        try {
+            PgConnection conn(conninfo, schema);
+            conn.exec(("LISTEN " + conn.quote_identifier(channel)).c_str());
+            on_work();  // anything made due while we were not listening
+            while (!stop.stop_requested() && conn.healthy()) {
+                if (conn.wait_readable(200)) {
+                    for (bool any = conn.consume_notifications(); any;
+                         any = conn.consume_notifications()) {
+                        on_work();
+                    }
+                }
+            }
+        } catch (const StoreError&) {
+            // Server away: try again shortly. Workers keep polling meanwhile.
+        }
+        for (int i = 0; i < 10 && !stop.stop_requested(); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+}
+
+}  // namespace voxq::pg
