@@ -9,11 +9,13 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <variant>
 
 #include "voxq/config.hpp"
@@ -99,43 +101,39 @@ Task task_from(const NewTask& n) {
     return t;
 }
 
+// QueueConfig crosses as a dict, field by field through voxq::config_fields():
+// no field list is written here (or in Python, which builds its dataclass from
+// config_fields()). A value of the wrong type is a TypeError naming the field.
 voxq::QueueConfig config_from(const py::dict& fields) {
     voxq::QueueConfig c;
     for (const auto& [key, value] : fields) {
         const auto name = key.cast<std::string>();
         if (value.is_none()) continue;
-        if (name == "database_url")
-            c.database_url = value.cast<std::string>();
-        else if (name == "default_max_attempts")
-            c.default_max_attempts = value.cast<std::int64_t>();
-        else if (name == "default_visibility_timeout")
-            c.default_visibility_timeout = value.cast<double>();
-        else if (name == "retry_backoff_multiplier")
-            c.retry_backoff_multiplier = value.cast<double>();
-        else if (name == "retry_base_delay")
-            c.retry_base_delay = value.cast<double>();
-        else if (name == "max_retry_delay")
-            c.max_retry_delay = value.cast<double>();
-        else if (name == "batch_size")
-            c.batch_size = value.cast<std::int64_t>();
-        else if (name == "max_text_length")
-            c.max_text_length = value.cast<std::int64_t>();
-        else if (name == "sqlite_synchronous") {
-            const auto v = value.cast<std::string>();
-            if (v != "FULL" && v != "NORMAL")
-                throw voxq::ConfigError("sqlite_synchronous: '" + v + "' is not FULL or NORMAL");
-            c.sqlite_synchronous =
-                v == "FULL" ? voxq::SqliteSynchronous::Full : voxq::SqliteSynchronous::Normal;
-        } else if (name == "sqlite_busy_timeout_ms")
-            c.sqlite_busy_timeout_ms = value.cast<std::int64_t>();
-        else if (name == "error_history_limit")
-            c.error_history_limit = value.cast<std::int64_t>();
-        else if (name == "postgres_schema")
-            c.postgres_schema = value.cast<std::string>();
-        else if (name == "postgres_pool_size")
-            c.postgres_pool_size = value.cast<std::int64_t>();
-        else
-            throw voxq::ConfigError(name + ": not a QueueConfig field");
+        const auto& all = voxq::config_fields();
+        const auto field = std::find_if(all.begin(), all.end(),
+                                        [&](const voxq::ConfigField& f) { return f.name == name; });
+        if (field == all.end()) throw voxq::ConfigError(name + ": not a QueueConfig field");
+        try {
+            std::visit(
+                [&](auto member) {
+                    using T = std::remove_cvref_t<decltype(c.*member)>;
+                    if constexpr (std::is_same_v<T, voxq::SqliteSynchronous>) {
+                        const auto text = value.cast<std::string>();
+                        const auto mode = voxq::parse_sqlite_synchronous(text);
+                        if (!mode) {
+                            throw voxq::ConfigError(name + ": '" + text +
+                                                    "' is not FULL or NORMAL");
+                        }
+                        c.*member = *mode;
+                    } else {
+                        c.*member = value.cast<T>();
+                    }
+                },
+                field->member);
+        } catch (const py::cast_error&) {
+            throw py::type_error(name + ": wrong type (" +
+                                 std::string(py::str(py::type::of(value).attr("__name__"))) + ")");
+        }
     }
     c.validate();
     return c;
@@ -143,20 +141,18 @@ voxq::QueueConfig config_from(const py::dict& fields) {
 
 py::dict config_dict(const voxq::QueueConfig& c) {
     py::dict d;
-    d["database_url"] = c.database_url;
-    d["default_max_attempts"] = c.default_max_attempts;
-    d["default_visibility_timeout"] = c.default_visibility_timeout;
-    d["retry_backoff_multiplier"] = c.retry_backoff_multiplier;
-    d["retry_base_delay"] = c.retry_base_delay;
-    d["max_retry_delay"] = c.max_retry_delay;
-    d["batch_size"] = c.batch_size;
-    d["max_text_length"] = c.max_text_length;
-    d["sqlite_synchronous"] =
-        c.sqlite_synchronous == voxq::SqliteSynchronous::Full ? "FULL" : "NORMAL";
-    d["sqlite_busy_timeout_ms"] = c.sqlite_busy_timeout_ms;
-    d["error_history_limit"] = c.error_history_limit;
-    d["postgres_schema"] = c.postgres_schema;
-    d["postgres_pool_size"] = c.postgres_pool_size;
+    for (const voxq::ConfigField& f : voxq::config_fields()) {
+        std::visit(
+            [&](auto member) {
+                using T = std::remove_cvref_t<decltype(c.*member)>;
+                if constexpr (std::is_same_v<T, voxq::SqliteSynchronous>) {
+                    d[py::str(std::string(f.name))] = std::string(voxq::to_string(c.*member));
+                } else {
+                    d[py::str(std::string(f.name))] = c.*member;
+                }
+            },
+            f.member);
+    }
     return d;
 }
 
@@ -533,6 +529,8 @@ PYBIND11_MODULE(_voxq, m) {
     });
 
     m.def("config_from_env", [] { return config_dict(voxq::QueueConfig::from_env()); });
+    // The fields in order, with their defaults: Python's QueueConfig is built from it.
+    m.def("config_defaults", [] { return config_dict(voxq::QueueConfig{}); });
     m.def("config_check", [](const py::dict& fields) { return config_dict(config_from(fields)); });
     m.def("synthesize", &synthesize, py::arg("text"), py::arg("voice_id"), py::arg("speed") = 1.0,
           py::arg("format") = "wav");

@@ -8,7 +8,11 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
 
 namespace voxq {
 
@@ -84,6 +88,22 @@ struct QueueConfig {
     // database URL is not understood.
     void validate() const;
 };
+
+// One field of QueueConfig, for code that converts the whole of it (the Python
+// binding): its name, its environment variable and its member. The same table
+// drives from_env() and validate(), so a new field is one row.
+struct ConfigField {
+    std::string_view name;
+    std::string_view variable;
+    std::variant<std::string QueueConfig::*, std::int64_t QueueConfig::*, double QueueConfig::*,
+                 SqliteSynchronous QueueConfig::*>
+        member;
+};
+// Every field, in declaration order.
+[[nodiscard]] const std::vector<ConfigField>& config_fields();
+// "FULL" / "NORMAL", and back (any case; nullopt for anything else).
+[[nodiscard]] std::string_view to_string(SqliteSynchronous mode) noexcept;
+[[nodiscard]] std::optional<SqliteSynchronous> parse_sqlite_synchronous(std::string_view text);
 
 // The retry schedule: delay before attempt n+1, after n attempts (n >= 1):
 // min(base * multiplier^(n-1), max).

@@ -138,31 +138,28 @@ def _new_task(index: int, t: Task) -> tuple:
             _typed(at + "dedup_key", t.dedup_key or "", str))
 
 
-@dataclass
-class QueueConfig:
-    """The guide's settings (QUEUE_*), then voxq's own (VOXQ_*); see the README."""
+def _config_from_env(cls) -> "QueueConfig":
+    """Reads QUEUE_* and VOXQ_* variables; ConfigError names a bad one."""
+    return cls(**_voxq.config_from_env())
 
-    database_url: str = "sqlite+aiosqlite:///data/queue.db"
-    default_max_attempts: int = 3
-    default_visibility_timeout: float = 3600
-    retry_backoff_multiplier: float = 2.0
-    retry_base_delay: float = 60
-    max_retry_delay: float = 3600
-    batch_size: int = 100
-    max_text_length: int = 10_000
-    sqlite_synchronous: str = "FULL"
-    sqlite_busy_timeout_ms: int = 10_000
-    error_history_limit: int = 10
-    postgres_schema: str = "voxq"
-    postgres_pool_size: int = 10
 
-    def __post_init__(self) -> None:
-        _voxq.config_check(dataclasses.asdict(self))  # ConfigError naming the field
+def _config_post_init(self) -> None:
+    _voxq.config_check(dataclasses.asdict(self))  # ConfigError naming the field
 
-    @classmethod
-    def from_env(cls) -> "QueueConfig":
-        """Reads QUEUE_* and VOXQ_* variables; ConfigError names a bad one."""
-        return cls(**_voxq.config_from_env())
+
+# The guide's settings (QUEUE_*), then voxq's own (VOXQ_*); see the README. Its
+# fields, types and defaults come from the C++ core's one table of them
+# (voxq::config_fields), so a new setting needs no edit here.
+QueueConfig = dataclasses.make_dataclass(
+    "QueueConfig",
+    [(name, type(default), field(default=default))
+     for name, default in _voxq.config_defaults().items()],
+    namespace={"__post_init__": _config_post_init,
+               "from_env": classmethod(_config_from_env),
+               "__doc__": "The guide's settings (QUEUE_*), then voxq's own (VOXQ_*); "
+                          "see the README."},
+)
+QueueConfig.__module__ = __name__
 
 
 class WorkerQueue:

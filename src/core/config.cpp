@@ -32,6 +32,7 @@ struct Setting {
     std::function<void(QueueConfig&, const std::string& name, const std::string& raw)> read;
     std::function<std::string(const QueueConfig&)> show;
     std::function<std::string(const QueueConfig&)> range_problem;  // empty = fine
+    decltype(ConfigField::member) member;
 };
 
 // The longest duration setting: a year of seconds. Times computed from it stay far
@@ -47,7 +48,8 @@ std::string out_of_range(double value, double min, std::optional<double> max = s
 
 Setting integer_setting(const char* field, const char* variable, std::int64_t QueueConfig::*member,
                         std::int64_t min, std::optional<std::int64_t> max = std::nullopt) {
-    return {field, variable,
+    return {field,
+            variable,
             [member](QueueConfig& c, const std::string& n, const std::string& raw) {
                 c.*member = env::parse_integer(n, raw);
             },
@@ -56,17 +58,20 @@ Setting integer_setting(const char* field, const char* variable, std::int64_t Qu
                 return out_of_range(
                     static_cast<double>(c.*member), static_cast<double>(min),
                     max ? std::optional<double>(static_cast<double>(*max)) : std::nullopt);
-            }};
+            },
+            member};
 }
 
 Setting number_setting(const char* field, const char* variable, double QueueConfig::*member,
                        std::function<std::string(const QueueConfig&)> range_problem) {
-    return {field, variable,
+    return {field,
+            variable,
             [member](QueueConfig& c, const std::string& n, const std::string& raw) {
                 c.*member = env::parse_number(n, raw);
             },
             [member](const QueueConfig& c) { return format_number(c.*member); },
-            std::move(range_problem)};
+            std::move(range_problem),
+            member};
 }
 
 const std::vector<Setting>& settings() {
@@ -74,7 +79,7 @@ const std::vector<Setting>& settings() {
         {"database_url", "QUEUE_DATABASE_URL",
          [](QueueConfig& c, const std::string&, const std::string& raw) { c.database_url = raw; },
          [](const QueueConfig& c) { return c.database_url; },
-         [](const QueueConfig&) { return std::string(); }},
+         [](const QueueConfig&) { return std::string(); }, &QueueConfig::database_url},
         integer_setting("default_max_attempts", "QUEUE_MAX_ATTEMPTS",
                         &QueueConfig::default_max_attempts, 1, 1'000'000),
         number_setting("default_visibility_timeout", "QUEUE_VISIBILITY_TIMEOUT",
@@ -106,21 +111,12 @@ const std::vector<Setting>& settings() {
                         1'000'000),
         {"sqlite_synchronous", "VOXQ_SQLITE_SYNCHRONOUS",
          [](QueueConfig& c, const std::string& n, const std::string& raw) {
-             std::string upper = raw;
-             std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
-             if (upper == "FULL") {
-                 c.sqlite_synchronous = SqliteSynchronous::Full;
-             } else if (upper == "NORMAL") {
-                 c.sqlite_synchronous = SqliteSynchronous::Normal;
-             } else {
-                 throw ConfigError(n + ": " + env::quoted(raw) + " is not FULL or NORMAL");
-             }
+             const auto mode = parse_sqlite_synchronous(raw);
+             if (!mode) throw ConfigError(n + ": " + env::quoted(raw) + " is not FULL or NORMAL");
+             c.sqlite_synchronous = *mode;
          },
-         [](const QueueConfig& c) {
-             return std::string(c.sqlite_synchronous == SqliteSynchronous::Full ? "FULL"
-                                                                                : "NORMAL");
-         },
-         [](const QueueConfig&) { return std::string(); }},
+         [](const QueueConfig& c) { return std::string(to_string(c.sqlite_synchronous)); },
+         [](const QueueConfig&) { return std::string(); }, &QueueConfig::sqlite_synchronous},
         integer_setting("sqlite_busy_timeout_ms", "VOXQ_SQLITE_BUSY_TIMEOUT_MS",
                         &QueueConfig::sqlite_busy_timeout_ms, 0, 3'600'000),
         integer_setting("error_history_limit", "VOXQ_ERROR_HISTORY",
@@ -138,12 +134,39 @@ const std::vector<Setting>& settings() {
                  s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") == std::string::npos;
              return ok ? std::string()
                        : std::string("must be 1-63 of a-z 0-9 _, not starting with a digit");
-         }},
+         },
+         &QueueConfig::postgres_schema},
         integer_setting("postgres_pool_size", "VOXQ_PG_POOL_SIZE", &QueueConfig::postgres_pool_size,
                         1, 1000),
     };
     return table;
 }
+
+}  // namespace
+
+const std::vector<ConfigField>& config_fields() {
+    static const std::vector<ConfigField> fields = [] {
+        std::vector<ConfigField> out;
+        for (const Setting& s : settings()) out.push_back({s.field, s.variable, s.member});
+        return out;
+    }();
+    return fields;
+}
+
+std::string_view to_string(SqliteSynchronous mode) noexcept {
+    return mode == SqliteSynchronous::Full ? "FULL" : "NORMAL";
+}
+
+std::optional<SqliteSynchronous> parse_sqlite_synchronous(std::string_view text) {
+    std::string upper(text);
+    std::transform(upper.begin(), upper.end(), upper.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    if (upper == "FULL") return SqliteSynchronous::Full;
+    if (upper == "NORMAL") return SqliteSynchronous::Normal;
+    return std::nullopt;
+}
+
+namespace {
 
 // Checks ranges; `by_variable` picks the name errors use.
 void check(const QueueConfig& c, bool by_variable) {

@@ -2,6 +2,7 @@
 the state table, the event loop staying free, several processes on one file,
 and the built-in worker and synthesis from Python."""
 import asyncio
+import dataclasses
 import http.server
 import multiprocessing
 import sqlite3
@@ -52,6 +53,25 @@ def test_config_from_env_names_a_bad_variable(monkeypatch):
         QueueConfig.from_env()
     with pytest.raises(worker.ConfigError, match="database_url"):
         QueueConfig(database_url="mysql://nope")
+
+
+def test_config_has_every_setting_of_the_core_and_types_them(monkeypatch):
+    # Built from the core's one table: a setting added there (max_stalls was
+    # once missing here) cannot be forgotten in Python.
+    names = [f.name for f in dataclasses.fields(QueueConfig)]
+    assert names[:7] == ["database_url", "default_max_attempts", "default_visibility_timeout",
+                         "retry_backoff_multiplier", "retry_base_delay", "max_retry_delay",
+                         "batch_size"]
+    assert "max_stalls" in names and "postgres_pool_size" in names
+    monkeypatch.setenv("VOXQ_MAX_STALLS", "7")
+    assert QueueConfig.from_env().max_stalls == 7
+    assert QueueConfig(sqlite_synchronous="normal").sqlite_synchronous == "normal"
+    with pytest.raises(TypeError, match="batch_size"):
+        QueueConfig(batch_size="many")
+    with pytest.raises(TypeError, match="max_stalls"):
+        QueueConfig(max_stalls=2.5)
+    with pytest.raises(worker.ConfigError, match="sqlite_synchronous: 'OFF' is not FULL or NORMAL"):
+        QueueConfig(sqlite_synchronous="OFF")
 
 
 def test_every_operation_and_the_state_table(db_url, run):
