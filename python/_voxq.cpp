@@ -220,9 +220,10 @@ class Queue {
 
     [[nodiscard]] int fileno() const { return wake_; }
 
-    void submit(std::uint64_t token, const std::string& op, const py::tuple& args) {
-        // Arguments become C++ values here, under the GIL; the call runs without it.
-        std::function<Result()> call = bind(op, args);
+    // Queues `call` (its arguments already C++ values, converted under the GIL by
+    // the typed operations in PYBIND11_MODULE); a thread of the queue runs it
+    // without the GIL and reports under `token`.
+    void submit(std::uint64_t token, std::function<Result()> call) {
         {
             std::lock_guard lock(mutex_);
             if (stopping_) throw voxq::QueueError("the queue is closed");
@@ -266,102 +267,6 @@ class Queue {
     voxq::WorkerQueue& queue() { return queue_; }
 
   private:
-    std::function<Result()> bind(const std::string& op, const py::tuple& a) {
-        voxq::WorkerQueue& q = queue_;
-        auto attempt = [&](std::size_t i) { return a[i].cast<std::optional<std::int64_t>>(); };
-        if (op == "initialize")
-            return [&q]() -> Result {
-                q.initialize();
-                return {};
-            };
-        if (op == "enqueue") {
-            std::vector<Task> tasks;
-            for (const NewTask& n : a[0].cast<std::vector<NewTask>>())
-                tasks.push_back(task_from(n));
-            return [&q, tasks = std::move(tasks)]() mutable -> Result {
-                const std::size_t count = q.enqueue(tasks);
-                return EnqueueResult{count, std::move(tasks)};
-            };
-        }
-        if (op == "dequeue")
-            return [&q, size = attempt(0), name = a[1].cast<std::string>()]() -> Result {
-                return q.dequeue(size, name);
-            };
-        if (op == "retry")
-            return [&q, size = attempt(0), vt = a[1].cast<std::optional<double>>(),
-                    max = attempt(2)]() -> Result { return q.retry(size, vt, max); };
-        // The task id (or, for stats and list_tasks, the queue or state name).
-        const auto id =
-            !a.empty() && py::isinstance<py::str>(a[0]) ? a[0].cast<std::string>() : std::string();
-        if (op == "complete")
-            return [&q, id, at = attempt(1)]() -> Result {
-                q.mark_as_complete(id, at);
-                return {};
-            };
-        if (op == "retry_later")
-            return [&q, id, error = a[1].cast<std::string>(), at = attempt(2),
-                    not_before = a[3].cast<std::optional<double>>()]() -> Result {
-                q.mark_as_retry(id, error, at, not_before);
-                return {};
-            };
-        if (op == "cancel")
-            return [&q, id, at = attempt(1)]() -> Result {
-                q.mark_as_cancelled(id, at);
-                return {};
-            };
-        if (op == "discard")
-            return [&q, id, at = attempt(1),
-                    error = a[2].cast<std::optional<std::string>>()]() -> Result {
-                q.mark_as_discarded(id, at, error);
-                return {};
-            };
-        if (op == "resume")
-            return [&q, id, at = attempt(1)]() -> Result {
-                q.mark_as_resume(id, at);
-                return {};
-            };
-        if (op == "heartbeat")
-            return [&q, id, at = attempt(1)]() -> Result {
-                q.heartbeat(id, at);
-                return {};
-            };
-        if (op == "release")
-            return [&q, id, at = attempt(1)]() -> Result {
-                q.release(id, at);
-                return {};
-            };
-        if (op == "mark_item_delivered")
-            return [&q, id, index = a[1].cast<std::int64_t>(), at = attempt(2)]() -> Result {
-                q.mark_item_delivered(id, index, at);
-                return {};
-            };
-        if (op == "get_task") return [&q, id]() -> Result { return q.get_task(id); };
-        if (op == "stats") return [&q, id]() -> Result { return q.get_queue_stats(id); };
-        if (op == "list_tasks") {
-            voxq::TaskFilter filter;
-            if (!id.empty()) filter.state = state_from(id);
-            filter.queue = a[1].cast<std::string>();
-            return [&q, filter, limit = a[2].cast<std::int64_t>(),
-                    cursor = a[3].cast<std::string>()]() -> Result {
-                return q.list_tasks(filter, limit, cursor);
-            };
-        }
-        if (op == "purge") {
-            std::vector<TaskState> states;
-            for (const auto& name : a[0].cast<std::vector<std::string>>())
-                states.push_back(state_from(name));
-            return [&q, states, older = a[1].cast<double>()]() -> Result {
-                return q.purge(states, older);
-            };
-        }
-        if (op == "close")
-            return [&q]() -> Result {
-                q.close();
-                return {};
-            };
-        throw voxq::QueueError("unknown operation " + op);
-    }
-
     static py::object to_python(const Result& r) {
         return std::visit(
             [](const auto& v) -> py::object {
@@ -494,6 +399,18 @@ py::tuple synthesize(const std::string& text, const std::string& voice_id, doubl
 
 }  // namespace
 
+using Attempt = std::optional<std::int64_t>;
+
+// An operation on one task by id and attempt (complete, cancel, ...).
+auto by_id(void (voxq::WorkerQueue::*apply)(const std::string&, Attempt)) {
+    return [apply](Queue& s, std::uint64_t t, const std::string& id, Attempt at) {
+        s.submit(t, [&q = s.queue(), apply, id, at]() -> Result {
+            (q.*apply)(id, at);
+            return {};
+        });
+    };
+}
+
 PYBIND11_MODULE(_voxq, m) {
     m.doc() = "voxq's C++ core (use the worker, tts and voxq packages)";
 
@@ -539,7 +456,100 @@ PYBIND11_MODULE(_voxq, m) {
     py::class_<Queue>(m, "Queue")
         .def(py::init<const py::dict&, int>())
         .def("fileno", &Queue::fileno)
-        .def("submit", &Queue::submit)
+        // One method per operation, with typed arguments (a call token first).
+        .def("initialize",
+             [](Queue& s, std::uint64_t t) {
+                 s.submit(t, [&q = s.queue()]() -> Result {
+                     q.initialize();
+                     return {};
+                 });
+             })
+        .def("enqueue",
+             [](Queue& s, std::uint64_t t, const std::vector<NewTask>& fresh) {
+                 std::vector<Task> tasks;
+                 tasks.reserve(fresh.size());
+                 for (const NewTask& n : fresh) tasks.push_back(task_from(n));
+                 s.submit(t, [&q = s.queue(), tasks = std::move(tasks)]() mutable -> Result {
+                     const std::size_t count = q.enqueue(tasks);
+                     return EnqueueResult{count, std::move(tasks)};
+                 });
+             })
+        .def("dequeue",
+             [](Queue& s, std::uint64_t t, Attempt size, const std::string& queue) {
+                 s.submit(t, [&q = s.queue(), size, queue]() -> Result {
+                     return q.dequeue(size, queue);
+                 });
+             })
+        .def("retry",
+             [](Queue& s, std::uint64_t t, Attempt size, std::optional<double> visibility_timeout,
+                Attempt max_attempts) {
+                 s.submit(t, [&q = s.queue(), size, visibility_timeout, max_attempts]() -> Result {
+                     return q.retry(size, visibility_timeout, max_attempts);
+                 });
+             })
+        .def("complete", by_id(&voxq::WorkerQueue::mark_as_complete))
+        .def("cancel", by_id(&voxq::WorkerQueue::mark_as_cancelled))
+        .def("resume", by_id(&voxq::WorkerQueue::mark_as_resume))
+        .def("heartbeat", by_id(&voxq::WorkerQueue::heartbeat))
+        .def("release", by_id(&voxq::WorkerQueue::release))
+        .def("retry_later",
+             [](Queue& s, std::uint64_t t, const std::string& id, const std::string& error,
+                Attempt at, std::optional<double> not_before) {
+                 s.submit(t, [&q = s.queue(), id, error, at, not_before]() -> Result {
+                     q.mark_as_retry(id, error, at, not_before);
+                     return {};
+                 });
+             })
+        .def("discard",
+             [](Queue& s, std::uint64_t t, const std::string& id, Attempt at,
+                std::optional<std::string> error) {
+                 s.submit(t, [&q = s.queue(), id, at, error]() -> Result {
+                     q.mark_as_discarded(id, at, error);
+                     return {};
+                 });
+             })
+        .def("mark_item_delivered",
+             [](Queue& s, std::uint64_t t, const std::string& id, std::int64_t index, Attempt at) {
+                 s.submit(t, [&q = s.queue(), id, index, at]() -> Result {
+                     q.mark_item_delivered(id, index, at);
+                     return {};
+                 });
+             })
+        .def("get_task",
+             [](Queue& s, std::uint64_t t, const std::string& id) {
+                 s.submit(t, [&q = s.queue(), id]() -> Result { return q.get_task(id); });
+             })
+        .def("stats",
+             [](Queue& s, std::uint64_t t, const std::string& queue) {
+                 s.submit(t,
+                          [&q = s.queue(), queue]() -> Result { return q.get_queue_stats(queue); });
+             })
+        .def("list_tasks",
+             [](Queue& s, std::uint64_t t, const std::string& state, const std::string& queue,
+                std::int64_t limit, const std::string& cursor) {
+                 voxq::TaskFilter filter;
+                 if (!state.empty()) filter.state = state_from(state);
+                 filter.queue = queue;
+                 s.submit(t, [&q = s.queue(), filter, limit, cursor]() -> Result {
+                     return q.list_tasks(filter, limit, cursor);
+                 });
+             })
+        .def("purge",
+             [](Queue& s, std::uint64_t t, const std::vector<std::string>& names,
+                double older_than) {
+                 std::vector<TaskState> states;
+                 for (const std::string& name : names) states.push_back(state_from(name));
+                 s.submit(t, [&q = s.queue(), states, older_than]() -> Result {
+                     return q.purge(states, older_than);
+                 });
+             })
+        .def("close",
+             [](Queue& s, std::uint64_t t) {
+                 s.submit(t, [&q = s.queue()]() -> Result {
+                     q.close();
+                     return {};
+                 });
+             })
         .def("completions", &Queue::completions)
         .def("shutdown", &Queue::shutdown);
 

@@ -196,7 +196,7 @@ class WorkerQueue:
         future = loop.create_future()
         self._futures[token] = future
         try:
-            self._core.submit(token, op, args)
+            getattr(self._core, op)(token, *args)  # one typed method per operation
         except BaseException:
             del self._futures[token]
             raise
