@@ -15,6 +15,7 @@
 #include "store/postgres/pg_connection.hpp"
 #include "store/postgres/pg_listener.hpp"
 #include "store/postgres/pg_migrations.hpp"
+#include "store/postgres/pg_pool.hpp"
 #include "store/sql_states.hpp"
 #include "store/store_rules.hpp"
 #include "store/task_row.hpp"
@@ -69,7 +70,8 @@ class PostgresStore final : public Store {
         : conninfo_(std::move(conninfo)),
           schema_(config.postgres_schema),
           channel_("voxq_" + config.postgres_schema),
-          pool_size_(static_cast<std::size_t>(config.postgres_pool_size)) {}
+          pool_(conninfo_, schema_, static_cast<std::size_t>(config.postgres_pool_size),
+                kCountShards) {}
 
     ~PostgresStore() override { close(); }
     PostgresStore(const PostgresStore&) = delete;
@@ -471,8 +473,8 @@ class PostgresStore final : public Store {
     // notification, and reconnects (then calls `on_work` once, in case it missed
     // one) when the connection drops.
     void subscribe_to_work(std::function<void()> on_work) override {
-        std::lock_guard lock(mutex_);
-        if (listener_.joinable() || closed_) return;
+        std::lock_guard lock(listener_mutex_);
+        if (listener_.joinable() || pool_.closed()) return;
         listener_ = std::jthread([this, on_work = std::move(on_work)](const std::stop_token& stop) {
             listen_for_work(conninfo_, schema_, channel_, stop, on_work);
         });
@@ -483,11 +485,7 @@ class PostgresStore final : public Store {
             listener_.request_stop();
             listener_.join();
         }
-        std::unique_lock lock(mutex_);
-        closed_ = true;
-        // Wait for connections in use, then drop all.
-        returned_.wait(lock, [&] { return in_use_ == 0; });
-        idle_.clear();
+        pool_.close();
     }
 
   private:
@@ -617,51 +615,10 @@ class PostgresStore final : public Store {
         }
     }
 
-    struct Pooled {
-        std::unique_ptr<PgConnection> conn;
-        int shard;
-    };
-
-    // Runs fn(connection, shard) on a pooled connection. A connection that broke
-    // is dropped, so the next call reconnects.
+    // Runs fn(connection, shard) on a pooled connection (see PgPool).
     template <typename F>
     auto with_conn(F&& fn) -> decltype(fn(std::declval<PgConnection&>(), 0)) {
-        Pooled pooled = acquire();
-        struct GiveBack {
-            PostgresStore* self;
-            Pooled& pooled;
-            ~GiveBack() { self->release(std::move(pooled)); }
-        } give_back{this, pooled};
-        return fn(*pooled.conn, pooled.shard);
-    }
-
-    Pooled acquire() {
-        std::unique_lock lock(mutex_);
-        returned_.wait(lock, [&] { return closed_ || !idle_.empty() || in_use_ < pool_size_; });
-        if (closed_) throw QueueError("the store is closed");
-        ++in_use_;
-        if (!idle_.empty()) {
-            Pooled p = std::move(idle_.back());
-            idle_.pop_back();
-            return p;
-        }
-        const int shard = next_shard_++ % kCountShards;
-        lock.unlock();
-        try {
-            return Pooled{std::make_unique<PgConnection>(conninfo_, schema_), shard};
-        } catch (...) {
-            std::lock_guard relock(mutex_);
-            --in_use_;
-            returned_.notify_one();
-            throw;
-        }
-    }
-
-    void release(Pooled&& p) {
-        std::lock_guard lock(mutex_);
-        --in_use_;
-        if (!closed_ && p.conn && p.conn->healthy()) idle_.push_back(std::move(p));
-        returned_.notify_all();
+        return pool_.with_conn(std::forward<F>(fn));
     }
 
     static void add_counts(PgConnection& c, int shard,
@@ -700,20 +657,15 @@ class PostgresStore final : public Store {
     const std::string conninfo_;
     const std::string schema_;
     const std::string channel_;  // NOTIFY channel of this schema
-    const std::size_t pool_size_;
 
     std::mutex completions_mutex_;
     std::deque<Completion*> completions_;  // guarded by completions_mutex_
     int groups_in_flight_ = 0;             // guarded by completions_mutex_
     int solo_in_flight_ = 0;               // guarded by completions_mutex_
 
-    std::mutex mutex_;
-    std::condition_variable returned_;
-    std::vector<Pooled> idle_;  // guarded by mutex_
-    std::size_t in_use_ = 0;    // guarded by mutex_
-    int next_shard_ = 0;        // guarded by mutex_
-    bool closed_ = false;       // guarded by mutex_
-    std::jthread listener_;     // started once, under mutex_
+    PgPool pool_;
+    std::mutex listener_mutex_;
+    std::jthread listener_;  // started once, under listener_mutex_
 };
 
 }  // namespace
