@@ -78,6 +78,14 @@ bool on_read_only_filesystem(const std::string& file) {
     return !file.empty() && statvfs(file.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY) != 0;
 }
 
+// A crashed writer's commits still in `path`-wal (read only for read-only opens:
+// every other open of a connection would pay a stat for nothing).
+bool has_leftover_wal(const std::string& path) {
+    std::error_code missing;
+    const auto size = std::filesystem::file_size(path + "-wal", missing);
+    return !missing && size > 0;
+}
+
 // A "file:" URI for `path` with every byte but unreserved ones and '/'
 // percent-encoded, so nothing in the path reads as a URI parameter.
 std::string immutable_uri(const std::string& path) {
@@ -106,9 +114,7 @@ Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchr
                                             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
                 SQLITE_OPEN_NOMUTEX;
     std::string target = path;
-    std::error_code no_wal;
-    const auto wal_size = std::filesystem::file_size(path + "-wal", no_wal);
-    if (access == Access::ReadOnly && on_read_only_filesystem(path) && (no_wal || wal_size == 0)) {
+    if (access == Access::ReadOnly && on_read_only_filesystem(path) && !has_leftover_wal(path)) {
         // A WAL database needs its -shm file, which nobody can create on a
         // read-only filesystem; and nobody can change the file there either, so
         // SQLite may read it as immutable (no locks, no -shm). Not with a -wal
