@@ -8,7 +8,7 @@ packages=(
   libpq-dev postgresql-15
   libcurl4-openssl-dev libssl-dev libcpp-httplib-dev
   libespeak-ng-dev espeak-ng-data
-  libmp3lame-dev libopusenc-dev libopus-dev libogg-dev libflac-dev libsndfile1-dev
+  libmp3lame-dev libopusenc-dev libopus-dev libogg-dev libflac-dev libsndfile1-dev libopusfile-dev
   nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format clang-tidy

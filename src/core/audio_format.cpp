@@ -13,11 +13,11 @@ struct Alias {
     std::string_view format;
 };
 constexpr Alias kAliases[] = {
-    {"audio/x-wav", "wav"}, {"audio/wave", "wav"},    {"audio/pcm", "pcm"},
-    {"audio/opus", "opus"}, {"audio/x-flac", "flac"}, {"audio/mp3", "mp3"},
+    {"audio/x-wav", "wav"},   {"audio/wave", "wav"}, {"audio/opus", "opus"},
+    {"audio/x-flac", "flac"}, {"audio/mp3", "mp3"},
 };
 
-// "Audio/L16; rate=24000" -> "audio/l16"
+// "Audio/PCM; rate=24000" -> "audio/pcm"
 std::string media_type(std::string_view content_type) {
     std::string out(content_type.substr(0, content_type.find(';')));
     while (!out.empty() && out.back() == ' ') out.pop_back();
@@ -38,8 +38,10 @@ bool same_type(std::string_view a, std::string_view b) {
 const std::vector<AudioFormat>& audio_format_table() {
     static const std::vector<AudioFormat> table{
         {"wav", "audio/wav", "wav"},
-        // Raw little-endian PCM16 mono; the delivery adds ";rate=<Hz>".
-        {"pcm", "audio/L16", "pcm"},
+        // Raw little-endian PCM16 (as OpenAI's and Polly's "pcm"); the delivery
+        // adds ";rate=<Hz>;channels=1;format=s16le". Not audio/L16: that type
+        // means big-endian (RFC 2586).
+        {"pcm", "audio/pcm", "pcm"},
         {"mp3", "audio/mpeg", "mp3"},
         {"opus", "audio/ogg", "ogg"},  // Ogg Opus; the delivery adds "; codecs=opus"
         {"flac", "audio/flac", "flac"},

@@ -3,6 +3,7 @@
 // with libFLAC. Each encoder writes into memory: a webhook body is sent whole.
 #include <FLAC/stream_encoder.h>
 #include <lame/lame.h>
+#include <openssl/rand.h>
 #include <opus/opusenc.h>
 
 #include <algorithm>
@@ -91,6 +92,13 @@ std::string encode_opus(const Audio& audio) {
         &ope_encoder_destroy);
     if (!encoder) encoder_failed("opus", ope_strerror(error));
     ope_encoder_ctl(encoder.get(), OPUS_SET_BITRATE(32000));
+    // A random serial number per stream (RFC 7845 asks for one): two outputs
+    // joined end to end are then a valid chained Ogg stream. libopusenc's own
+    // default is an unseeded rand(), the same number in every process.
+    std::uint32_t serial = 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial) != 1)
+        encoder_failed("opus", "no random bytes for the Ogg serial number");
+    ope_encoder_ctl(encoder.get(), OPE_SET_SERIALNO(static_cast<opus_int32>(serial & 0x7fffffffU)));
     if (const int rc = ope_encoder_write(encoder.get(), audio.samples.data(),
                                          static_cast<int>(audio.samples.size()));
         rc != OPE_OK)
@@ -254,11 +262,11 @@ std::string encode_pcm(const Audio& audio) {
 struct Encoder {
     std::string_view format;
     std::string (*encode)(const Audio&);
-    bool rate_parameter;          // ";rate=<Hz>"
+    bool rate_parameter;          // ";rate=<Hz>;channels=1"
     std::string_view parameters;  // appended as is
 };
 constexpr Encoder kEncoders[] = {
-    {"wav", encode_wav, false, ""},   {"pcm", encode_pcm, true, ""},
+    {"wav", encode_wav, false, ""},   {"pcm", encode_pcm, true, ";format=s16le"},
     {"mp3", encode_mp3, false, ""},   {"opus", encode_opus, false, "; codecs=opus"},
     {"flac", encode_flac, false, ""},
 };
@@ -270,7 +278,7 @@ EncodedAudio encode_audio(const Audio& audio, const std::string& format) {
     for (const Encoder& e : kEncoders) {
         if (row == nullptr || e.format != row->name) continue;
         std::string type(row->content_type);
-        if (e.rate_parameter) type += ";rate=" + std::to_string(audio.sample_rate);
+        if (e.rate_parameter) type += ";rate=" + std::to_string(audio.sample_rate) + ";channels=1";
         type += e.parameters;
         return {e.encode(audio), std::move(type)};
     }

@@ -4,9 +4,13 @@
 #include <espeak-ng/speak_lib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "tts/espeak_protocol.hpp"
@@ -24,12 +28,48 @@ nlohmann::json failure(const std::string& message, bool permanent) {
     return {{"ok", false}, {"error", message}, {"permanent", permanent}};
 }
 
-// By espeak-ng's own voice names ("en-us", "de", "en-us+f3"), as `voxq voices`
-// lists them. (Matching by language properties was tried and is too loose:
-// "no-such-voice" picked Norwegian.) A failed SetVoiceByName keeps the previous
-// voice, so the result must be checked.
-bool select_voice(const std::string& voice) {
-    return !voice.empty() && espeak_SetVoiceByName(voice.c_str()) == EE_OK;
+std::string lower(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
+// Every id `voxq voices` lists, lowercased, mapped to the voice file that speaks
+// it: each voice's file name ("en" for gmw/en, "en-us" for gmw/en-US) and each of
+// its language tags ("en-gb", "fr-fr", "chr-us-qaaa-x-west"). espeak's
+// SetVoiceByName knows only the first kind, so a language tag is resolved here,
+// exactly (matching by language properties is too loose: "no-such-voice" picked
+// Norwegian). MBROLA voices (mb/) are not installed and are left out.
+std::map<std::string, std::string> voice_ids() {
+    std::map<std::string, std::string> files;
+    std::map<std::string, std::pair<int, std::string>> languages;  // tag -> (priority, file)
+    for (const espeak_VOICE** v = espeak_ListVoices(nullptr); v != nullptr && *v != nullptr; ++v) {
+        const std::string identifier = (*v)->identifier != nullptr ? (*v)->identifier : "";
+        if (identifier.empty() || identifier.rfind("mb/", 0) == 0) continue;
+        files.emplace(lower(identifier.substr(identifier.rfind('/') + 1)), identifier);
+        // languages: (a priority byte, then a NUL-terminated tag)*, then an empty tag.
+        for (const char* p = (*v)->languages; p != nullptr && p[0] != '\0' && p[1] != '\0';
+             p += std::strlen(p + 1) + 2) {
+            const int priority = static_cast<unsigned char>(p[0]);
+            auto [it, added] = languages.try_emplace(lower(p + 1), priority, identifier);
+            if (!added && priority < it->second.first) it->second = {priority, identifier};
+        }
+    }
+    for (const auto& [tag, voice] : languages) files.emplace(tag, voice.second);
+    return files;
+}
+
+// `voice` is a listed id, optionally with a variant ("en-gb+f3"), or anything
+// else espeak's SetVoiceByName takes (a display name, "gmw/en-US"). A failed
+// SetVoiceByName keeps the previous voice, so the result must be checked.
+bool select_voice(const std::map<std::string, std::string>& ids, const std::string& voice) {
+    if (voice.empty()) return false;
+    const std::size_t plus = voice.find('+');
+    const auto it = ids.find(lower(voice.substr(0, plus)));
+    const std::string name = it == ids.end()             ? voice
+                             : plus == std::string::npos ? it->second
+                                                         : it->second + voice.substr(plus);
+    return espeak_SetVoiceByName(name.c_str()) == EE_OK;
 }
 
 }  // namespace
@@ -44,6 +84,7 @@ int main() {
         return 1;
     }
     espeak_SetSynthCallback(collect);
+    const std::map<std::string, std::string> ids = voice_ids();
     while (auto request = voxq::espeak::read_message(0)) {
         const auto req = nlohmann::json::parse(*request, nullptr, false);
         if (req.is_discarded() || !req.contains("op")) {
@@ -52,20 +93,14 @@ int main() {
         }
         if (req["op"] == "voices") {
             nlohmann::json names = nlohmann::json::array();
-            for (const espeak_VOICE** v = espeak_ListVoices(nullptr); v != nullptr && *v != nullptr;
-                 ++v) {
-                // languages: a priority byte, then the name, NUL-terminated.
-                if ((*v)->languages != nullptr && (*v)->languages[0] != '\0') {
-                    names.push_back(std::string((*v)->languages + 1));
-                }
-            }
+            for (const auto& [id, file] : ids) names.push_back(id);
             voxq::espeak::write_message(1, nlohmann::json{{"ok", true}, {"voices", names}}.dump());
             continue;
         }
         const std::string voice = req.value("voice", "");
         const std::string text = req.value("text", "");
         const double speed = req.value("speed", 1.0);
-        if (!select_voice(voice)) {
+        if (!select_voice(ids, voice)) {
             voxq::espeak::write_message(1, failure("espeak-ng has no voice '" + voice +
                                                        "' (see voxq voices --engine espeak)",
                                                    true)

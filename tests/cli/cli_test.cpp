@@ -163,7 +163,16 @@ TEST_F(Cli, SaySynthesizesAWavFile) {
     EXPECT_FALSE(std::filesystem::exists(dir_.file("x.aac"))) << "a failed say left a file";
     r = run("say --voice espeak.en-us --text 'Hello in Ogg.' --format opus -o hello.opus");
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(slurp(dir_.file("hello.opus")).substr(0, 4), "OggS");
+    const std::string first = slurp(dir_.file("hello.opus"));
+    EXPECT_EQ(first.substr(0, 4), "OggS");
+    // A second process draws its own Ogg serial number (bytes 14..17 of the first
+    // page): the same one in every process made joined files a corrupt chain.
+    ASSERT_EQ(
+        run("say --voice espeak.en-us --text 'Hello in Ogg.' --format opus -o again.opus").status,
+        0);
+    const std::string second = slurp(dir_.file("again.opus"));
+    ASSERT_GT(second.size(), 18U);
+    EXPECT_NE(first.substr(14, 4), second.substr(14, 4)) << "two processes share a serial";
     r = run("voices");
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.out.find("espeak.en-us\n"), std::string::npos);

@@ -2,6 +2,10 @@
 // libsndfile: the container is right, the rate and the length are those of the
 // speech, and it is not silence.
 #include <gtest/gtest.h>
+#include <opusfile.h>
+
+#include <cstring>
+#include <memory>
 
 #include "support/audio.hpp"
 #include "voxq/audio_format.hpp"
@@ -57,9 +61,46 @@ INSTANTIATE_TEST_SUITE_P(AllFormats, Encoders,
 
 TEST(Encoders, PcmIsTheRawSamples) {
     const EncodedAudio pcm = encode_audio(speech(), "pcm");
-    EXPECT_EQ(pcm.content_type, "audio/L16;rate=22050");
+    // Labelled with what the bytes are: little-endian, its rate and channels
+    // (audio/L16 would claim big-endian, RFC 2586).
+    EXPECT_EQ(pcm.content_type, "audio/pcm;rate=22050;channels=1;format=s16le");
     ASSERT_EQ(pcm.bytes.size(), speech().samples.size() * 2);
     EXPECT_EQ(std::memcmp(pcm.bytes.data(), speech().samples.data(), pcm.bytes.size()), 0);
+}
+
+// The serial number of an Ogg stream's first page (RFC 3533: bytes 14..17).
+std::uint32_t ogg_serial(const std::string& ogg) {
+    std::uint32_t serial = 0;
+    std::memcpy(&serial, ogg.data() + 14, sizeof serial);
+    return serial;
+}
+
+TEST(Encoders, OpusStreamsHaveRandomSerialsAndChainCleanly) {
+    const std::string a = encode_audio(speech(), "opus").bytes;
+    const std::string b = encode_audio(speech(), "opus").bytes;
+    ASSERT_EQ(a.substr(0, 4), "OggS");
+    EXPECT_NE(ogg_serial(a), ogg_serial(b)) << "two streams share a serial number";
+    // libopusfile reads the two joined end to end as one chained stream of two
+    // links, every sample of both, without an error.
+    const std::string chained = a + b;
+    int error = 0;
+    std::unique_ptr<OggOpusFile, decltype(&op_free)> file(
+        op_open_memory(reinterpret_cast<const unsigned char*>(chained.data()), chained.size(),
+                       &error),
+        &op_free);
+    ASSERT_TRUE(file) << "op_open_memory: " << error;
+    EXPECT_EQ(op_link_count(file.get()), 2);
+    std::vector<opus_int16> pcm(5760);
+    long long decoded = 0;
+    for (;;) {
+        const int n = op_read(file.get(), pcm.data(), static_cast<int>(pcm.size()), nullptr);
+        ASSERT_GE(n, 0) << "decoding the chained stream failed: " << n;
+        if (n == 0) break;
+        decoded += n;
+    }
+    // Opus decodes at 48 kHz: two copies of the speech, to within a frame.
+    const double expected = 2.0 * speech().seconds() * 48000;
+    EXPECT_NEAR(static_cast<double>(decoded), expected, 960);
 }
 
 TEST(Encoders, FlacIsLossless) {

@@ -76,11 +76,32 @@ TEST(EspeakEngine, UnknownVoiceIsAPermanentError) {
     EXPECT_GT(engine.synthesize(request("Bonjour", "espeak.fr")).seconds(), 0.2);
 }
 
-TEST(EspeakEngine, ListsVoices) {
+TEST(EspeakEngine, EveryListedVoiceSynthesizes) {
     EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH);
     const auto voices = engine.voices();
-    EXPECT_GT(voices.size(), 50U);
-    EXPECT_NE(std::find(voices.begin(), voices.end(), "en-us"), voices.end());
+    EXPECT_GT(voices.size(), 100U);
+    // The short forms people type, and the language tags espeak lists (whose
+    // voice files have other names: en-gb is gmw/en, fr-fr is roa/fr).
+    for (const char* id : {"en", "fr", "de", "en-us", "en-gb", "fr-fr", "chr-us-qaaa-x-west"}) {
+        EXPECT_NE(std::find(voices.begin(), voices.end(), id), voices.end()) << id;
+    }
+    for (const std::string& voice : voices) {
+        try {
+            EXPECT_GT(engine.synthesize(request("one two", "espeak." + voice)).seconds(), 0.1)
+                << voice;
+        } catch (const SpeechError& e) {
+            ADD_FAILURE() << "espeak." << voice << " is listed but fails: " << e.what();
+        }
+    }
+    // A listed language tag is spoken by its own voice file, not by the voice
+    // selected before it (a failed selection keeps the previous voice): en-gb
+    // sounds like en, not like the French selected just before.
+    (void)engine.synthesize(request("Bonjour", "espeak.fr"));
+    const Audio gb = engine.synthesize(request("Good morning", "espeak.en-gb"));
+    const Audio en = engine.synthesize(request("Good morning", "espeak.en"));
+    EXPECT_NEAR(gb.seconds(), en.seconds(), 0.02);
+    // A variant of a language tag works too.
+    EXPECT_GT(engine.synthesize(request("one two", "espeak.fr-fr+f3")).seconds(), 0.1);
 }
 
 TEST(EspeakEngine, AKilledHelperFailsTheRequestInFlightAndIsRestarted) {

@@ -118,7 +118,7 @@ TEST_F(WorkerTest, DeliversEveryItemOnceInEveryFormatAndCompletesTheTasks) {
         const std::string bytes((std::istreambuf_iterator<char>(file)),
                                 std::istreambuf_iterator<char>());
         if (format == "pcm") {
-            EXPECT_EQ(j["content_type"], "audio/L16;rate=22050");
+            EXPECT_EQ(j["content_type"], "audio/pcm;rate=22050;channels=1;format=s16le");
             EXPECT_GT(bytes.size(), 22050U) << id << ": under half a second of PCM";
             continue;
         }
