@@ -37,8 +37,17 @@ done
 bold "\$ curl -s $api/v1/tasks/$id   ->   $state"
 bold "\$ curl -s $api/v1/stats"
 curl -fsS "$api/v1/stats"; echo
-bold "Delivered audio, saved by the receiver (play it with any audio player):"
-ls -l "data/delivered/$id".0.*
+bold "Delivered audio, saved by the receiver (play it with any audio player), and its event:"
+saved=$(python3 - "$id" <<'PY'
+import json, sys
+for line in open("data/delivered/deliveries.jsonl"):
+    d = json.loads(line)
+    if d.get("task_id") == sys.argv[1]:
+        print("data/delivered/" + d["file"], "data/delivered/" + d["event"])
+PY
+)
+ls -l $saved
+python3 -m json.tool "${saved##* }"
 cat <<EOF
 
   Dashboard:  $api/      (counts, recent and failed tasks, a form whose audio plays)

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,10 +38,24 @@ struct IpNetwork {
 [[nodiscard]] std::string refused_address_reason(const std::vector<std::uint8_t>& ip,
                                                  const std::vector<IpNetwork>& allowed);
 
+// What a delivery's body is (VOXQ_WEBHOOK_PAYLOAD, SPEC §7).
+enum class WebhookPayload {
+    // application/json: a Standard Webhooks event ("speech.item.ready") that the
+    // official verification libraries accept as it comes; the audio inline as
+    // base64, or a link when object storage holds it.
+    Json,
+    // The audio itself as the body, with its Content-Type; the metadata in
+    // voxq-* headers. Receivers verify the signature over the raw bytes.
+    Raw,
+};
+
 struct WebhookConfig {
-    // VOXQ_WEBHOOK_SECRET: space-separated `whsec_<base64>` secrets; each yields
-    // one `v1,` signature (several during a rotation). Empty: unsigned.
+    // VOXQ_WEBHOOK_SECRET: space-separated `whsec_<base64>` secrets of at least
+    // 24 bytes each; each yields one `v1,` signature (several during a
+    // rotation). Empty: unsigned.
     std::vector<std::string> secrets;
+    // VOXQ_WEBHOOK_PAYLOAD: json (default) or raw.
+    WebhookPayload payload = WebhookPayload::Json;
     // VOXQ_WEBHOOK_ALLOW_NETS: CIDRs allowed although internal (loopback,
     // private, link-local, metadata). Default: none.
     std::vector<IpNetwork> allow_nets;
@@ -51,6 +66,10 @@ struct WebhookConfig {
     static WebhookConfig from_env();
 };
 
+// Throws ConfigError naming `variable` unless `secret` is `whsec_` and the
+// base64 of at least 24 bytes (the Standard Webhooks minimum).
+void check_webhook_secret(const std::string& secret, std::string_view variable);
+
 struct WebhookRequest {
     std::string url;
     std::string body;
@@ -59,10 +78,59 @@ struct WebhookRequest {
     std::map<std::string, std::string> headers;  // extra headers (task id, item, voice, attempt)
 };
 
-// The delivery of item `item` of `task` (SPEC §7): its URL, the audio as body,
-// a webhook-id stable across attempts, and the voxq-* headers.
-[[nodiscard]] WebhookRequest delivery_request(const Task& task, std::size_t item, std::string body,
-                                              std::string content_type);
+// One item's audio, as a delivery describes it.
+struct ItemAudio {
+    std::string bytes;         // encoded
+    std::string content_type;  // with its parameters: "audio/pcm;rate=22050;channels=1;..."
+    std::string format;        // the request's format name: "pcm"
+    int sample_rate = 0;       // of the speech that was encoded (Opus decodes at 48 kHz)
+    int channels = 1;
+    double duration_seconds = 0;
+};
+
+// Where object storage put an item's audio: a presigned GET link.
+struct AudioLink {
+    std::string url;
+    std::int64_t expires_at = 0;  // Unix time
+};
+
+// The webhook-id of item `item` of `task`: "msg_" and 27 characters of
+// [A-Za-z0-9_-], a SHA-256 of the task's id, creation time and the item index.
+// The same for every attempt (receivers dedupe on it), distinct between items
+// and tasks, and not chosen by the caller (no '.', whatever the task id holds).
+[[nodiscard]] std::string webhook_message_id(const Task& task, std::size_t item);
+
+// The delivery of item `item` of `task` (SPEC §7) at Unix time `now`, as
+// `payload` says: a Standard Webhooks event with the audio inline (or `link`,
+// when object storage holds it), or the raw audio with voxq-* headers.
+[[nodiscard]] WebhookRequest delivery_request(const Task& task, std::size_t item, ItemAudio audio,
+                                              WebhookPayload payload, double now,
+                                              const AudioLink* link = nullptr);
+
+// A delivery as a receiver sees it once the signature is verified: either
+// payload kind, unwrapped.
+struct ReceivedDelivery {
+    std::string task_id;
+    std::int64_t item_index = 0;
+    std::string content_type;  // of the audio
+    std::string audio;         // the audio; empty when it is linked
+    std::string audio_url;     // the link, when object storage holds the audio
+    // The event as JSON without its audio_base64; for a raw delivery, the same
+    // fields read from its voxq-* headers.
+    std::string event;
+};
+
+// Looks a request header up by its lowercase name ("" when absent).
+using HeaderLookup = std::function<std::string(const std::string& name)>;
+
+// Unwraps a voxq delivery of either kind: a JSON "speech.item.ready" event, or
+// a body with voxq-task-id and voxq-item headers. nullopt when the request is
+// neither (not a voxq delivery). Throws ValidationError naming what is wrong
+// with one that claims to be: a field missing or of the wrong type, audio that
+// is not base64, audio whose size or SHA-256 differs from what it says.
+// A raw delivery's audio is moved out of `body`; any other body is left as it is.
+[[nodiscard]] std::optional<ReceivedDelivery> unwrap_delivery(const HeaderLookup& header,
+                                                              std::string& body);
 
 struct WebhookOutcome {
     enum class Kind { Delivered, Transient, Permanent, Refused };
@@ -106,6 +174,13 @@ class WebhookSender {
     // Sends one request; never throws for network or HTTP failures (they are
     // outcomes). `timestamp` is the Unix time of this attempt (webhook-timestamp).
     WebhookOutcome send(const WebhookRequest& request, std::int64_t timestamp) const;
+
+    // Delivers item `item` of `task` in the configured payload kind, at Unix time
+    // `timestamp`.
+    WebhookOutcome deliver(const Task& task, std::size_t item, ItemAudio audio,
+                           std::int64_t timestamp) const;
+
+    [[nodiscard]] const WebhookConfig& config() const { return config_; }
 
   private:
     WebhookConfig config_;

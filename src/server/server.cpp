@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/json_bounds.hpp"
 #include "dashboard_html.hpp"
 #include "openapi_json.hpp"
 #include "server/api_service.hpp"
@@ -135,64 +136,8 @@ std::int64_t parse_limit(const std::string& text) {
     return limit;
 }
 
-// A SAX pass that refuses nesting and value counts beyond the bounds before any
-// value is built (linear, no allocation). nlohmann's callback parser is not
-// used: it is quadratic in the number of objects in an array.
-class JsonBounds final : public nlohmann::json_sax<json> {
-  public:
-    JsonBounds(std::size_t max_values, std::size_t max_depth)
-        : max_values_(max_values), max_depth_(max_depth) {}
-    [[nodiscard]] const std::string& problem() const { return problem_; }
-
-    bool null() override { return count(); }
-    bool boolean(bool) override { return count(); }
-    bool number_integer(number_integer_t) override { return count(); }
-    bool number_unsigned(number_unsigned_t) override { return count(); }
-    bool number_float(number_float_t, const string_t&) override { return count(); }
-    bool string(string_t&) override { return count(); }
-    bool binary(binary_t&) override { return count(); }
-    bool start_object(std::size_t) override { return open(); }
-    bool key(string_t&) override { return true; }
-    bool end_object() override { return close(); }
-    bool start_array(std::size_t) override { return open(); }
-    bool end_array() override { return close(); }
-    bool parse_error(std::size_t, const std::string&,
-                     const nlohmann::detail::exception& e) override {
-        problem_ = std::string("body: not valid JSON (") + e.what() + ")";
-        return false;
-    }
-
-  private:
-    bool count() {
-        if (++values_ <= max_values_) return true;
-        problem_ = "body: more than " + std::to_string(max_values_) +
-                   " JSON values (VOXQ_API_MAX_TASKS bounds a request)";
-        return false;
-    }
-    bool open() {
-        if (++depth_ > max_depth_) {
-            problem_ = "body: nested deeper than " + std::to_string(max_depth_) + " levels";
-            return false;
-        }
-        return count();
-    }
-    bool close() {
-        --depth_;
-        return true;
-    }
-    std::size_t max_values_;
-    std::size_t max_depth_;
-    std::size_t values_ = 0;
-    std::size_t depth_ = 0;
-    std::string problem_;
-};
-
-void check_json_bounds(const std::string& body, std::size_t max_values) {
-    JsonBounds bounds(max_values, 16);
-    if (!json::sax_parse(body, &bounds)) throw ValidationError(bounds.problem());
-}
-
-// Deliveries the inbox keeps for the dashboard to play, newest last.
+// Deliveries the inbox keeps for the dashboard to play, newest last: the audio
+// of item N of a task under "<task id>.<N>", anything else under its webhook-id.
 struct InboxEntry {
     std::string id;
     std::string body;
@@ -416,7 +361,8 @@ struct ApiService::Impl {
         // while parsing instead of after.
         // Each task costs a few dozen JSON values at most; anything beyond is refused
         // by a linear pass before any value is built.
-        check_json_bounds(req.body, config.max_tasks_per_request * 64 + 64);
+        check_json_bounds(req.body, config.max_tasks_per_request * 64 + 64, 16, "body",
+                          " (VOXQ_API_MAX_TASKS bounds a request)");
         TaskBody parsed;
         try {
             parsed = tasks_from_json_body(req.body, config.max_tasks_per_request);
@@ -486,7 +432,7 @@ struct ApiService::Impl {
         return res;
     }
 
-    http::Response inbox_post(const http::Request& req) {
+    http::Response inbox_post(http::Request& req) {
         const std::string id = req.header("webhook-id");
         if (id.empty() || id.size() > 200 || !is_valid_utf8(id))
             return error_response(400, "invalid_request",
@@ -499,15 +445,26 @@ struct ApiService::Impl {
             if (!problem.empty())
                 return error_response(401, "unauthorized", "signature: " + problem);
         }
+        // Either payload kind (SPEC §7): the audio is kept, under its task and item.
+        std::string key = id;
+        try {
+            if (std::optional<ReceivedDelivery> d = unwrap_delivery(
+                    [&req](const std::string& name) { return req.header(name); }, req.body)) {
+                key = d->task_id + "." + std::to_string(d->item_index);
+                req.body = std::move(d->audio);
+            }
+        } catch (const ValidationError& e) {
+            return error_response(400, "invalid_request", e.what());
+        }
         std::lock_guard lock(inbox_mutex);
         for (auto it = inbox.begin(); it != inbox.end(); ++it) {
-            if (it->id == id) {  // a retried delivery replaces the one before
+            if (it->id == key) {  // a retried delivery replaces the one before
                 inbox_bytes -= it->cost();
                 inbox.erase(it);
                 break;
             }
         }
-        inbox.push_back({id, req.body});
+        inbox.push_back({std::move(key), std::move(req.body)});
         inbox_bytes += inbox.back().cost();
         while (inbox.size() > 1 &&
                (inbox_bytes > config.inbox_max_bytes || inbox.size() > config.inbox_max_entries)) {

@@ -14,6 +14,7 @@
 #include "util/curl.hpp"
 #include "util/env.hpp"
 #include "voxq/errors.hpp"
+#include "voxq/version.hpp"
 #include "voxq/webhook.hpp"
 
 namespace voxq {
@@ -134,6 +135,7 @@ WebhookOutcome WebhookSender::send(const WebhookRequest& request, std::int64_t t
     auto add = [&raw](const std::string& header) { raw = curl_slist_append(raw, header.c_str()); };
     add("Content-Type: " + request.content_type);
     add("Expect:");  // no 100-continue round trip
+    add(std::string("User-Agent: voxq/") + version());
     add("webhook-id: " + request.message_id);
     add("webhook-timestamp: " + std::to_string(timestamp));
     if (!config_.secrets.empty()) {
@@ -206,8 +208,18 @@ WebhookConfig WebhookConfig::from_env() {
     WebhookConfig config;
     const env::Reader vars;
     for (const std::string& secret : vars.list("VOXQ_WEBHOOK_SECRET")) {
-        (void)sign_webhook({secret}, "check", 0, "");  // throws ConfigError if malformed
+        check_webhook_secret(secret, "VOXQ_WEBHOOK_SECRET");
         config.secrets.push_back(secret);
+    }
+    if (const auto payload = vars.text("VOXQ_WEBHOOK_PAYLOAD")) {
+        if (*payload == "json") {
+            config.payload = WebhookPayload::Json;
+        } else if (*payload == "raw") {
+            config.payload = WebhookPayload::Raw;
+        } else {
+            throw ConfigError("VOXQ_WEBHOOK_PAYLOAD: " + env::quoted(*payload) +
+                              " is not json or raw");
+        }
     }
     for (const std::string& net : vars.list("VOXQ_WEBHOOK_ALLOW_NETS")) {
         try {
@@ -224,19 +236,11 @@ WebhookConfig WebhookConfig::from_env() {
     return config;
 }
 
-WebhookRequest delivery_request(const Task& task, std::size_t item, std::string body,
-                                std::string content_type) {
-    WebhookRequest request;
-    request.url = task.items.at(item).response_url;
-    request.body = std::move(body);
-    request.content_type = std::move(content_type);
-    request.message_id = task.id + "." + std::to_string(item);  // stable across retries
-    request.headers = {{"voxq-task-id", task.id},
-                       {"voxq-item", std::to_string(item)},
-                       {"voxq-item-count", std::to_string(task.items.size())},
-                       {"voxq-voice", task.items[item].request.voice_id},
-                       {"voxq-attempt", std::to_string(task.attempt_count)}};
-    return request;
+WebhookOutcome WebhookSender::deliver(const Task& task, std::size_t item, ItemAudio audio,
+                                      std::int64_t timestamp) const {
+    return send(delivery_request(task, item, std::move(audio), config_.payload,
+                                 static_cast<double>(timestamp)),
+                timestamp);
 }
 
 }  // namespace voxq

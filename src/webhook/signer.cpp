@@ -2,58 +2,75 @@
 // the key being the base64-decoded part of a `whsec_` secret.
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <memory>
+#include <optional>
 
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
+#include "webhook/encoding.hpp"
 
 namespace voxq {
 
 namespace {
 
-std::vector<unsigned char> secret_key(const std::string& secret) {
-    const std::string prefix = "whsec_";
-    if (secret.rfind(prefix, 0) != 0 || secret.size() == prefix.size()) {
-        throw ConfigError("VOXQ_WEBHOOK_SECRET: a secret must look like whsec_<base64>");
-    }
-    const std::string b64 = secret.substr(prefix.size());
-    if (b64.size() % 4 != 0) {
-        throw ConfigError("VOXQ_WEBHOOK_SECRET: the part after whsec_ is not base64");
-    }
-    std::vector<unsigned char> key(b64.size() / 4 * 3);
-    const int n = EVP_DecodeBlock(key.data(), reinterpret_cast<const unsigned char*>(b64.data()),
-                                  static_cast<int>(b64.size()));
-    if (n < 0) throw ConfigError("VOXQ_WEBHOOK_SECRET: the part after whsec_ is not base64");
-    // EVP_DecodeBlock counts '=' padding as output bytes: take it back off.
-    std::size_t len = static_cast<std::size_t>(n);
-    for (auto it = b64.rbegin(); it != b64.rend() && *it == '='; ++it) --len;
-    key.resize(len);
-    return key;
+constexpr std::size_t kMinSecretBytes = 24;
+
+// The HMAC key of a `whsec_` secret: the bytes its base64 part stands for.
+std::optional<std::string> secret_key(const std::string& secret) {
+    constexpr std::string_view prefix = "whsec_";
+
+    if (secret.rfind(prefix, 0) != 0) return std::nullopt;
+    return webhook::base64_decode(std::string_view(secret).substr(prefix.size()));
 }
 
 }  // namespace
 
+void check_webhook_secret(const std::string& secret, std::string_view variable) {
+    const std::string name(variable);
+    if (secret.rfind("whsec_", 0) != 0)
+        throw ConfigError(name + ": a secret must look like whsec_<base64>");
+    const std::optional<std::string> key = secret_key(secret);
+    if (!key) throw ConfigError(name + ": the part after whsec_ is not base64");
+    if (key->size() < kMinSecretBytes)
+        throw ConfigError(name + ": a secret of " + std::to_string(key->size()) +
+                          " bytes is too short (Standard Webhooks asks for at least " +
+                          std::to_string(kMinSecretBytes) + "; voxq secret makes one of 32)");
+}
+
 std::string sign_webhook(const std::vector<std::string>& secrets, const std::string& message_id,
                          std::int64_t timestamp, const std::string& body) {
-    const std::string content = message_id + "." + std::to_string(timestamp) + "." + body;
+    const std::string prefix = message_id + "." + std::to_string(timestamp) + ".";
     std::string header;
     for (const std::string& secret : secrets) {
-        const std::vector<unsigned char> key = secret_key(secret);
+        const std::optional<std::string> key = secret_key(secret);
+        if (!key || key->empty())
+            throw ConfigError("VOXQ_WEBHOOK_SECRET: a secret must look like whsec_<base64>");
+        // HMAC over prefix + body without copying the body (it may be megabytes).
         unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-             reinterpret_cast<const unsigned char*>(content.data()), content.size(), mac, &mac_len);
-        std::string b64(4 * ((mac_len + 2) / 3) + 1, '\0');
-        const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), mac,
-                                      static_cast<int>(mac_len));
-        b64.resize(static_cast<std::size_t>(n));
+        std::size_t mac_len = 0;
+        static EVP_MAC* const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);  // thread-safe
+        std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(
+            hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr, &EVP_MAC_CTX_free);
+        char digest[] = "SHA256";
+        const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                                     OSSL_PARAM_construct_end()};
+        const auto* k = reinterpret_cast<const unsigned char*>(key->data());
+        if (!ctx || EVP_MAC_init(ctx.get(), k, key->size(), params) != 1 ||
+            EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(prefix.data()),
+                           prefix.size()) != 1 ||
+            EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(body.data()),
+                           body.size()) != 1 ||
+            EVP_MAC_final(ctx.get(), mac, &mac_len, sizeof mac) != 1)
+            throw QueueError("HMAC-SHA256 failed (OpenSSL)");
         if (!header.empty()) header += ' ';
-        header += "v1," + b64;
+        header += "v1," + webhook::base64_encode(
+                              std::string_view(reinterpret_cast<const char*>(mac), mac_len));
     }
     return header;
 }
@@ -61,10 +78,8 @@ std::string sign_webhook(const std::vector<std::string>& secrets, const std::str
 std::string random_webhook_secret() {
     unsigned char key[32];
     if (RAND_bytes(key, sizeof key) != 1) throw QueueError("no random bytes for a webhook secret");
-    std::string b64(4 * ((sizeof key + 2) / 3) + 1, '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), key, sizeof key);
-    b64.resize(static_cast<std::size_t>(n));
-    return "whsec_" + b64;
+    return "whsec_" +
+           webhook::base64_encode(std::string_view(reinterpret_cast<char*>(key), sizeof key));
 }
 
 std::string webhook_signature_problem(const std::vector<std::string>& secrets,

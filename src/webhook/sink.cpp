@@ -4,7 +4,6 @@
 #include "voxq/sink.hpp"
 
 #include <fcntl.h>
-#include <openssl/sha.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,12 +12,15 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "util/http_server.hpp"
 #include "util/text.hpp"
 #include "voxq/audio_format.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
+#include "webhook/encoding.hpp"
 
 namespace voxq {
 
@@ -30,18 +32,6 @@ std::string extension_for(const std::string& content_type) {
     }
     if (content_type.rfind("application/json", 0) == 0) return ".json";
     return ".bin";
-}
-
-std::string sha256_hex(const std::string& text) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned char b : digest) {
-        out += kHex[b >> 4U];
-        out += kHex[b & 15U];
-    }
-    return out;
 }
 
 // Writes all of `data` to `fd`; false (errno set) on any failure.
@@ -95,14 +85,14 @@ std::string sink_file_stem(const std::string& webhook_id) {
                                   (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
                        });
     // Any other id gets a name of its digest: distinct ids never share a file.
-    return plain ? webhook_id : "id-" + sha256_hex(webhook_id);
+    return plain ? webhook_id : "id-" + webhook::sha256_hex(webhook_id);
 }
 
 struct WebhookSink::Impl {
     SinkConfig config;
     std::atomic<std::size_t> received = 0;
-    std::mutex files;             // one delivery written at a time
-    std::set<std::string> saved;  // guarded by files: webhook-ids saved by this run
+    std::mutex files_mutex;       // one delivery written at a time
+    std::set<std::string> saved;  // guarded by files_mutex: webhook-ids saved by this run
     std::unique_ptr<http::Server> server;
 
     std::optional<http::Response> admit(const http::Request& req) const {
@@ -118,7 +108,7 @@ struct WebhookSink::Impl {
         return std::nullopt;
     }
 
-    http::Response handle(const http::Request& req) {
+    http::Response handle(http::Request& req) {
         const std::string id = req.header("webhook-id");
         const std::string ts = req.header("webhook-timestamp");
         bool verified = false;
@@ -133,39 +123,63 @@ struct WebhookSink::Impl {
             verified = true;
         }
         const std::string content_type = req.header("content-type");
-        const std::string name = sink_file_stem(id) + extension_for(content_type);
-        // Everything that could fail on the sender's bytes is done before the file.
-        nlohmann::json line = {{"webhook_id", to_valid_utf8(id)},
-                               {"file", name},
-                               {"bytes", req.body.size()},
-                               {"content_type", to_valid_utf8(content_type)},
-                               {"verified", verified}};
-        for (const auto& [k, v] : req.headers) {
-            if (k.rfind("voxq-", 0) == 0) line[to_valid_utf8(k)] = to_valid_utf8(v);
+        const std::string stem = sink_file_stem(id);
+        // Everything that could fail on the sender's bytes is done before the files.
+        std::optional<ReceivedDelivery> delivery;
+        try {
+            delivery = unwrap_delivery([&req](const std::string& name) { return req.header(name); },
+                                       req.body);
+        } catch (const ValidationError& e) {
+            return text(400, e.what());
+        }
+        std::vector<std::pair<std::string, std::string>> files;  // name, bytes
+        nlohmann::json line = {{"webhook_id", to_valid_utf8(id)}, {"verified", verified}};
+        if (delivery) {
+            // The audio (unless object storage holds it) and the event beside it.
+            if (delivery->audio_url.empty()) {
+                line["file"] = stem + extension_for(delivery->content_type);
+                line["bytes"] = delivery->audio.size();
+                line["content_type"] = to_valid_utf8(delivery->content_type);
+                files.emplace_back(line["file"], std::move(delivery->audio));
+            } else {
+                line["audio_url"] = to_valid_utf8(delivery->audio_url);
+            }
+            line["event"] = stem + ".json";
+            line["task_id"] = to_valid_utf8(delivery->task_id);
+            line["item_index"] = delivery->item_index;
+            files.emplace_back(line["event"], delivery->event + "\n");
+        } else {  // not a voxq delivery: the body as it came
+            line["file"] = stem + extension_for(content_type);
+            line["bytes"] = req.body.size();
+            line["content_type"] = to_valid_utf8(content_type);
+            files.emplace_back(line["file"], std::move(req.body));
         }
         const std::string log_line =
             line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
-        std::lock_guard lock(files);
-        const std::filesystem::path target = config.dir / name;
-        if (saved.count(id) > 0 || std::filesystem::is_regular_file(target)) {
+        std::lock_guard lock(files_mutex);
+        const std::string& first = files.front().first;
+        if (saved.count(id) > 0 || std::filesystem::is_regular_file(config.dir / first)) {
             // A replay (or a retry whose answer was lost): nothing is written again,
             // and the sender hears that the item is there.
-            return text(200, "already saved " + name + " (not written again)");
+            return text(200, "already saved " + first + " (not written again)");
         }
-        if (const std::string error = save(target, req.body, log_line); !error.empty()) {
+        for (const auto& [name, bytes] : files) {
+            if (const std::string error = save(config.dir / name, bytes); !error.empty())
+                return text(507, "not saved: " + error);
+        }
+        if (const std::string error = append_log(log_line); !error.empty())
             return text(507, "not saved: " + error);
-        }
         saved.insert(id);
         ++received;
-        return text(200, "saved " + name);
+        return text(200, "saved " + first);
     }
 
     // Writes `body` to a new file beside `target`, syncs it, renames it into place
-    // (replacing a symlink there, never following it), syncs the folder, then
-    // appends the log line and syncs that. "" when all of it is on disk.
-    [[nodiscard]] std::string save(const std::filesystem::path& target, const std::string& body,
-                                   const std::string& log_line) const {
+    // (replacing a symlink there, never following it) and syncs the folder. ""
+    // when all of it is on disk.
+    [[nodiscard]] std::string save(const std::filesystem::path& target,
+                                   const std::string& body) const {
         const std::filesystem::path temp = target.string() + ".partial";
         std::filesystem::remove(temp);  // a leftover of a crash (removes a symlink itself)
         Fd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
@@ -181,6 +195,11 @@ struct WebhookSink::Impl {
         if (::rename(temp.c_str(), target.c_str()) != 0) return failed("rename");
         Fd dir(::open(config.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (dir.get() >= 0) (void)::fsync(dir.get());
+        return {};
+    }
+
+    // Appends one line to deliveries.jsonl and syncs it.
+    [[nodiscard]] std::string append_log(const std::string& log_line) const {
         const std::filesystem::path log = config.dir / "deliveries.jsonl";
         Fd lf(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644));
         if (lf.get() < 0 || !write_all(lf.get(), log_line) || ::fsync(lf.get()) != 0)
@@ -196,9 +215,7 @@ void SinkConfig::validate() const {
         throw ConfigError("sink: listening on " + host +
                           " (beyond loopback) needs a secret (VOXQ_SINK_SECRET): anyone could "
                           "write files here");
-    for (const std::string& secret : secrets) {
-        (void)sign_webhook({secret}, "check", 0, "");  // ConfigError if malformed
-    }
+    for (const std::string& secret : secrets) check_webhook_secret(secret, "VOXQ_SINK_SECRET");
 }
 
 WebhookSink::WebhookSink(SinkConfig config) : impl_(std::make_unique<Impl>()) {

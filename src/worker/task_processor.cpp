@@ -50,8 +50,7 @@ TaskOutcome TaskProcessor::run(const Task& task, const RecordDeliveredFn& record
             return retry(label + "not started: the attempt ran past VOXQ_TASK_TIMEOUT (" + seconds +
                          " s)");
         }
-        std::string body;
-        std::string content_type;
+        ItemAudio delivered;
         try {
             auto start = std::chrono::steady_clock::now();
             const Audio audio = engine_->synthesize(item.request);
@@ -60,16 +59,18 @@ TaskOutcome TaskProcessor::run(const Task& task, const RecordDeliveredFn& record
             EncodedAudio encoded = encode_audio(audio, item.request.format);
             counters_.encoding_us += micros_since(start);
             counters_.audio_ms += static_cast<std::int64_t>(audio.seconds() * 1000);
-            body = std::move(encoded.bytes);
-            content_type = std::move(encoded.content_type);
+            delivered = {std::move(encoded.bytes),
+                         std::move(encoded.content_type),
+                         item.request.format,
+                         audio.sample_rate,
+                         1,
+                         audio.seconds()};
         } catch (const SpeechError& e) {
             return e.permanent() ? discard(label + e.what()) : retry(label + e.what());
         }
-        const WebhookRequest request =
-            delivery_request(task, i, std::move(body), std::move(content_type));
         const auto start = std::chrono::steady_clock::now();
-        const WebhookOutcome out =
-            deliver_(request, static_cast<std::int64_t>(clock_.now_seconds()));
+        const WebhookOutcome out = deliver_(task, i, std::move(delivered),
+                                            static_cast<std::int64_t>(clock_.now_seconds()));
         counters_.delivery_us += micros_since(start);
         switch (out.kind) {
             case WebhookOutcome::Kind::Delivered:

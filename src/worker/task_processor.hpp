@@ -34,8 +34,10 @@ struct TaskOutcome {
     std::optional<double> not_before;  // Retry: earliest next attempt (queue clock, seconds)
 };
 
-// Sends one delivery: WebhookSender::send in production, a fake in unit tests.
-using DeliverFn = std::function<WebhookOutcome(const WebhookRequest&, std::int64_t timestamp)>;
+// Delivers one item's audio: WebhookSender::deliver in production, a fake in
+// unit tests.
+using DeliverFn = std::function<WebhookOutcome(const Task&, std::size_t item, ItemAudio audio,
+                                               std::int64_t timestamp)>;
 // Records that item `index` was delivered; false when the lease was lost.
 using RecordDeliveredFn = std::function<bool(std::int64_t index)>;
 

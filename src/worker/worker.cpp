@@ -51,14 +51,14 @@ struct Worker::Impl {
           options(std::move(o)),
           engines(std::move(e)),
           sender(std::move(s)),
-          executor(
-              engines,
-              sender
-                  ? detail::DeliverFn([sender = sender](const WebhookRequest& r, std::int64_t at) {
-                        return sender->send(r, at);
-                    })
-                  : detail::DeliverFn(),
-              queue.clock(), {options.task_timeout, queue.config().max_retry_delay}, counters) {}
+          executor(engines,
+                   sender ? detail::DeliverFn([sender = sender](const Task& task, std::size_t item,
+                                                                ItemAudio audio, std::int64_t at) {
+                       return sender->deliver(task, item, std::move(audio), at);
+                   })
+                          : detail::DeliverFn(),
+                   queue.clock(), {options.task_timeout, queue.config().max_retry_delay},
+                   counters) {}
 
     // Runs a store call that settles a task; false when it was refused (the
     // lease was lost meanwhile, or the task was released at shutdown): the

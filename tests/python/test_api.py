@@ -2,9 +2,12 @@
 the state table, the event loop staying free, several processes on one file,
 and the built-in worker and synthesis from Python."""
 import asyncio
+import base64
 import dataclasses
 import http.server
+import json
 import multiprocessing
+import re
 import sqlite3
 import threading
 
@@ -341,4 +344,10 @@ def test_builtin_worker_with_a_python_handler(db_url, monkeypatch, run):
     assert stats["completed"] == 6
     assert counters["completed"] == 6 and counters["items_delivered"] == 6
     assert len(_Receiver.got) == 6
-    assert all(ct == "audio/wav" and body[:4] == b"RIFF" for _, ct, body in _Receiver.got)
+    # Standard Webhooks JSON events (the default payload), each with its WAV inline.
+    for webhook_id, ct, body in _Receiver.got:
+        assert ct == "application/json" and re.fullmatch(r"msg_[A-Za-z0-9_-]{27}", webhook_id)
+        event = json.loads(body)
+        assert event["type"] == "speech.item.ready"
+        assert event["data"]["content_type"] == "audio/wav"
+        assert base64.b64decode(event["data"]["audio_base64"])[:4] == b"RIFF"

@@ -11,15 +11,18 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+
+#include "voxq/webhook.hpp"
 
 namespace voxq::test {
 
 class Receiver {
   public:
-    // status for the nth (1-based) request carrying this webhook-id
-    using Script = std::function<int(const std::string& webhook_id, int nth)>;
+    // status for the nth (1-based) delivery of one item ("<task id>#<item>")
+    using Script = std::function<int(const std::string& item, int nth)>;
 
     Receiver() {
         server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
@@ -28,10 +31,12 @@ class Receiver {
                 std::lock_guard lock(mutex_);
                 ++hits_;
                 const std::string id = req.get_header_value("webhook-id");
-                const int nth = ++hits_by_id_[id];
+                ++hits_by_id_[id];
+                const std::string item = item_key(req);
+                const int nth = ++hits_by_item_[item];
                 last_body_ = req.body;
                 last_headers_ = req.headers;
-                res.status = script_ ? script_(id, nth) : status_;
+                res.status = script_ ? script_(item, nth) : status_;
                 for (const auto& [k, v] : reply_headers_) res.set_header(k, v);
                 if (res.status == 302) res.set_header("Location", "/elsewhere");
                 delay = delay_;
@@ -75,6 +80,28 @@ class Receiver {
         auto it = hits_by_id_.find(webhook_id);
         return it == hits_by_id_.end() ? 0 : it->second;
     }
+    // Deliveries of item `item` of task `task_id`, either payload kind.
+    int hits_for_item(const std::string& task_id, std::size_t item) {
+        std::lock_guard lock(mutex_);
+        auto it = hits_by_item_.find(task_id + "#" + std::to_string(item));
+        return it == hits_by_item_.end() ? 0 : it->second;
+    }
+    // The audio of the last delivery, unwrapped from either payload kind.
+    std::string last_audio() {
+        const auto d = last_delivery();
+        return d ? d->audio : last_body();
+    }
+    // The last delivery, unwrapped (its event, its audio); nullopt if it was none.
+    std::optional<ReceivedDelivery> last_delivery() {
+        std::lock_guard lock(mutex_);
+        std::string body = last_body_;
+        return unwrap_delivery(
+            [this](const std::string& name) {
+                auto it = last_headers_.find(name);
+                return it == last_headers_.end() ? std::string() : it->second;
+            },
+            body);
+    }
     std::string last_body() {
         std::lock_guard lock(mutex_);
         return last_body_;
@@ -86,6 +113,18 @@ class Receiver {
     }
 
   private:
+    // "<task id>#<item>" of a delivery, from its event or its voxq-* headers.
+    static std::string item_key(const httplib::Request& req) {
+        std::string body = req.body;
+        try {
+            const auto d = unwrap_delivery(
+                [&req](const std::string& name) { return req.get_header_value(name); }, body);
+            return d ? d->task_id + "#" + std::to_string(d->item_index) : std::string();
+        } catch (const std::exception&) {
+            return {};
+        }
+    }
+
     std::mutex mutex_;
     int status_ = 200;
     Script script_;
@@ -93,6 +132,7 @@ class Receiver {
     std::map<std::string, std::string> reply_headers_;
     int hits_ = 0;
     std::map<std::string, int> hits_by_id_;
+    std::map<std::string, int> hits_by_item_;
     std::string last_body_;
     httplib::Headers last_headers_;
     httplib::Server server_;

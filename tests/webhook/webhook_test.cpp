@@ -7,19 +7,25 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "support/receiver.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/sink.hpp"
+#include "voxq/version.hpp"
 
 namespace voxq {
 namespace {
@@ -49,6 +55,178 @@ TEST(WebhookSignature, OneEntryPerSecretForRotation) {
               sign_webhook({"whsec_c2Vjb25kLXNlY3JldC1rZXktMTIz"}, "m", 1, "body"));
     EXPECT_THROW((void)sign_webhook({"not-a-secret"}, "m", 1, "b"), ConfigError);
     EXPECT_THROW((void)sign_webhook({"whsec_abc"}, "m", 1, "b"), ConfigError);
+}
+
+TEST(WebhookSecret, ShorterThan24BytesIsAConfigErrorNamingTheVariable) {
+    check_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "X");  // 24 bytes
+    check_webhook_secret(random_webhook_secret(), "X");                   // 32 bytes
+    for (const char* bad : {"whsec_AAAA", "whsec_c2Vjb25kLXNlY3JldC1rZXktMTIz", "whsec_",
+                            "nosecretprefix", "whsec_!!!!"}) {
+        try {
+            check_webhook_secret(bad, "VOXQ_WEBHOOK_SECRET");
+            ADD_FAILURE() << bad << " was accepted";
+        } catch (const ConfigError& e) {
+            EXPECT_EQ(std::string(e.what()).rfind("VOXQ_WEBHOOK_SECRET: ", 0), 0U) << e.what();
+        }
+    }
+    setenv("VOXQ_WEBHOOK_SECRET", "whsec_AAAA", 1);
+    EXPECT_THROW((void)WebhookConfig::from_env(), ConfigError);
+    setenv("VOXQ_WEBHOOK_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", 1);
+    setenv("VOXQ_WEBHOOK_PAYLOAD", "xml", 1);
+    EXPECT_THROW((void)WebhookConfig::from_env(), ConfigError);
+    setenv("VOXQ_WEBHOOK_PAYLOAD", "raw", 1);
+    EXPECT_EQ(WebhookConfig::from_env().payload, WebhookPayload::Raw);
+    unsetenv("VOXQ_WEBHOOK_PAYLOAD");
+    EXPECT_EQ(WebhookConfig::from_env().payload, WebhookPayload::Json);
+    unsetenv("VOXQ_WEBHOOK_SECRET");
+}
+
+Task two_item_task(const std::string& id) {
+    Task task;
+    task.id = id;
+    task.created_at = 1700000000.25;
+    task.attempt_count = 3;
+    for (int i = 0; i < 2; ++i)
+        task.items.push_back(TaskItem{{"hi", "espeak.en", 1.0, "wav"}, "http://127.0.0.1/h"});
+    return task;
+}
+
+ItemAudio some_audio() {
+    std::string bytes = "RIFF";
+    for (int i = 0; i < 1000; ++i) bytes += static_cast<char>(i * 7);  // not UTF-8
+    return {bytes, "audio/wav", "wav", 22050, 1, 0.5};
+}
+
+TEST(WebhookId, StablePerItemDistinctAndOfTheSafeAlphabet) {
+    const Task task = two_item_task("caller.chose.this.id");
+    const std::string id = webhook_message_id(task, 0);
+    EXPECT_EQ(id.size(), 4U + 27U) << id;
+    EXPECT_EQ(id.rfind("msg_", 0), 0U);
+    EXPECT_EQ(
+        id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"),
+        std::string::npos)
+        << id;
+    Task retried = task;
+    retried.attempt_count = 7;
+    EXPECT_EQ(webhook_message_id(retried, 0), id) << "a retry must be sent under the same id";
+    EXPECT_NE(webhook_message_id(task, 1), id);
+    EXPECT_NE(webhook_message_id(two_item_task("caller.chose.this.ie"), 0), id);
+    Task recreated = task;  // the same id enqueued again later
+    recreated.created_at += 1;
+    EXPECT_NE(webhook_message_id(recreated, 0), id);
+}
+
+TEST(WebhookDelivery, JsonIsAStandardWebhooksEventWithTheAudioInline) {
+    const Task task = two_item_task("t1");
+    const ItemAudio audio = some_audio();
+    const WebhookRequest r = delivery_request(task, 1, audio, WebhookPayload::Json, 1700000000.5);
+    EXPECT_EQ(r.content_type, "application/json");
+    EXPECT_EQ(r.message_id, webhook_message_id(task, 1));
+    EXPECT_TRUE(r.headers.empty());
+    const auto event = nlohmann::json::parse(r.body);  // valid JSON, hence valid UTF-8
+    EXPECT_EQ(event["type"], "speech.item.ready");
+    EXPECT_EQ(event["timestamp"], "2023-11-14T22:13:20.500Z");
+    const auto& data = event["data"];
+    EXPECT_EQ(data["task_id"], "t1");
+    EXPECT_EQ(data["item_index"], 1);
+    EXPECT_EQ(data["item_count"], 2);
+    EXPECT_EQ(data["attempt"], 3);
+    EXPECT_EQ(data["voice_id"], "espeak.en");
+    EXPECT_EQ(data["format"], "wav");
+    EXPECT_EQ(data["content_type"], "audio/wav");
+    EXPECT_EQ(data["sample_rate"], 22050);
+    EXPECT_EQ(data["channels"], 1);
+    EXPECT_EQ(data["duration_seconds"], 0.5);
+    EXPECT_EQ(data["bytes"], audio.bytes.size());
+    // Checked with OpenSSL's one-shot SHA256 and base64, independently of voxq's.
+    unsigned char digest[32];
+    SHA256(reinterpret_cast<const unsigned char*>(audio.bytes.data()), audio.bytes.size(), digest);
+    char hex[65];
+    for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    EXPECT_EQ(data["sha256"], std::string(hex));
+    const std::string b64 = data["audio_base64"];
+    std::string decoded(b64.size() / 4 * 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(decoded.data()),
+                                  reinterpret_cast<const unsigned char*>(b64.data()),
+                                  static_cast<int>(b64.size()));
+    ASSERT_GE(n, 0);
+    decoded.resize(audio.bytes.size());
+    EXPECT_EQ(decoded, audio.bytes);
+    // A receiver gets back exactly the audio, and the event without it.
+    std::string body = r.body;
+    const auto got = unwrap_delivery(
+        [&](const std::string& name) { return name == "content-type" ? r.content_type : ""; },
+        body);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->audio, audio.bytes);
+    EXPECT_EQ(got->task_id, "t1");
+    EXPECT_EQ(got->item_index, 1);
+    EXPECT_EQ(got->content_type, "audio/wav");
+    EXPECT_EQ(got->event.find("audio_base64"), std::string::npos);
+}
+
+TEST(WebhookDelivery, RawIsTheAudioWithVoxqHeaders) {
+    const Task task = two_item_task("t1");
+    const ItemAudio audio = some_audio();
+    const WebhookRequest r = delivery_request(task, 0, audio, WebhookPayload::Raw, 1700000000);
+    EXPECT_EQ(r.body, audio.bytes);
+    EXPECT_EQ(r.content_type, "audio/wav");
+    EXPECT_EQ(r.headers.at("voxq-task-id"), "t1");
+    EXPECT_EQ(r.headers.at("voxq-item"), "0");
+    EXPECT_EQ(r.headers.at("voxq-item-count"), "2");
+    EXPECT_EQ(r.headers.at("voxq-voice"), "espeak.en");
+    EXPECT_EQ(r.headers.at("voxq-attempt"), "3");
+    EXPECT_EQ(r.headers.at("voxq-sample-rate"), "22050");
+    EXPECT_EQ(r.headers.at("voxq-channels"), "1");
+    EXPECT_EQ(r.headers.at("voxq-event"), "speech.item.ready");
+    std::string body = r.body;
+    auto header = [&](const std::string& name) {
+        if (name == "content-type") return r.content_type;
+        auto it = r.headers.find(name);
+        return it == r.headers.end() ? std::string() : it->second;
+    };
+    const auto got = unwrap_delivery(header, body);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->audio, audio.bytes);
+    const auto event = nlohmann::json::parse(got->event);
+    EXPECT_EQ(event["data"]["sample_rate"], 22050);
+    EXPECT_EQ(event["data"]["voice_id"], "espeak.en");
+}
+
+TEST(WebhookDelivery, AReceiverRefusesWhatDoesNotAddUp) {
+    const WebhookRequest r =
+        delivery_request(two_item_task("t1"), 0, some_audio(), WebhookPayload::Json, 1);
+    auto json_type = [](const std::string& name) {
+        return name == "content-type" ? std::string("application/json") : std::string();
+    };
+    auto refused = [&](std::string body, const std::string& why) {
+        try {
+            (void)unwrap_delivery(json_type, body);
+            ADD_FAILURE() << "accepted: " << why;
+        } catch (const ValidationError& e) {
+            EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+        }
+    };
+    auto edited = [&](const std::function<void(nlohmann::json&)>& edit) {
+        auto j = nlohmann::json::parse(r.body);
+        edit(j);
+        return j.dump();
+    };
+    refused(edited([](auto& j) { j["data"]["sha256"] = std::string(64, '0'); }), "SHA-256");
+    refused(edited([](auto& j) { j["data"]["bytes"] = 3; }), "the event says 3");
+    refused(edited([](auto& j) { j["data"]["audio_base64"] = "***"; }), "not base64");
+    refused(edited([](auto& j) { j["data"]["item_index"] = -1; }), "data.item_index");
+    refused(edited([](auto& j) { j["data"]["task_id"] = 5; }), "data.task_id");
+    refused(edited([](auto& j) { j["data"].erase("audio_base64"); }), "neither");
+    refused(edited([](auto& j) { j["data"] = "x"; }), "no data object");
+    // Not a voxq delivery at all: nothing to unwrap, and no error.
+    for (std::string other : {std::string(R"({"test": 2432232314})"), std::string("[[[[[["),
+                              std::string(100000, '[')}) {
+        EXPECT_FALSE(unwrap_delivery(json_type, other));
+    }
+    std::string audio = "RIFF";
+    EXPECT_FALSE(unwrap_delivery([](const std::string&) { return std::string(); }, audio));
+    EXPECT_EQ(audio, "RIFF") << "a body that is not a delivery is left as it was";
 }
 
 TEST(AddressPolicy, RefusesInternalAddressesUnlessAllowed) {
@@ -121,6 +299,7 @@ TEST(WebhookSender, DeliversSignedAudioOnA2xx) {
     EXPECT_EQ(r.last_body(), std::string("RIFF....WAVEdata\x01\x02", 18));
     auto header = [&](const char* name) { return r.last_header(name); };
     EXPECT_EQ(header("Content-Type"), "audio/wav");
+    EXPECT_EQ(header("User-Agent"), std::string("voxq/") + version());
     EXPECT_EQ(header("webhook-id"), "tsk_1.0");
     EXPECT_EQ(header("webhook-timestamp"), "1700000000");
     EXPECT_EQ(header("voxq-task-id"), "tsk_1");
@@ -282,7 +461,13 @@ TEST(WebhookSink, SavesWhatItVerifies) {
     EXPECT_EQ(slurp(dir.path() / "out" / "tsk_1.0.wav"), audio_request(url).body);
     const std::string index = slurp(dir.path() / "out" / "deliveries.jsonl");
     EXPECT_NE(index.find(R"("verified":true)"), std::string::npos) << index;
-    EXPECT_NE(index.find(R"("voxq-task-id":"tsk_1")"), std::string::npos) << index;
+    EXPECT_NE(index.find(R"("task_id":"tsk_1")"), std::string::npos) << index;
+    // The event beside the audio, rebuilt from the raw delivery's voxq-* headers.
+    const auto event = nlohmann::json::parse(slurp(dir.path() / "out" / "tsk_1.0.json"));
+    EXPECT_EQ(event["type"], "speech.item.ready");
+    EXPECT_EQ(event["data"]["task_id"], "tsk_1");
+    EXPECT_EQ(event["data"]["item_index"], 0);
+    EXPECT_EQ(event["data"]["bytes"], 18);
 }
 
 TEST(WebhookSink, RefusesBadAndStaleSignatures) {

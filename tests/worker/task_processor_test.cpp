@@ -42,8 +42,10 @@ class TaskProcessorTest : public ::testing::Test {
     TaskOutcome run(const Task& task, detail::ProcessorSettings settings = {}) {
         const detail::TaskProcessor processor(
             engine_,
-            [&](const WebhookRequest& r, std::int64_t at) {
-                sent_.push_back(r);
+            [&](const Task& t, std::size_t item, ItemAudio audio, std::int64_t at) {
+                // As a raw delivery: the audio and the voxq-* headers are readable.
+                sent_.push_back(delivery_request(t, item, std::move(audio), WebhookPayload::Raw,
+                                                 static_cast<double>(at)));
                 timestamps_.push_back(at);
                 return answers_.empty() ? answer(WebhookOutcome::Kind::Delivered) : next_answer();
             },
@@ -85,7 +87,7 @@ TEST_F(TaskProcessorTest, DeliversEveryItemInOrderAndRecordsAllButTheLast) {
     ASSERT_EQ(sent_.size(), 3U);
     for (std::size_t i = 0; i < 3; ++i) {
         EXPECT_EQ(sent_[i].url, "https://hooks.example.com/" + std::to_string(i));
-        EXPECT_EQ(sent_[i].message_id, "01TASK." + std::to_string(i));
+        EXPECT_EQ(sent_[i].message_id, webhook_message_id(task_of(3, 2), i));
         EXPECT_EQ(sent_[i].content_type, "audio/wav");
         EXPECT_EQ(sent_[i].body.substr(0, 4), "RIFF");
         EXPECT_EQ(sent_[i].headers.at("voxq-item"), std::to_string(i));
@@ -103,7 +105,7 @@ TEST_F(TaskProcessorTest, ALaterAttemptStartsAtTheFirstItemNotDelivered) {
     task.items_delivered = 2;
     EXPECT_EQ(run(task).kind, Kind::Completed);
     ASSERT_EQ(sent_.size(), 1U);
-    EXPECT_EQ(sent_[0].message_id, "01TASK.2");
+    EXPECT_EQ(sent_[0].message_id, webhook_message_id(task, 2));
     EXPECT_EQ(engine_->texts, (std::vector<std::string>{"text 2"}));
     EXPECT_EQ(counters_.items_skipped.load(), 2);
 }

@@ -75,7 +75,7 @@ TEST_F(WorkerTest, DeliversEveryItemOnceInEveryFormatAndCompletesTheTasks) {
     std::vector<Task> tasks;
     const char* voices[] = {"espeak.en-us", "espeak.de", "espeak.fr", "espeak.es"};
     const auto& formats = audio_formats();
-    std::map<std::string, std::string> format_of;  // webhook id -> format
+    std::map<std::string, std::string> format_of;  // "<task id>.<item>" -> format
     for (int i = 0; i < 200; ++i) {
         Task t;
         for (int k = 0; k <= i % 3; ++k) {
@@ -111,9 +111,24 @@ TEST_F(WorkerTest, DeliversEveryItemOnceInEveryFormatAndCompletesTheTasks) {
     for (std::string line; std::getline(index, line); ++lines) {
         const auto j = nlohmann::json::parse(line);
         EXPECT_TRUE(j["verified"].get<bool>()) << line;
-        const std::string id = j["webhook_id"];
-        ids.insert(id);
+        const std::string webhook_id = j["webhook_id"];
+        ids.insert(webhook_id);
+        EXPECT_EQ(webhook_id.find_first_not_of(
+                      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"),
+                  std::string::npos)
+            << webhook_id;
+        const std::string id = j["task_id"].get<std::string>() + "." +
+                               std::to_string(j["item_index"].get<std::size_t>());
         const std::string format = format_of.at(id);
+        // The event beside the audio says what the audio is.
+        std::ifstream event_file(dir_.path() / "sink" / j["event"].get<std::string>());
+        const auto event = nlohmann::json::parse(event_file);
+        EXPECT_EQ(event["type"], "speech.item.ready");
+        EXPECT_EQ(event["data"]["format"], format);
+        EXPECT_EQ(event["data"]["bytes"], j["bytes"]);
+        EXPECT_EQ(event["data"]["channels"], 1);
+        EXPECT_EQ(event["data"]["sample_rate"], 22050);
+        EXPECT_FALSE(event["data"].contains("audio_base64")) << "the sink saves the audio apart";
         std::ifstream file(dir_.path() / "sink" / j["file"].get<std::string>(), std::ios::binary);
         const std::string bytes((std::istreambuf_iterator<char>(file)),
                                 std::istreambuf_iterator<char>());
@@ -211,7 +226,7 @@ TEST_F(WorkerTest, ARecoveredReceiverGetsOnlyTheItemsNotYetDelivered) {
     Receiver receiver;
     // Item 1 fails on its first delivery, then the receiver recovers.
     receiver.answer_with([](const std::string& id, int nth) {
-        return id.size() > 2 && id.compare(id.size() - 2, 2, ".1") == 0 && nth == 1 ? 500 : 200;
+        return id.size() > 2 && id.compare(id.size() - 2, 2, "#1") == 0 && nth == 1 ? 500 : 200;
     });
     const std::string id = enqueue(receiver.url(), "espeak.en-us", 3);
     Worker worker(*queue_, WorkerOptions{}, espeak_, loopback_sender());
@@ -227,9 +242,11 @@ TEST_F(WorkerTest, ARecoveredReceiverGetsOnlyTheItemsNotYetDelivered) {
     t = queue_->get_task(id);
     EXPECT_EQ(t.state, TaskState::COMPLETED);
     EXPECT_EQ(t.items_delivered, 3);
-    EXPECT_EQ(receiver.hits_for(id + ".0"), 1) << "item 0 was delivered again";
-    EXPECT_EQ(receiver.hits_for(id + ".1"), 2);
-    EXPECT_EQ(receiver.hits_for(id + ".2"), 1);
+    EXPECT_EQ(receiver.hits_for_item(id, 0), 1) << "item 0 was delivered again";
+    EXPECT_EQ(receiver.hits_for_item(id, 1), 2);
+    EXPECT_EQ(receiver.hits_for_item(id, 2), 1);
+    // Every attempt of an item carries the same webhook-id (receivers dedupe on it).
+    EXPECT_EQ(receiver.hits_for(webhook_message_id(t, 1)), 2);
     EXPECT_EQ(worker.counters().items_skipped.load(), 1);
 }
 
@@ -302,9 +319,13 @@ TEST_F(WorkerTest, KokoroTasksGoThroughTheOpenAiCompatibleServer) {
     Worker(*queue_, WorkerOptions{}, engines, loopback_sender()).process(claim());
     const Task t = queue_->get_task(batch[0].id);
     EXPECT_EQ(t.state, TaskState::COMPLETED) << t.last_error;
-    EXPECT_EQ(receiver.last_header("Content-Type"), "audio/mpeg");
-    EXPECT_EQ(receiver.last_header("voxq-voice"), "kokoro.af_heart");
-    const test::DecodedAudio audio = test::decode_audio(receiver.last_body());
+    EXPECT_EQ(receiver.last_header("Content-Type"), "application/json");
+    const auto delivery = receiver.last_delivery();
+    ASSERT_TRUE(delivery);
+    EXPECT_EQ(delivery->content_type, "audio/mpeg");
+    const auto event = nlohmann::json::parse(delivery->event);
+    EXPECT_EQ(event["data"]["voice_id"], "kokoro.af_heart");
+    const test::DecodedAudio audio = test::decode_audio(receiver.last_audio());
     ASSERT_TRUE(audio.ok) << audio.error;
     EXPECT_GT(audio.seconds(), 1.0);
     ASSERT_EQ(server.calls().size(), 1U);
@@ -366,7 +387,7 @@ TEST_F(WorkerProcess, SigtermMidDrainLeavesNothingProcessingAndARestartFinishes)
     kill(worker, SIGTERM);
     EXPECT_EQ(testing::wait_for(worker), 0) << log();
     EXPECT_EQ(count("completed"), 30);
-    for (const std::string& id : ids) EXPECT_EQ(receiver.hits_for(id + ".0"), 1) << id;
+    for (const std::string& id : ids) EXPECT_EQ(receiver.hits_for_item(id, 0), 1) << id;
 }
 
 TEST_F(WorkerProcess, SigkilledWorkersTasksComeBackThroughTheSweep) {
@@ -394,7 +415,7 @@ TEST_F(WorkerProcess, SigkilledWorkersTasksComeBackThroughTheSweep) {
     survivor.stop();
     EXPECT_EQ(count("completed"), 4);
     // At least once: what the killed worker sent was not recorded, so it is sent again.
-    for (const std::string& id : ids) EXPECT_EQ(receiver.hits_for(id + ".0"), 2) << id;
+    for (const std::string& id : ids) EXPECT_EQ(receiver.hits_for_item(id, 0), 2) << id;
 }
 
 }  // namespace

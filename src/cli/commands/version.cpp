@@ -1,4 +1,6 @@
 // voxq version.
+#include "voxq/version.hpp"
+
 #include <cstdio>
 
 #include "cli/app.hpp"
@@ -9,7 +11,7 @@ namespace voxq::cli {
 void add_version(const CommandContext& ctx) {
     auto* cmd = ctx.app.add_subcommand("version", "print the version");
     ctx.on_run(cmd, [] {
-        std::printf("voxq %s\n", VOXQ_VERSION);
+        std::printf("voxq %s\n", voxq::version());
         return 0;
     });
 }

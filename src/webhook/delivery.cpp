@@ -1,0 +1,245 @@
+// What a delivery carries (SPEC §7), built by the worker and unwrapped by
+// receivers (voxq sink, the dashboard's /inbox): the Standard Webhooks event or
+// the raw audio with voxq-* headers, and the webhook-id both are sent under.
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "core/json_bounds.hpp"
+#include "util/env.hpp"
+#include "util/text.hpp"
+#include "voxq/errors.hpp"
+#include "voxq/webhook.hpp"
+#include "webhook/encoding.hpp"
+
+namespace voxq {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kEventType = "speech.item.ready";
+
+// "2026-11-30T18:46:43.123Z"
+std::string rfc3339(double unix_seconds) {
+    const auto whole = static_cast<std::time_t>(std::floor(unix_seconds));
+    const int millis = std::clamp(
+        static_cast<int>(std::lround((unix_seconds - static_cast<double>(whole)) * 1000)), 0, 999);
+    std::tm tm{};
+    gmtime_r(&whole, &tm);
+    char out[96];  // room for any int the compiler imagines in each field
+    std::snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    return out;
+}
+
+double milliseconds(double seconds) {
+    return std::round(seconds * 1000) / 1000;
+}
+
+// The fields an event's data and a raw delivery's headers share.
+json item_fields(const Task& task, std::size_t item, const ItemAudio& audio,
+                 const std::string& sha256) {
+    return {{"task_id", task.id},
+            {"item_index", item},
+            {"item_count", task.items.size()},
+            {"attempt", task.attempt_count},
+            {"voice_id", task.items[item].request.voice_id},
+            {"format", audio.format},
+            {"content_type", audio.content_type},
+            {"sample_rate", audio.sample_rate},
+            {"channels", audio.channels},
+            {"duration_seconds", milliseconds(audio.duration_seconds)},
+            {"bytes", audio.bytes.size()},
+            {"sha256", sha256}};
+}
+
+// Raw deliveries: each field as a voxq-<name> header ("task_id" -> voxq-task-id;
+// item_index and voice_id keep the names raw deliveries always had).
+std::string header_name(const std::string& field) {
+    if (field == "item_index") return "voxq-item";
+    if (field == "voice_id") return "voxq-voice";
+    std::string name = "voxq-" + field;
+    std::replace(name.begin(), name.end(), '_', '-');
+    return name;
+}
+
+std::string header_value(const json& value) {
+    return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+[[noreturn]] void invalid(const std::string& message) {
+    throw ValidationError("delivery: " + message);
+}
+
+const json& field(const json& data, const char* name, json::value_t type) {
+    const auto it = data.find(name);
+    const bool ok =
+        it != data.end() && (it->type() == type ||
+                             (type == json::value_t::number_unsigned && it->is_number_unsigned()));
+    if (!ok) {
+        const char* kind = type == json::value_t::string ? "a string" : "a non-negative integer";
+        invalid(std::string("data.") + name + " is missing or not " + kind);
+    }
+    return *it;
+}
+
+std::string media_type(const std::string& content_type) {
+    std::string type = content_type.substr(0, content_type.find(';'));
+    while (!type.empty() && type.back() == ' ') type.pop_back();
+    std::transform(type.begin(), type.end(), type.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return type;
+}
+
+std::optional<ReceivedDelivery> unwrap_event(const std::string& body) {
+    // A whole item's audio is one string, but nothing legitimate nests or
+    // repeats: bounded before nlohmann builds anything.
+    try {
+        check_json_bounds(body, 256, 8, "delivery");
+    } catch (const ValidationError&) {
+        return std::nullopt;  // not JSON, or JSON that no voxq event is
+    }
+    json event = json::parse(body, nullptr, false);
+    if (!event.is_object() || event.value("type", json()) != kEventType) return std::nullopt;
+    const auto data_it = event.find("data");
+    if (data_it == event.end() || !data_it->is_object()) invalid("the event has no data object");
+    json& data = *data_it;
+    ReceivedDelivery d;
+    d.task_id = field(data, "task_id", json::value_t::string).get<std::string>();
+    d.item_index = static_cast<std::int64_t>(
+        field(data, "item_index", json::value_t::number_unsigned).get<std::uint64_t>() &
+        0x7fffffffffffffffU);
+    d.content_type = field(data, "content_type", json::value_t::string).get<std::string>();
+    if (const auto audio = data.find("audio_base64"); audio != data.end()) {
+        if (!audio->is_string()) invalid("data.audio_base64 is not a string");
+        std::optional<std::string> bytes =
+            webhook::base64_decode(audio->get_ref<const std::string&>());
+        if (!bytes) invalid("data.audio_base64 is not base64");
+        const std::uint64_t size =
+            field(data, "bytes", json::value_t::number_unsigned).get<std::uint64_t>();
+        if (bytes->size() != size)
+            invalid("the audio is " + std::to_string(bytes->size()) + " bytes, the event says " +
+                    std::to_string(size));
+        const std::string sha = field(data, "sha256", json::value_t::string).get<std::string>();
+        if (webhook::sha256_hex(*bytes) != sha)
+            invalid("the audio's SHA-256 differs from data.sha256");
+        d.audio = std::move(*bytes);
+        data.erase("audio_base64");
+    } else if (const auto url = data.find("audio_url"); url != data.end() && url->is_string()) {
+        d.audio_url = url->get<std::string>();
+    } else {
+        invalid("data has neither audio_base64 nor audio_url");
+    }
+    d.event = dump(event);
+    return d;
+}
+
+std::optional<ReceivedDelivery> unwrap_raw(const HeaderLookup& header, std::string& body) {
+    ReceivedDelivery d;
+    d.task_id = header("voxq-task-id");
+    const std::string item = header("voxq-item");
+    if (d.task_id.empty() && item.empty()) return std::nullopt;
+    if (d.task_id.empty() || item.empty()) invalid("voxq-task-id and voxq-item go together");
+    try {
+        d.item_index = env::parse_integer("voxq-item", item);
+    } catch (const ConfigError&) {
+        invalid("voxq-item '" + truncate_utf8(item, 32) + "' is not an item index");
+    }
+    if (d.item_index < 0) invalid("voxq-item is negative");
+    if (const std::string sha = header("voxq-sha256");
+        !sha.empty() && sha != webhook::sha256_hex(body))
+        invalid("the body's SHA-256 differs from voxq-sha256");
+    d.content_type = header("content-type");
+    d.audio_url = header("voxq-audio-url");  // object storage holds the audio; no body
+    // The event a JSON delivery would have carried, from the headers.
+    json data = json::object();
+    for (const char* name :
+         {"task_id", "item_index", "item_count", "attempt", "voice_id", "format", "content_type",
+          "sample_rate", "channels", "duration_seconds", "bytes", "sha256"}) {
+        const std::string_view field_name = name;
+        const std::string value = field_name == "content_type" ? d.content_type
+                                  : field_name == "bytes" && d.audio_url.empty()
+                                      ? std::to_string(body.size())
+                                      : header(header_name(name));
+        if (value.empty()) continue;
+        const json number = json::parse(value, nullptr, false);
+        data[name] = number.is_number() ? number : json(to_valid_utf8(value));
+    }
+    if (!d.audio_url.empty()) {
+        data["audio_url"] = to_valid_utf8(d.audio_url);
+        data["audio_url_expires_at"] = to_valid_utf8(header("voxq-audio-url-expires-at"));
+    }
+    d.event = dump(json{{"type", kEventType}, {"data", data}});
+    d.audio = std::move(body);
+    return d;
+}
+
+}  // namespace
+
+std::string webhook_message_id(const Task& task, std::size_t item) {
+    char created[48];
+    std::snprintf(created, sizeof created, "%.6f", task.created_at);
+    const webhook::Sha256 digest = webhook::sha256("voxq webhook-id v1\n" + task.id + "\n" +
+                                                   created + "\n" + std::to_string(item));
+    // 20 bytes: 27 characters of URL-safe base64, unpadded.
+    return "msg_" + webhook::base64url_encode(
+                        std::string_view(reinterpret_cast<const char*>(digest.data()), 20));
+}
+
+WebhookRequest delivery_request(const Task& task, std::size_t item, ItemAudio audio,
+                                WebhookPayload payload, double now, const AudioLink* link) {
+    WebhookRequest request;
+    request.url = task.items.at(item).response_url;
+    request.message_id = webhook_message_id(task, item);
+    const std::string sha = webhook::sha256_hex(audio.bytes);
+    json fields = item_fields(task, item, audio, sha);
+    if (payload == WebhookPayload::Raw) {
+        for (const auto& [name, value] : fields.items()) {
+            if (name != "content_type" && name != "bytes")  // the HTTP headers say those
+                request.headers[header_name(name)] = header_value(value);
+        }
+        request.headers["voxq-event"] = kEventType;
+        if (link != nullptr) {  // the audio is in object storage: the body is empty
+            request.headers["voxq-audio-url"] = link->url;
+            request.headers["voxq-audio-url-expires-at"] =
+                rfc3339(static_cast<double>(link->expires_at));
+            request.content_type = "application/octet-stream";
+            return request;
+        }
+        request.content_type = std::move(audio.content_type);
+        request.body = std::move(audio.bytes);
+        return request;
+    }
+    request.content_type = "application/json";
+    if (link != nullptr) {
+        fields["audio_url"] = link->url;
+        fields["audio_url_expires_at"] = rfc3339(static_cast<double>(link->expires_at));
+    }
+    // {"type", "timestamp", "data"} in that order, the audio last in data, encoded
+    // straight into the body: no JSON string of it is built and escaped.
+    std::string body = std::string(R"({"type":")") + kEventType + R"(","timestamp":")" +
+                       rfc3339(now) + R"(","data":)" + dump(fields);
+    if (link == nullptr) {
+        body.pop_back();  // data's closing brace
+        body.reserve(body.size() + 4 * (audio.bytes.size() + 2) / 3 + 24);
+        body += R"(,"audio_base64":")";
+        webhook::base64_append(body, audio.bytes);
+        body += "\"}";
+    }
+    body += '}';
+    request.body = std::move(body);
+    return request;
+}
+
+std::optional<ReceivedDelivery> unwrap_delivery(const HeaderLookup& header, std::string& body) {
+    if (media_type(header("content-type")) == "application/json") return unwrap_event(body);
+    return unwrap_raw(header, body);
+}
+
+}  // namespace voxq

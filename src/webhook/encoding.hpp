@@ -1,0 +1,27 @@
+// Byte encodings deliveries use, on OpenSSL: base64 (standard and URL-safe) and
+// SHA-256. One place, so the signer, the event builder, the receiver and the sink
+// agree on padding and alphabet.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace voxq::webhook {
+
+// Standard base64 with '=' padding (RFC 4648 §4).
+[[nodiscard]] std::string base64_encode(std::string_view bytes);
+// Appends base64_encode(bytes) to `out` without an intermediate copy.
+void base64_append(std::string& out, std::string_view bytes);
+// The bytes of standard padded base64, or nullopt if `text` is not exactly that
+// (a wrong length, a character outside the alphabet, misplaced padding).
+[[nodiscard]] std::optional<std::string> base64_decode(std::string_view text);
+// URL-safe base64 without padding (RFC 4648 §5): [A-Za-z0-9_-] only.
+[[nodiscard]] std::string base64url_encode(std::string_view bytes);
+
+using Sha256 = std::array<unsigned char, 32>;
+[[nodiscard]] Sha256 sha256(std::string_view bytes);
+[[nodiscard]] std::string sha256_hex(std::string_view bytes);
+
+}  // namespace voxq::webhook
