@@ -2,8 +2,8 @@
 """The speech workload of `make bench` (issue 4).
 
 1,000 espeak items of about 30 words each, delivered as signed WAV webhooks to a
-`voxq sink` on loopback, by 1 and then 2 `voxq worker` processes on a fresh
-SQLite file. Next to it, in the same run, the same texts synthesized by
+`voxq sink` on loopback, on a fresh SQLite file each: by 1 `voxq worker` process
+with raw and with JSON payloads, then by 2 with JSON (the default). Next to it, in the same run, the same texts synthesized by
 espeak-ng helpers alone (voxq_speech_bench): the baseline that says how much of
 the wall time goes to anything but synthesis (queue + encoding + delivery).
 
@@ -65,24 +65,25 @@ def stats(env):
     return json.loads(out)
 
 
-def run_workers(processes, lines, work):
-    db = os.path.join(work, f"speech-{processes}.db")
-    env = dict(os.environ, QUEUE_DATABASE_URL=f"sqlite:///{db}",
+def run_workers(processes, lines, work, payload):
+    name = f"{processes}-{payload}"
+    db = os.path.join(work, f"speech-{name}.db")
+    env = dict(os.environ, QUEUE_DATABASE_URL=f"sqlite:///{db}", VOXQ_WEBHOOK_PAYLOAD=payload,
                VOXQ_WEBHOOK_SECRET=SECRET, VOXQ_WEBHOOK_ALLOW_NETS="127.0.0.1/32")
     port = free_port()
-    sink_dir = os.path.join(work, f"sink-{processes}")
+    sink_dir = os.path.join(work, f"sink-{name}")
     sink = subprocess.Popen([os.path.join(BIN, "voxq"), "sink", "--port", str(port), "--dir",
                              sink_dir, "--secret", SECRET], env=env,
                             stderr=subprocess.DEVNULL)
     time.sleep(0.3)
-    jsonl = os.path.join(work, f"tasks-{processes}.jsonl")
+    jsonl = os.path.join(work, f"tasks-{name}.jsonl")
     with open(jsonl, "w") as f:
         for t in lines:
             f.write(json.dumps({"items": [{"request": {"text": t, "voice_id": "espeak.en-us"},
                                            "response_url": f"http://127.0.0.1:{port}/"}]}) + "\n")
     subprocess.run([os.path.join(BIN, "voxq"), "enqueue", "--file", jsonl], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    logs = [os.path.join(work, f"worker-{processes}-{i}.log") for i in range(processes)]
+    logs = [os.path.join(work, f"worker-{name}-{i}.log") for i in range(processes)]
     start = time.monotonic()
     workers = [subprocess.Popen([os.path.join(BIN, "voxq"), "worker"], env=env,
                                 stderr=open(log, "w")) for log in logs]
@@ -121,7 +122,7 @@ def run_workers(processes, lines, work):
         for key, value in zip(("audio", "synthesis", "encoding", "delivery"), m.groups()):
             totals[key] += float(value)
     delivered = sum(1 for _ in open(os.path.join(sink_dir, "deliveries.jsonl")))
-    return {"processes": processes, "wall": wall, "completed": s["completed"],
+    return {"processes": processes, "payload": payload, "wall": wall, "completed": s["completed"],
             "discarded": s["discarded"], "delivered": delivered, "cpu": cpu, **totals}
 
 
@@ -137,26 +138,32 @@ def main():
                              capture_output=True, text=True, check=True).stdout
         base = json.loads(out.split("RESULT ", 1)[1])
         runs = []
-        for processes in (1, 2):
-            print(f"speech: {N} items, {processes} voxq worker process(es) ...", file=sys.stderr)
-            runs.append(run_workers(processes, lines, work))
+        # The payload kinds side by side (SPEC §7): raw audio bodies, and JSON
+        # events carrying the audio as base64 (the default).
+        for processes, payload in ((1, "raw"), (1, "json"), (2, "json")):
+            print(f"speech: {N} items, {processes} voxq worker process(es), {payload} payload ...",
+                  file=sys.stderr)
+            runs.append(run_workers(processes, lines, work, payload))
 
     base_rate = base["items"] / base["seconds"]
     print(f"| speech, {N} items of 30 words (espeak, WAV, signed webhooks to voxq sink) "
-          "| items/s | audio s per wall s | vs espeak alone | outside synthesis |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+          "| items/s | audio s per wall s | vs espeak alone | outside synthesis "
+          "| worker CPU per item | sink CPU per item |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| espeak alone ({base['processes']} helpers, no queue/encoding/delivery) "
-          f"| {base_rate:.1f} | {base['audio_seconds'] / base['seconds']:.1f} | 1.00x | - |")
+          f"| {base_rate:.1f} | {base['audio_seconds'] / base['seconds']:.1f} | 1.00x | - | - | - |")
     for r in runs:
         rate = r["completed"] / r["wall"]
         busy = r["synthesis"] + r["encoding"] + r["delivery"]
         outside = (r["encoding"] + r["delivery"]) / busy if busy else 0
-        print(f"| voxq, {r['processes']} worker process(es) | {rate:.1f} "
+        per_item = 1000 / max(r["completed"], 1)
+        print(f"| voxq, {r['processes']} worker process(es), {r['payload']} payload | {rate:.1f} "
               f"| {r['audio'] / r['wall']:.1f} | {rate / base_rate:.2f}x "
-              f"| {100 * (1 - rate / base_rate):.1f}% of wall ({100 * outside:.1f}% of processor time) |")
+              f"| {100 * (1 - rate / base_rate):.1f}% of wall ({100 * outside:.1f}% of processor time) "
+              f"| {r['cpu']['workers'] * per_item:.2f} ms | {r['cpu']['sink'] * per_item:.2f} ms |")
     print()
     for r in runs:
-        print(f"- {r['processes']} process(es): {r['completed']} completed, {r['discarded']} discarded, "
+        print(f"- {r['processes']} process(es), {r['payload']}: {r['completed']} completed, {r['discarded']} discarded, "
               f"{r['delivered']} deliveries saved; processor time: synthesis {r['synthesis']:.1f} s, "
               f"encoding {r['encoding']:.2f} s, delivery {r['delivery']:.2f} s; CPU used: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in r["cpu"].items())

@@ -10,7 +10,7 @@ voxq=build/bin/voxq
 export QUEUE_DATABASE_URL=${QUEUE_DATABASE_URL:-sqlite+aiosqlite:///data/queue.db}
 api_port=${VOXQ_PORT:-8080}
 sink_port=${VOXQ_SINK_PORT:-8089}
-secret=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw   # a demo secret: use your own in production
+secret=$($voxq secret)   # a new one each run; keep yours in VOXQ_WEBHOOK_SECRET
 # The receivers run on this machine, so the workers may deliver to loopback.
 export VOXQ_WEBHOOK_SECRET=$secret VOXQ_WEBHOOK_ALLOW_NETS=127.0.0.1/32
 api="http://127.0.0.1:$api_port"

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "voxq/webhook.hpp"
 #include "support/temp_dir.hpp"
 
 namespace voxq {
@@ -141,6 +142,10 @@ TEST_F(Cli, ErrorsAndUsage) {
     EXPECT_EQ(r.status, 0);
     EXPECT_NE(r.out.find("enqueue"), std::string::npos);
     EXPECT_EQ(run("list --help").status, 0);
+    r = run("secret");
+    EXPECT_EQ(r.status, 0);
+    check_webhook_secret(r.out.substr(0, r.out.size() - 1), "voxq secret");  // 32 bytes
+    EXPECT_NE(run("secret").out, r.out);
     r = run("version");
     EXPECT_EQ(r.status, 0);
     EXPECT_EQ(r.out.rfind("voxq ", 0), 0U);
