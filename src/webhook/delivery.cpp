@@ -6,7 +6,6 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "core/json_bounds.hpp"
 #include "util/env.hpp"
 #include "util/text.hpp"
 #include "voxq/errors.hpp"
@@ -97,15 +96,38 @@ std::string media_type(const std::string& content_type) {
     return type;
 }
 
+// Raised inside the parser callback to stop at once.
+struct BeyondBounds {};
+
 std::optional<ReceivedDelivery> unwrap_event(const std::string& body) {
-    // A whole item's audio is one string, but nothing legitimate nests or
-    // repeats: bounded before nlohmann builds anything.
+    // One pass: nesting and value counts are bounded as the parser goes (nothing
+    // legitimate nests or repeats; only the audio is large), and data's
+    // audio_base64 is moved out as it is read instead of kept in the tree.
+    constexpr int kMaxDepth = 8;
+    constexpr std::size_t kMaxEvents = 512;
+    std::size_t events = 0;
+    bool audio_next = false;
+    std::optional<std::string> audio_base64;
+    const json::parser_callback_t take_audio = [&](int depth, json::parse_event_t event,
+                                                   json& parsed) {
+        if (depth > kMaxDepth || ++events > kMaxEvents) throw BeyondBounds{};
+        if (event == json::parse_event_t::key) {
+            audio_next = depth == 2 && parsed == "audio_base64";
+        } else if (event == json::parse_event_t::value && audio_next && depth == 2) {
+            audio_next = false;
+            if (parsed.is_string()) {
+                audio_base64 = std::move(parsed.get_ref<std::string&>());
+                return false;  // not kept in the tree
+            }
+        }
+        return true;
+    };
+    json event;
     try {
-        check_json_bounds(body, 256, 8, "delivery");
-    } catch (const ValidationError&) {
-        return std::nullopt;  // not JSON, or JSON that no voxq event is
+        event = json::parse(body, take_audio, false);
+    } catch (const BeyondBounds&) {
+        return std::nullopt;  // JSON that no voxq event is
     }
-    json event = json::parse(body, nullptr, false);
     if (!event.is_object() || event.value("type", json()) != kEventType) return std::nullopt;
     const auto data_it = event.find("data");
     if (data_it == event.end() || !data_it->is_object()) invalid("the event has no data object");
@@ -116,10 +138,11 @@ std::optional<ReceivedDelivery> unwrap_event(const std::string& body) {
         field(data, "item_index", json::value_t::number_unsigned).get<std::uint64_t>() &
         0x7fffffffffffffffU);
     d.content_type = field(data, "content_type", json::value_t::string).get<std::string>();
-    if (const auto audio = data.find("audio_base64"); audio != data.end()) {
-        if (!audio->is_string()) invalid("data.audio_base64 is not a string");
-        std::optional<std::string> bytes =
-            webhook::base64_decode(audio->get_ref<const std::string&>());
+    if (data.contains("audio_base64") && !audio_base64)
+        invalid("data.audio_base64 is not a string");
+    data.erase("audio_base64");  // what the callback left of it, if anything
+    if (audio_base64) {
+        std::optional<std::string> bytes = webhook::base64_decode(*audio_base64);
         if (!bytes) invalid("data.audio_base64 is not base64");
         const std::uint64_t size =
             field(data, "bytes", json::value_t::number_unsigned).get<std::uint64_t>();
@@ -130,7 +153,6 @@ std::optional<ReceivedDelivery> unwrap_event(const std::string& body) {
         if (webhook::sha256_hex(*bytes) != sha)
             invalid("the audio's SHA-256 differs from data.sha256");
         d.audio = std::move(*bytes);
-        data.erase("audio_base64");
     } else if (const auto url = data.find("audio_url"); url != data.end() && url->is_string()) {
         d.audio_url = url->get<std::string>();
     } else {

@@ -135,7 +135,12 @@ struct WebhookSink::Impl {
         std::vector<std::pair<std::string, std::string>> files;  // name, bytes
         nlohmann::json line = {{"webhook_id", to_valid_utf8(id)}, {"verified", verified}};
         if (delivery) {
-            // The audio (unless object storage holds it) and the event beside it.
+            // The event, then the audio (unless object storage holds it) beside it:
+            // the file written last is the one whose presence means "saved".
+            line["event"] = stem + ".json";
+            line["task_id"] = to_valid_utf8(delivery->task_id);
+            line["item_index"] = delivery->item_index;
+            files.emplace_back(line["event"], delivery->event + "\n");
             if (delivery->audio_url.empty()) {
                 line["file"] = stem + extension_for(delivery->content_type);
                 line["bytes"] = delivery->audio.size();
@@ -144,10 +149,6 @@ struct WebhookSink::Impl {
             } else {
                 line["audio_url"] = to_valid_utf8(delivery->audio_url);
             }
-            line["event"] = stem + ".json";
-            line["task_id"] = to_valid_utf8(delivery->task_id);
-            line["item_index"] = delivery->item_index;
-            files.emplace_back(line["event"], delivery->event + "\n");
         } else {  // not a voxq delivery: the body as it came
             line["file"] = stem + extension_for(content_type);
             line["bytes"] = req.body.size();
@@ -158,26 +159,31 @@ struct WebhookSink::Impl {
             line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
         std::lock_guard lock(files_mutex);
-        const std::string& first = files.front().first;
-        if (saved.count(id) > 0 || std::filesystem::is_regular_file(config.dir / first)) {
+        const std::string& last = files.back().first;
+        if (saved.count(id) > 0 || std::filesystem::is_regular_file(config.dir / last)) {
             // A replay (or a retry whose answer was lost): nothing is written again,
             // and the sender hears that the item is there.
-            return text(200, "already saved " + first + " (not written again)");
+            return text(200, "already saved " + last + " (not written again)");
         }
         for (const auto& [name, bytes] : files) {
             if (const std::string error = save(config.dir / name, bytes); !error.empty())
                 return text(507, "not saved: " + error);
         }
+        // One folder sync makes every rename above durable.
+        Fd dir(::open(config.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (dir.get() < 0 || ::fsync(dir.get()) != 0)
+            return text(507,
+                        std::string("not saved: fsync of the folder: ") + std::strerror(errno));
         if (const std::string error = append_log(log_line); !error.empty())
             return text(507, "not saved: " + error);
         saved.insert(id);
         ++received;
-        return text(200, "saved " + first);
+        return text(200, "saved " + last);
     }
 
-    // Writes `body` to a new file beside `target`, syncs it, renames it into place
-    // (replacing a symlink there, never following it) and syncs the folder. ""
-    // when all of it is on disk.
+    // Writes `body` to a new file beside `target`, syncs it and renames it into
+    // place (replacing a symlink there, never following it). "" when the file is
+    // on disk; the caller syncs the folder.
     [[nodiscard]] std::string save(const std::filesystem::path& target,
                                    const std::string& body) const {
         const std::filesystem::path temp = target.string() + ".partial";
@@ -193,8 +199,6 @@ struct WebhookSink::Impl {
         if (::fsync(out.get()) != 0) return failed("fsync");
         if (!out.close()) return failed("close");
         if (::rename(temp.c_str(), target.c_str()) != 0) return failed("rename");
-        Fd dir(::open(config.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (dir.get() >= 0) (void)::fsync(dir.get());
         return {};
     }
 

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "voxq/webhook.hpp"
 #include "support/temp_dir.hpp"
+#include "voxq/webhook.hpp"
 
 namespace voxq {
 namespace {
