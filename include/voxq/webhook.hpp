@@ -49,6 +49,26 @@ enum class WebhookPayload {
     Raw,
 };
 
+// Object storage for the audio (SPEC §7): any S3-compatible store. With it, the
+// audio is uploaded (SigV4-signed PUT) and the delivery links to it with a
+// presigned GET URL instead of carrying it.
+struct StorageConfig {
+    std::string bucket;                    // VOXQ_STORAGE_URL=s3://BUCKET[/PREFIX]
+    std::string prefix;                    // without leading or trailing '/'; may be empty
+    std::string endpoint;                  // VOXQ_S3_ENDPOINT "http(s)://host[:port]" (path-style);
+                                           // empty: AWS for the region (virtual-hosted)
+    std::string region = "us-east-1";      // VOXQ_S3_REGION
+    std::string access_key_id;             // AWS_ACCESS_KEY_ID
+    std::string secret_access_key;         // AWS_SECRET_ACCESS_KEY (never logged)
+    std::string session_token;             // AWS_SESSION_TOKEN, optional
+    std::int64_t url_ttl = 7 * 24 * 3600;  // VOXQ_STORAGE_URL_TTL, 1 s .. 7 days
+    double connect_timeout = 5;            // the webhook's timeouts
+    double total_timeout = 30;
+    // nullopt when VOXQ_STORAGE_URL is unset; ConfigError naming the variable
+    // for a malformed URL, endpoint or TTL, or missing credentials.
+    static std::optional<StorageConfig> from_env();
+};
+
 struct WebhookConfig {
     // VOXQ_WEBHOOK_SECRET: space-separated `whsec_<base64>` secrets of at least
     // 24 bytes each; each yields one `v1,` signature (several during a
@@ -62,6 +82,9 @@ struct WebhookConfig {
     // VOXQ_WEBHOOK_CONNECT_TIMEOUT / VOXQ_WEBHOOK_TIMEOUT, seconds. Defaults 5 and 30.
     double connect_timeout = 5;
     double total_timeout = 30;
+    // Object storage for the audio (VOXQ_STORAGE_URL and the S3 settings); none
+    // by default.
+    std::optional<StorageConfig> storage;
     // Reads the variables above (ConfigError naming the variable on bad values).
     static WebhookConfig from_env();
 };
@@ -164,6 +187,27 @@ struct WebhookOutcome {
     const std::string& timestamp, const std::string& body, const std::string& signature_header,
     std::int64_t now, double tolerance_seconds = 300);
 
+// The object key of item `item` of `task`: PREFIX/<task id>/<item>.<extension>,
+// the same on every attempt (a retry overwrites; nothing is duplicated).
+[[nodiscard]] std::string storage_key(const StorageConfig& config, const Task& task,
+                                      std::size_t item, std::string_view extension);
+
+class ObjectStorage {
+  public:
+    explicit ObjectStorage(StorageConfig config);
+    // Uploads `bytes` under `key`: Delivered when stored; Transient for
+    // connection errors, timeouts, 408, 429, 5xx; Permanent for a refusal (403,
+    // 404 bucket, ...) with the store's own code and message.
+    [[nodiscard]] WebhookOutcome put(const std::string& key, const std::string& bytes,
+                                     const std::string& content_type) const;
+    // A presigned GET URL of `key`, valid url_ttl seconds from Unix time `now`.
+    [[nodiscard]] AudioLink presigned_get(const std::string& key, std::int64_t now) const;
+    [[nodiscard]] const StorageConfig& config() const { return config_; }
+
+  private:
+    StorageConfig config_;
+};
+
 class WebhookSender {
   public:
     explicit WebhookSender(WebhookConfig config);
@@ -184,6 +228,7 @@ class WebhookSender {
 
   private:
     WebhookConfig config_;
+    std::unique_ptr<ObjectStorage> storage_;  // when config_.storage is set
 };
 
 }  // namespace voxq

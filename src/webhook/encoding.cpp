@@ -1,9 +1,13 @@
 #include "webhook/encoding.hpp"
 
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
+#include <memory>
+
+#include "voxq/errors.hpp"
 
 namespace voxq::webhook {
 
@@ -71,15 +75,40 @@ Sha256 sha256(std::string_view bytes) {
     return digest;
 }
 
-std::string sha256_hex(std::string_view bytes) {
+std::string hex(std::string_view bytes) {
     static constexpr char kHex[] = "0123456789abcdef";
     std::string out;
-    out.reserve(64);
-    for (unsigned char b : sha256(bytes)) {
+    out.reserve(bytes.size() * 2);
+    for (char c : bytes) {
+        const auto b = static_cast<unsigned char>(c);
         out += kHex[b >> 4U];
         out += kHex[b & 15U];
     }
     return out;
+}
+
+std::string sha256_hex(std::string_view bytes) {
+    return hex(view(sha256(bytes)));
+}
+
+Sha256 hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts) {
+    static EVP_MAC* const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);  // thread-safe
+    std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(
+        hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr, &EVP_MAC_CTX_free);
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                                 OSSL_PARAM_construct_end()};
+    bool ok = ctx && EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()),
+                                  key.size(), params) == 1;
+    for (std::string_view part : parts) {
+        ok = ok && EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(part.data()),
+                                  part.size()) == 1;
+    }
+    Sha256 mac{};
+    std::size_t mac_len = 0;
+    if (!ok || EVP_MAC_final(ctx.get(), mac.data(), &mac_len, mac.size()) != 1 || mac_len != 32)
+        throw QueueError("HMAC-SHA256 failed (OpenSSL)");
+    return mac;
 }
 
 }  // namespace voxq::webhook

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,5 +24,11 @@ void base64_append(std::string& out, std::string_view bytes);
 using Sha256 = std::array<unsigned char, 32>;
 [[nodiscard]] Sha256 sha256(std::string_view bytes);
 [[nodiscard]] std::string sha256_hex(std::string_view bytes);
+[[nodiscard]] std::string hex(std::string_view bytes);
+// HMAC-SHA256 of the concatenation of `parts` (no copy of them is made).
+[[nodiscard]] Sha256 hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts);
+[[nodiscard]] inline std::string_view view(const Sha256& digest) {
+    return {reinterpret_cast<const char*>(digest.data()), digest.size()};
+}
 
 }  // namespace voxq::webhook

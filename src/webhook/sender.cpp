@@ -13,6 +13,7 @@
 
 #include "util/curl.hpp"
 #include "util/env.hpp"
+#include "voxq/audio_format.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/version.hpp"
 #include "voxq/webhook.hpp"
@@ -120,6 +121,7 @@ WebhookOutcome classify(CURLcode rc, long status, const Transfer& t, bool reques
 
 WebhookSender::WebhookSender(WebhookConfig config) : config_(std::move(config)) {
     curl_init_once();
+    if (config_.storage) storage_ = std::make_unique<ObjectStorage>(*config_.storage);
 }
 
 WebhookSender::~WebhookSender() = default;
@@ -211,7 +213,7 @@ WebhookConfig WebhookConfig::from_env() {
         check_webhook_secret(secret, "VOXQ_WEBHOOK_SECRET");
         config.secrets.push_back(secret);
     }
-    if (const auto payload = vars.text("VOXQ_WEBHOOK_PAYLOAD")) {
+    if (const auto payload = vars.text("VOXQ_WEBHOOK_PAYLOAD"); payload && !payload->empty()) {
         if (*payload == "json") {
             config.payload = WebhookPayload::Json;
         } else if (*payload == "raw") {
@@ -233,13 +235,27 @@ WebhookConfig WebhookConfig::from_env() {
         vars.number("VOXQ_WEBHOOK_CONNECT_TIMEOUT", seconds).value_or(config.connect_timeout);
     config.total_timeout =
         vars.number("VOXQ_WEBHOOK_TIMEOUT", seconds).value_or(config.total_timeout);
+    config.storage = StorageConfig::from_env();
     return config;
 }
 
 WebhookOutcome WebhookSender::deliver(const Task& task, std::size_t item, ItemAudio audio,
                                       std::int64_t timestamp) const {
+    if (!storage_) {
+        return send(delivery_request(task, item, std::move(audio), config_.payload,
+                                     static_cast<double>(timestamp)),
+                    timestamp);
+    }
+    // Upload first (the same key on every attempt: a retry overwrites), then
+    // the webhook links to it. A failed upload is the attempt's outcome.
+    const AudioFormat* format = find_audio_format(audio.format);
+    const std::string key =
+        storage_key(*config_.storage, task, item, format != nullptr ? format->extension : "bin");
+    WebhookOutcome stored = storage_->put(key, audio.bytes, audio.content_type);
+    if (stored.kind != WebhookOutcome::Kind::Delivered) return stored;
+    const AudioLink link = storage_->presigned_get(key, timestamp);
     return send(delivery_request(task, item, std::move(audio), config_.payload,
-                                 static_cast<double>(timestamp)),
+                                 static_cast<double>(timestamp), &link),
                 timestamp);
 }
 

@@ -1,8 +1,6 @@
 // Standard Webhooks v1 signatures: base64(HMAC-SHA256(key, "id.timestamp.body")),
 // the key being the base64-decoded part of a `whsec_` secret.
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -51,26 +49,10 @@ std::string sign_webhook(const std::vector<std::string>& secrets, const std::str
         const std::optional<std::string> key = secret_key(secret);
         if (!key || key->empty())
             throw ConfigError("VOXQ_WEBHOOK_SECRET: a secret must look like whsec_<base64>");
-        // HMAC over prefix + body without copying the body (it may be megabytes).
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        std::size_t mac_len = 0;
-        static EVP_MAC* const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);  // thread-safe
-        std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(
-            hmac != nullptr ? EVP_MAC_CTX_new(hmac) : nullptr, &EVP_MAC_CTX_free);
-        char digest[] = "SHA256";
-        const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
-                                     OSSL_PARAM_construct_end()};
-        const auto* k = reinterpret_cast<const unsigned char*>(key->data());
-        if (!ctx || EVP_MAC_init(ctx.get(), k, key->size(), params) != 1 ||
-            EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(prefix.data()),
-                           prefix.size()) != 1 ||
-            EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(body.data()),
-                           body.size()) != 1 ||
-            EVP_MAC_final(ctx.get(), mac, &mac_len, sizeof mac) != 1)
-            throw QueueError("HMAC-SHA256 failed (OpenSSL)");
+        // Over prefix + body without copying the body (it may be megabytes).
+        const webhook::Sha256 mac = webhook::hmac_sha256(*key, {prefix, body});
         if (!header.empty()) header += ' ';
-        header += "v1," + webhook::base64_encode(
-                              std::string_view(reinterpret_cast<const char*>(mac), mac_len));
+        header += "v1," + webhook::base64_encode(webhook::view(mac));
     }
     return header;
 }

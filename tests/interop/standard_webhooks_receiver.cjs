@@ -54,14 +54,15 @@ const server = http.createServer((req, res) => {
       record.type = event.type;
       record.timestamp = event.timestamp;
       record.data = Object.assign({}, data, { audio_base64: undefined });
-      const audio = Buffer.from(data.audio_base64, 'base64');
+      // With object storage the event links to the audio instead.
+      const audio = Buffer.from(data.audio_base64 || '', 'base64');
       record.sha256_matches = crypto.createHash('sha256').update(audio).digest('hex') === data.sha256;
       record.bytes_match = audio.length === data.bytes;
       const key = `${data.task_id}#${data.item_index}`;
       if (key === failFirst && !failed.has(key)) {
         failed.add(key);
         status = 503;
-      } else {
+      } else if (data.audio_base64 !== undefined) {
         record.file = `${data.task_id}_${data.item_index}.${data.format}`;
         fs.writeFileSync(path.join(outDir, record.file), audio);
       }

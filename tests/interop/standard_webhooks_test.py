@@ -8,20 +8,16 @@ the two secrets (rotation), the audio in each event must be what the event says,
 and libsndfile (python3-soundfile) must read every file back at the event's rate
 and duration. One item is answered 503 once: its retry carries the same webhook-id.
 """
-import base64
 import json
 import os
 import re
-import secrets
-import signal
-import subprocess
 import tempfile
-import time
 
 import pytest
 import soundfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from support import drain, enqueue, new_secret, start_node, stop
+
 FORMATS = ["wav", "pcm", "mp3", "opus", "flac"]
 VOICES = ["espeak.en-us", "espeak.fr-fr"]
 
@@ -30,18 +26,6 @@ VOICES = ["espeak.en-us", "espeak.fr-fr"]
 def work():
     with tempfile.TemporaryDirectory(prefix="voxq-interop-") as d:
         yield d
-
-
-def new_secret():
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-def start_receiver(out, env):
-    receiver = subprocess.Popen(["node", os.path.join(HERE, "standard_webhooks_receiver.cjs"), out],
-                                env=env, stdout=subprocess.PIPE, text=True)
-    line = receiver.stdout.readline()
-    assert line.startswith("listening "), line
-    return receiver, int(line.split()[1])
 
 
 def test_every_json_delivery_verifies_with_the_official_libraries(voxq, work):
@@ -59,38 +43,21 @@ def test_every_json_delivery_verifies_with_the_official_libraries(voxq, work):
         {"request": {"text": "Second of two.", "voice_id": "espeak.en", "format": "opus"}}]})
     retried = "two-items#1"
 
-    receiver, port = start_receiver(out, dict(os.environ, SECRETS=f"{old} {new}",
-                                              FAIL_FIRST=retried))
+    receiver, port = start_node("standard_webhooks_receiver.cjs", [out],
+                                dict(os.environ, SECRETS=f"{old} {new}", FAIL_FIRST=retried))
     try:
         for t in tasks:
             for item in t["items"]:
                 item["response_url"] = f"http://127.0.0.1:{port}/hooks/speech"
-        with open(os.path.join(work, "tasks.jsonl"), "w") as f:
-            for t in tasks:
-                f.write(json.dumps(t) + "\n")
         env = dict(os.environ, QUEUE_DATABASE_URL=f"sqlite:///{work}/q.db",
                    VOXQ_WEBHOOK_SECRET=f"{old} {new}", VOXQ_WEBHOOK_ALLOW_NETS="127.0.0.1/32",
                    QUEUE_RETRY_BASE_DELAY="0")
         env.pop("VOXQ_WEBHOOK_PAYLOAD", None)  # the default is what is tested
-        subprocess.run([voxq, "enqueue", "--file", os.path.join(work, "tasks.jsonl")],
-                       env=env, check=True, capture_output=True)
-        worker = subprocess.Popen([voxq, "worker", "--concurrency", "2"], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                stats = json.loads(subprocess.run([voxq, "stats", "--json"], env=env, check=True,
-                                                  capture_output=True, text=True).stdout)
-                if stats["completed"] == len(tasks):
-                    break
-                time.sleep(0.2)
-        finally:
-            worker.send_signal(signal.SIGTERM)
-            log = worker.communicate(timeout=60)[0]
+        enqueue(voxq, env, work, tasks)
+        stats, log = drain(voxq, env, len(tasks))
         assert stats["completed"] == len(tasks), (stats, log)
     finally:
-        receiver.send_signal(signal.SIGTERM)
-        receiver.wait(10)
+        stop(receiver)
 
     records = [json.loads(line) for line in open(os.path.join(out, "received.jsonl"))]
     items = sum(len(t["items"]) for t in tasks)

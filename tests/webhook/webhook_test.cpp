@@ -229,6 +229,65 @@ TEST(WebhookDelivery, AReceiverRefusesWhatDoesNotAddUp) {
     EXPECT_EQ(audio, "RIFF") << "a body that is not a delivery is left as it was";
 }
 
+TEST(ObjectStorage, PresignsAsAwsDocumentsIt) {
+    // AWS's own example of a presigned GET (S3 API reference, "Authenticating
+    // Requests: Using Query Parameters"): the same inputs give its signature.
+    StorageConfig c;
+    c.bucket = "examplebucket";
+    c.region = "us-east-1";
+    c.access_key_id = "AKIAIOSFODNN7EXAMPLE";
+    c.secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    c.url_ttl = 86400;
+    const AudioLink link = ObjectStorage(c).presigned_get("test.txt", 1369353600);  // 2013-05-24
+    EXPECT_EQ(link.url,
+              "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+              "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+              "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+              "&X-Amz-Signature="
+              "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404");
+    EXPECT_EQ(link.expires_at, 1369353600 + 86400);
+}
+
+TEST(ObjectStorage, SettingsAreCheckedAndKeysAreStable) {
+    for (const char* v : {"VOXQ_STORAGE_URL", "VOXQ_S3_ENDPOINT", "VOXQ_S3_REGION",
+                          "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "VOXQ_STORAGE_URL_TTL"})
+        unsetenv(v);
+    EXPECT_FALSE(StorageConfig::from_env());
+    setenv("VOXQ_STORAGE_URL", "s3://audio-bucket/tts/out/", 1);
+    EXPECT_THROW((void)StorageConfig::from_env(), ConfigError) << "credentials are required";
+    setenv("AWS_ACCESS_KEY_ID", "AKID", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+    const auto c = StorageConfig::from_env();
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->bucket, "audio-bucket");
+    EXPECT_EQ(c->prefix, "tts/out");
+    EXPECT_EQ(c->url_ttl, 7 * 24 * 3600);
+    Task task;
+    task.id = "t:1";
+    EXPECT_EQ(storage_key(*c, task, 2, "ogg"), "tts/out/t:1/2.ogg");
+    const auto refused = [](const char* variable, const char* value) {
+        setenv(variable, value, 1);
+        try {
+            (void)StorageConfig::from_env();
+            ADD_FAILURE() << variable << "=" << value << " was accepted";
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find(variable), std::string::npos) << e.what();
+        }
+    };
+    refused("VOXQ_STORAGE_URL_TTL", "604801");  // beyond SigV4's 7 days
+    unsetenv("VOXQ_STORAGE_URL_TTL");
+    refused("VOXQ_S3_ENDPOINT", "ftp://x");
+    refused("VOXQ_S3_ENDPOINT", "http://host/path");
+    unsetenv("VOXQ_S3_ENDPOINT");
+    refused("VOXQ_S3_REGION", "eu west");
+    unsetenv("VOXQ_S3_REGION");
+    refused("VOXQ_STORAGE_URL", "s3://UPPER");
+    refused("VOXQ_STORAGE_URL", "https://bucket");
+    refused("VOXQ_STORAGE_URL", "s3://bucket//double");
+    for (const char* v : {"VOXQ_STORAGE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"})
+        unsetenv(v);
+}
+
 TEST(AddressPolicy, RefusesInternalAddressesUnlessAllowed) {
     for (const char* refused : {"127.0.0.1",
                                 "127.255.0.9",
