@@ -65,8 +65,9 @@ struct StorageConfig {
     double connect_timeout = 5;            // the webhook's timeouts
     double total_timeout = 30;
     // nullopt when VOXQ_STORAGE_URL is unset; ConfigError naming the variable
-    // for a malformed URL, endpoint or TTL, or missing credentials.
-    static std::optional<StorageConfig> from_env();
+    // for a malformed URL, endpoint or TTL, or missing credentials. `url`, when
+    // given, is used instead of VOXQ_STORAGE_URL (voxq say -o s3://...).
+    static std::optional<StorageConfig> from_env(std::optional<std::string> url = std::nullopt);
 };
 
 struct WebhookConfig {

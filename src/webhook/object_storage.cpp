@@ -91,9 +91,9 @@ Target target_of(const StorageConfig& c, const std::string& key) {
 
 }  // namespace
 
-std::optional<StorageConfig> StorageConfig::from_env() {
+std::optional<StorageConfig> StorageConfig::from_env(std::optional<std::string> url) {
     const env::Reader vars;
-    const std::optional<std::string> url = vars.text("VOXQ_STORAGE_URL");
+    if (!url) url = vars.text("VOXQ_STORAGE_URL");
     if (!url || url->empty()) return std::nullopt;
     StorageConfig c;
     constexpr std::string_view scheme = "s3://";

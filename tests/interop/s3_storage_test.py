@@ -101,6 +101,14 @@ def test_audio_goes_to_object_storage_and_the_event_links_to_it(voxq, work):
             assert status == 200, audio
             assert len(audio) == data["bytes"]
             assert hashlib.sha256(audio).hexdigest() == data["sha256"]
+        # voxq say writes to storage too, and prints a link that fetches it.
+        said = __import__("subprocess").run(
+            [voxq, "say", "--voice", "espeak.en", "--text", "Said into a bucket.", "--format",
+             "opus", "-o", f"s3://{BUCKET}/say/hello.ogg"], env=env, check=True,
+            capture_output=True, text=True).stdout.splitlines()
+        status, audio = fetch(said[1])
+        assert status == 200 and audio[:4] == b"OggS", said
+
         # A tampered link is refused by the signature check.
         tampered = delivered[0]["data"]["audio_url"].replace("/0.", "/1.")
         status, body = fetch(tampered)
