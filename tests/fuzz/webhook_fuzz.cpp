@@ -1,9 +1,11 @@
 // What receivers and servers send back: Retry-After values, and Standard Webhooks
-// headers checked by voxq sink and the inbox.
+// headers checked by voxq sink and the inbox; and the deliveries those two unwrap
+// (a JSON event, or raw audio with voxq-* headers), which may be anything.
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -24,5 +26,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static const std::vector<std::string> secrets = {"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"};
     (void)voxq::webhook_signature_problem(secrets, parts[0], parts[1], parts[3], parts[2],
                                           1'700'000'000);
+    // The body as a JSON delivery, then as a raw one with the other parts as its
+    // voxq-task-id, voxq-item and voxq-sha256: an answer or a ValidationError.
+    for (const char* type : {"application/json", "audio/wav"}) {
+        std::string body(input);
+        try {
+            const auto delivery = voxq::unwrap_delivery(
+                [&](const std::string& name) -> std::string {
+                    if (name == "content-type") return type;
+                    if (name == "voxq-task-id") return parts[0];
+                    if (name == "voxq-item") return parts[1];
+                    if (name == "voxq-sha256") return parts[2];
+                    return {};
+                },
+                body);
+            if (delivery && delivery->item_index < 0) __builtin_trap();
+        } catch (const voxq::ValidationError&) {
+        }
+    }
     return 0;
 }
