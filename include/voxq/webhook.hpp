@@ -53,16 +53,16 @@ enum class WebhookPayload {
 // audio is uploaded (SigV4-signed PUT) and the delivery links to it with a
 // presigned GET URL instead of carrying it.
 struct StorageConfig {
-    std::string bucket;                    // VOXQ_STORAGE_URL=s3://BUCKET[/PREFIX]
-    std::string prefix;                    // without leading or trailing '/'; may be empty
-    std::string endpoint;                  // VOXQ_S3_ENDPOINT "http(s)://host[:port]" (path-style);
-                                           // empty: AWS for the region (virtual-hosted)
-    std::string region = "us-east-1";      // VOXQ_S3_REGION
-    std::string access_key_id;             // AWS_ACCESS_KEY_ID
-    std::string secret_access_key;         // AWS_SECRET_ACCESS_KEY (never logged)
-    std::string session_token;             // AWS_SESSION_TOKEN, optional
-    std::int64_t url_ttl = 7 * 24 * 3600;  // VOXQ_STORAGE_URL_TTL, 1 s .. 7 days
-    double connect_timeout = 5;            // the webhook's timeouts
+    std::string bucket;                // VOXQ_STORAGE_URL=s3://BUCKET[/PREFIX]
+    std::string prefix;                // without leading or trailing '/'; may be empty
+    std::string endpoint;              // VOXQ_S3_ENDPOINT "http(s)://host[:port]" (path-style);
+                                       // empty: AWS for the region (virtual-hosted)
+    std::string region = "us-east-1";  // VOXQ_S3_REGION
+    std::string access_key_id;         // AWS_ACCESS_KEY_ID
+    std::string secret_access_key;     // AWS_SECRET_ACCESS_KEY (never logged)
+    std::string session_token;         // AWS_SESSION_TOKEN, optional
+    std::int64_t url_ttl = std::int64_t{7} * 24 * 3600;  // VOXQ_STORAGE_URL_TTL, 1 s .. 7 days
+    double connect_timeout = 5;                          // the webhook's timeouts
     double total_timeout = 30;
     // nullopt when VOXQ_STORAGE_URL is unset; ConfigError naming the variable
     // for a malformed URL, endpoint or TTL, or missing credentials. `url`, when

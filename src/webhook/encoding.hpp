@@ -26,7 +26,8 @@ using Sha256 = std::array<unsigned char, 32>;
 [[nodiscard]] std::string sha256_hex(std::string_view bytes);
 [[nodiscard]] std::string hex(std::string_view bytes);
 // HMAC-SHA256 of the concatenation of `parts` (no copy of them is made).
-[[nodiscard]] Sha256 hmac_sha256(std::string_view key, std::initializer_list<std::string_view> parts);
+[[nodiscard]] Sha256 hmac_sha256(std::string_view key,
+                                 std::initializer_list<std::string_view> parts);
 [[nodiscard]] inline std::string_view view(const Sha256& digest) {
     return {reinterpret_cast<const char*>(digest.data()), digest.size()};
 }

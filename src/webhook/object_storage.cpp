@@ -20,8 +20,8 @@ namespace voxq {
 
 namespace {
 
-constexpr std::int64_t kMaxUrlTtl = 7 * 24 * 3600;  // SigV4's own limit
-constexpr std::size_t kMaxErrorBody = 64 * 1024;
+constexpr std::int64_t kMaxUrlTtl = std::int64_t{7} * 24 * 3600;  // SigV4's own limit
+constexpr std::size_t kMaxErrorBody = std::size_t{64} * 1024;
 
 // RFC 3986 unreserved characters stay; every other byte is %XX (upper case), as
 // SigV4 canonicalization wants. '/' is kept only where asked (between segments).
