@@ -183,30 +183,20 @@ WebhookOutcome ObjectStorage::put(const std::string& key, const std::string& byt
     const CurlHeaders headers(raw);
     const std::string sigv4 = "aws:amz:" + config_.region + ":s3";
     const std::string user = config_.access_key_id + ":" + config_.secret_access_key;
+    const std::string agent = std::string("voxq/") + version();
     std::string response;
     char error[CURL_ERROR_SIZE] = {};
-    curl_easy_setopt(c, CURLOPT_URL, target.url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    // Not in the header list: libcurl signs every header given there, and an
-    // intermediary that rewrites User-Agent would break the signature.
-    const std::string agent = std::string("voxq/") + version();
-    curl_easy_setopt(c, CURLOPT_USERAGENT, agent.c_str());
+    set_delivery_transfer(c, target.url, bytes, config_.connect_timeout, config_.total_timeout,
+                          error);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, bytes.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(bytes.size()));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
     curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4.c_str());
     curl_easy_setopt(c, CURLOPT_USERPWD, user.c_str());
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(std::lround(config_.connect_timeout * 1000)));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(std::lround(config_.total_timeout * 1000)));
+    // Not in the header list: libcurl signs every header given there, and an
+    // intermediary that rewrites User-Agent would break the signature.
+    curl_easy_setopt(c, CURLOPT_USERAGENT, agent.c_str());
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &keep_error_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
     const CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

@@ -153,26 +153,15 @@ WebhookOutcome WebhookSender::send(const WebhookRequest& request, std::int64_t t
     const CurlHeaders headers(raw);
 
     char error[CURL_ERROR_SIZE] = {};
-    curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROXY, "");  // no proxy from the environment
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    set_delivery_transfer(c, request.url, request.body, config_.connect_timeout,
+                          config_.total_timeout, error);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(std::lround(config_.connect_timeout * 1000)));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(std::lround(config_.total_timeout * 1000)));
     curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, &open_socket);
     curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &transfer);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &drop_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &read_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &transfer);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, error);
 
     const CURLcode rc = curl_easy_perform(c);
     long status = 0;
