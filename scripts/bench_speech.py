@@ -3,7 +3,9 @@
 
 1,000 espeak items of about 30 words each, delivered as signed WAV webhooks to a
 `voxq sink` on loopback, on a fresh SQLite file each: by 1 `voxq worker` process
-with raw and with JSON payloads, then by 2 with JSON (the default). Next to it, in the same run, the same texts synthesized by
+with raw and with JSON payloads, then by 2 with JSON (the default), then by 1 with
+JSON and object storage (the interop tests' S3 store, when its npm packages are
+installed). Next to it, in the same run, the same texts synthesized by
 espeak-ng helpers alone (voxq_speech_bench): the baseline that says how much of
 the wall time goes to anything but synthesis (queue + encoding + delivery).
 
@@ -65,11 +67,29 @@ def stats(env):
     return json.loads(out)
 
 
-def run_workers(processes, lines, work, payload):
-    name = f"{processes}-{payload}"
+def start_s3(work):
+    """The interop tests' S3 store (tests/interop/s3_gate.cjs: in memory, every
+    signature checked); its port, or None when its npm packages are missing."""
+    interop = os.path.join(ROOT, "tests", "interop")
+    if not os.path.isdir(os.path.join(interop, "node_modules")):
+        return None, None
+    gate = subprocess.Popen(["node", os.path.join(interop, "s3_gate.cjs"),
+                             os.path.join(work, "s3.jsonl")],
+                            env=dict(os.environ, S3_BUCKET="bench", S3_ACCESS_KEY="AKIDBENCH",
+                                     S3_SECRET_KEY="bench-secret"),
+                            stdout=subprocess.PIPE, text=True)
+    return gate, int(gate.stdout.readline().split()[1])
+
+
+def run_workers(processes, lines, work, payload, s3_port=None):
+    name = f"{processes}-{payload}" + ("-s3" if s3_port else "")
     db = os.path.join(work, f"speech-{name}.db")
     env = dict(os.environ, QUEUE_DATABASE_URL=f"sqlite:///{db}", VOXQ_WEBHOOK_PAYLOAD=payload,
                VOXQ_WEBHOOK_SECRET=SECRET, VOXQ_WEBHOOK_ALLOW_NETS="127.0.0.1/32")
+    if s3_port:
+        env.update(VOXQ_STORAGE_URL="s3://bench/speech", AWS_ACCESS_KEY_ID="AKIDBENCH",
+                   AWS_SECRET_ACCESS_KEY="bench-secret",
+                   VOXQ_S3_ENDPOINT=f"http://127.0.0.1:{s3_port}")
     port = free_port()
     sink_dir = os.path.join(work, f"sink-{name}")
     sink = subprocess.Popen([os.path.join(BIN, "voxq"), "sink", "--port", str(port), "--dir",
@@ -122,7 +142,8 @@ def run_workers(processes, lines, work, payload):
         for key, value in zip(("audio", "synthesis", "encoding", "delivery"), m.groups()):
             totals[key] += float(value)
     delivered = sum(1 for _ in open(os.path.join(sink_dir, "deliveries.jsonl")))
-    return {"processes": processes, "payload": payload, "wall": wall, "completed": s["completed"],
+    return {"processes": processes, "payload": payload + (" + S3 storage" if s3_port else ""),
+            "wall": wall, "completed": s["completed"],
             "discarded": s["discarded"], "delivered": delivered, "cpu": cpu, **totals}
 
 
@@ -144,6 +165,14 @@ def main():
             print(f"speech: {N} items, {processes} voxq worker process(es), {payload} payload ...",
                   file=sys.stderr)
             runs.append(run_workers(processes, lines, work, payload))
+        # And with object storage: the event links to the audio, uploaded first.
+        gate, s3_port = start_s3(work)
+        if gate:
+            print(f"speech: {N} items, 1 voxq worker process, json + S3 storage ...",
+                  file=sys.stderr)
+            runs.append(run_workers(1, lines, work, "json", s3_port))
+            gate.terminate()
+            gate.wait()
 
     base_rate = base["items"] / base["seconds"]
     print(f"| speech, {N} items of 30 words (espeak, WAV, signed webhooks to voxq sink) "
