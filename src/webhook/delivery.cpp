@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "util/env.hpp"
@@ -134,9 +135,11 @@ std::optional<ReceivedDelivery> unwrap_event(const std::string& body) {
     json& data = *data_it;
     ReceivedDelivery d;
     d.task_id = field(data, "task_id", json::value_t::string).get<std::string>();
-    d.item_index = static_cast<std::int64_t>(
-        field(data, "item_index", json::value_t::number_unsigned).get<std::uint64_t>() &
-        0x7fffffffffffffffU);
+    const auto item =
+        field(data, "item_index", json::value_t::number_unsigned).get<std::uint64_t>();
+    if (item > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        invalid("data.item_index is out of range");
+    d.item_index = static_cast<std::int64_t>(item);
     d.content_type = field(data, "content_type", json::value_t::string).get<std::string>();
     if (data.contains("audio_base64") && !audio_base64)
         invalid("data.audio_base64 is not a string");
@@ -181,17 +184,32 @@ std::optional<ReceivedDelivery> unwrap_raw(const HeaderLookup& header, std::stri
     d.audio_url = header("voxq-audio-url");  // object storage holds the audio; no body
     // The event a JSON delivery would have carried, from the headers.
     json data = json::object();
-    for (const char* name :
-         {"task_id", "item_index", "item_count", "attempt", "voice_id", "format", "content_type",
-          "sample_rate", "channels", "duration_seconds", "bytes", "sha256"}) {
-        const std::string_view field_name = name;
+    struct Field {
+        const char* name;
+        bool numeric;
+    };
+    for (const Field f : {Field{"task_id", false},
+                          {"item_index", true},
+                          {"item_count", true},
+                          {"attempt", true},
+                          {"voice_id", false},
+                          {"format", false},
+                          {"content_type", false},
+                          {"sample_rate", true},
+                          {"channels", true},
+                          {"duration_seconds", true},
+                          {"bytes", true},
+                          {"sha256", false}}) {
+        const std::string_view field_name = f.name;
         const std::string value = field_name == "content_type" ? d.content_type
                                   : field_name == "bytes" && d.audio_url.empty()
                                       ? std::to_string(body.size())
-                                      : header(header_name(name));
+                                      : header(header_name(f.name));
         if (value.empty()) continue;
-        const json number = json::parse(value, nullptr, false);
-        data[name] = number.is_number() ? number : json(to_valid_utf8(value));
+        // A number stays a number only where the event has one ("task_id: 123"
+        // is text); anything else is kept as the text it was.
+        const json number = f.numeric ? json::parse(value, nullptr, false) : json();
+        data[f.name] = number.is_number() ? number : json(to_valid_utf8(value));
     }
     if (!d.audio_url.empty()) {
         data["audio_url"] = to_valid_utf8(d.audio_url);

@@ -166,12 +166,12 @@ TEST(WebhookDelivery, JsonIsAStandardWebhooksEventWithTheAudioInline) {
 }
 
 TEST(WebhookDelivery, RawIsTheAudioWithVoxqHeaders) {
-    const Task task = two_item_task("t1");
+    const Task task = two_item_task("123");  // a task id that looks like a number
     const ItemAudio audio = some_audio();
     const WebhookRequest r = delivery_request(task, 0, audio, WebhookPayload::Raw, 1700000000);
     EXPECT_EQ(r.body, audio.bytes);
     EXPECT_EQ(r.content_type, "audio/wav");
-    EXPECT_EQ(r.headers.at("voxq-task-id"), "t1");
+    EXPECT_EQ(r.headers.at("voxq-task-id"), "123");
     EXPECT_EQ(r.headers.at("voxq-item"), "0");
     EXPECT_EQ(r.headers.at("voxq-item-count"), "2");
     EXPECT_EQ(r.headers.at("voxq-voice"), "espeak.en");
@@ -191,6 +191,7 @@ TEST(WebhookDelivery, RawIsTheAudioWithVoxqHeaders) {
     const auto event = nlohmann::json::parse(got->event);
     EXPECT_EQ(event["data"]["sample_rate"], 22050);
     EXPECT_EQ(event["data"]["voice_id"], "espeak.en");
+    EXPECT_EQ(event["data"]["task_id"], "123") << "a task id stays text";
 }
 
 TEST(WebhookDelivery, AReceiverRefusesWhatDoesNotAddUp) {
@@ -216,6 +217,8 @@ TEST(WebhookDelivery, AReceiverRefusesWhatDoesNotAddUp) {
     refused(edited([](auto& j) { j["data"]["bytes"] = 3; }), "the event says 3");
     refused(edited([](auto& j) { j["data"]["audio_base64"] = "***"; }), "not base64");
     refused(edited([](auto& j) { j["data"]["item_index"] = -1; }), "data.item_index");
+    refused(edited([](auto& j) { j["data"]["item_index"] = 18446744073709551615ULL; }),
+            "out of range");
     refused(edited([](auto& j) { j["data"]["task_id"] = 5; }), "data.task_id");
     refused(edited([](auto& j) { j["data"].erase("audio_base64"); }), "neither");
     refused(edited([](auto& j) { j["data"] = "x"; }), "no data object");
