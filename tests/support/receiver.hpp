@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
@@ -114,15 +115,22 @@ class Receiver {
 
   private:
     // "<task id>#<item>" of a delivery, from its event or its voxq-* headers.
+    // Read from the event's metadata only: voxq writes audio_base64 last, and
+    // parsing megabytes of it per request (slow under sanitizers) would make the
+    // sender time out.
     static std::string item_key(const httplib::Request& req) {
-        std::string body = req.body;
-        try {
-            const auto d = unwrap_delivery(
-                [&req](const std::string& name) { return req.get_header_value(name); }, body);
-            return d ? d->task_id + "#" + std::to_string(d->item_index) : std::string();
-        } catch (const std::exception&) {
-            return {};
+        if (req.get_header_value("Content-Type") != "application/json") {
+            const std::string task = req.get_header_value("voxq-task-id");
+            return task.empty() ? std::string() : task + "#" + req.get_header_value("voxq-item");
         }
+        const std::size_t audio = req.body.find(R"(,"audio_base64":")");
+        const auto event = nlohmann::json::parse(
+            audio == std::string::npos ? req.body : req.body.substr(0, audio) + "}}", nullptr,
+            false);
+        if (!event.is_object() || !event.contains("data")) return {};
+        const auto& data = event["data"];
+        return data.value("task_id", std::string()) + "#" +
+               std::to_string(data.value("item_index", -1));
     }
 
     std::mutex mutex_;
