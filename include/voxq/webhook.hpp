@@ -225,8 +225,6 @@ class WebhookSender {
     WebhookOutcome deliver(const Task& task, std::size_t item, ItemAudio audio,
                            std::int64_t timestamp) const;
 
-    [[nodiscard]] const WebhookConfig& config() const { return config_; }
-
   private:
     WebhookConfig config_;
     std::unique_ptr<ObjectStorage> storage_;  // when config_.storage is set
