@@ -135,8 +135,8 @@ def run_workers(processes, lines, work, payload, s3_port=None):
     totals = {"audio": 0.0, "synthesis": 0.0, "encoding": 0.0, "delivery": 0.0}
     for log in logs:
         text = open(log).read()
-        m = re.search(r"([\d.]+) s of audio; processor time: synthesis ([\d.]+) s, "
-                      r"encoding ([\d.]+) s, delivery ([\d.]+) s", text)
+        m = re.search(r"audio_seconds=([\d.]+) synthesis_seconds=([\d.]+) "
+                      r"encoding_seconds=([\d.]+) delivery_seconds=([\d.]+)", text)
         if not m:
             sys.exit(f"no summary in {log}:\n{text}")
         for key, value in zip(("audio", "synthesis", "encoding", "delivery"), m.groups()):

@@ -35,6 +35,7 @@
 #include "voxq/clock.hpp"
 #include "voxq/config.hpp"
 #include "voxq/errors.hpp"
+#include "voxq/log.hpp"
 #include "voxq/task.hpp"
 
 namespace voxq {
@@ -56,11 +57,14 @@ struct QueueSummary {
 class WorkerQueue {
   public:
     // Throws ConfigError if `config` is invalid. Opens nothing yet.
-    explicit WorkerQueue(QueueConfig config,
-                         std::shared_ptr<Clock> clock = SystemClock::instance());
+    // `logger`: where the queue and everything running on it (stores, workers,
+    // server) report; null = default_logger() (stderr, VOXQ_LOG_*).
+    explicit WorkerQueue(QueueConfig config, std::shared_ptr<Clock> clock = SystemClock::instance(),
+                         std::shared_ptr<Logger> logger = nullptr);
     // Uses `store` instead of opening config.database_url (for custom stores).
     WorkerQueue(QueueConfig config, std::unique_ptr<Store> store,
-                std::shared_ptr<Clock> clock = SystemClock::instance());
+                std::shared_ptr<Clock> clock = SystemClock::instance(),
+                std::shared_ptr<Logger> logger = nullptr);
     ~WorkerQueue();
     WorkerQueue(const WorkerQueue&) = delete;
     WorkerQueue& operator=(const WorkerQueue&) = delete;
@@ -155,6 +159,8 @@ class WorkerQueue {
 
     [[nodiscard]] const QueueConfig& config() const noexcept;
     [[nodiscard]] const Clock& clock() const noexcept;
+    [[nodiscard]] Logger& logger() const noexcept;
+    [[nodiscard]] std::shared_ptr<Logger> shared_logger() const noexcept;
 
   private:
     struct Impl;

@@ -29,6 +29,7 @@
 
 #include "voxq/audio.hpp"
 #include "voxq/errors.hpp"
+#include "voxq/log.hpp"
 #include "voxq/task.hpp"
 
 namespace voxq {
@@ -47,7 +48,9 @@ class EspeakEngine final : public SpeechEngine {
     // `helper`: path of the voxq-espeak program; empty = $VOXQ_ESPEAK_HELPER, else
     // voxq-espeak next to the running program. `processes`: helpers kept warm, so
     // that many syntheses run in parallel (each helper starts on first use).
-    explicit EspeakEngine(std::string helper = "", int processes = 1);
+    // `logger` hears of helpers that die and restart (null = default_logger()).
+    explicit EspeakEngine(std::string helper = "", int processes = 1,
+                          std::shared_ptr<Logger> logger = nullptr);
     ~EspeakEngine() override;
     EspeakEngine(const EspeakEngine&) = delete;
     EspeakEngine& operator=(const EspeakEngine&) = delete;
@@ -110,8 +113,10 @@ class SpeechEngines final : public SpeechEngine {
     // number of cores) plus every VOXQ_ENGINE_<NAME>_URL in `env`. Throws
     // ConfigError naming the variable for a bad value.
     static std::shared_ptr<SpeechEngines> from_map(const std::map<std::string, std::string>& env,
-                                                   const std::string& espeak_helper = "");
-    static std::shared_ptr<SpeechEngines> from_env(const std::string& espeak_helper = "");
+                                                   const std::string& espeak_helper = "",
+                                                   std::shared_ptr<Logger> logger = nullptr);
+    static std::shared_ptr<SpeechEngines> from_env(const std::string& espeak_helper = "",
+                                                   std::shared_ptr<Logger> logger = nullptr);
 
     // Registers (or replaces) an engine. `max_chars` 0 = no splitting.
     void add(const std::string& name, std::shared_ptr<SpeechEngine> engine, int concurrency,

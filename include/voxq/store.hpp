@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "voxq/config.hpp"
+#include "voxq/log.hpp"
 #include "voxq/task.hpp"
 
 namespace voxq {
@@ -156,7 +157,9 @@ class Store {
     virtual void close() = 0;
 };
 
-// Opens the store that `config.database_url` names. Does not migrate.
-[[nodiscard]] std::unique_ptr<Store> open_store(const QueueConfig& config);
+// Opens the store that `config.database_url` names. Does not migrate. `logger`
+// hears of lost connections and reconnects (null = default_logger()).
+[[nodiscard]] std::unique_ptr<Store> open_store(const QueueConfig& config,
+                                                std::shared_ptr<Logger> logger = nullptr);
 
 }  // namespace voxq

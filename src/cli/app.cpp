@@ -8,6 +8,7 @@
 
 #include "cli/format.hpp"
 #include "util/text.hpp"
+#include "voxq/log.hpp"
 
 namespace voxq::cli {
 
@@ -73,6 +74,8 @@ int run(int argc, char** argv) {
         return 2;
     }
     try {
+        // A bad VOXQ_LOG_LEVEL or VOXQ_LOG_FORMAT is reported before anything runs.
+        (void)default_logger();
         return action ? action() : 0;
     } catch (const CLI::ValidationError& e) {
         std::fprintf(stderr, "voxq: %s\n", e.what());

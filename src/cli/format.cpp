@@ -6,20 +6,14 @@
 #include <ctime>
 
 #include "util/text.hpp"
+#include "util/time.hpp"
 #include "voxq/errors.hpp"
 
 namespace voxq::cli {
 
 std::string iso_time(double unix_seconds) {
     if (unix_seconds <= 0) return "-";
-    const auto secs = static_cast<std::time_t>(std::floor(unix_seconds));
-    const auto ms = static_cast<int>((unix_seconds - static_cast<double>(secs)) * 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-    return buf;
+    return detail::rfc3339_utc(unix_seconds);
 }
 
 double parse_duration(const std::string& text) {

@@ -17,6 +17,7 @@ namespace voxq {
 struct WorkerQueue::Impl {
     QueueConfig config;
     std::shared_ptr<Clock> clock;
+    std::shared_ptr<Logger> logger;
     std::unique_ptr<Store> store;  // set by initialize() unless given
     bool owns_store_choice = true;
 
@@ -62,16 +63,18 @@ struct WorkerQueue::Impl {
     }
 };
 
-WorkerQueue::WorkerQueue(QueueConfig config, std::shared_ptr<Clock> clock)
+WorkerQueue::WorkerQueue(QueueConfig config, std::shared_ptr<Clock> clock,
+                         std::shared_ptr<Logger> logger)
     : impl_(std::make_unique<Impl>()) {
     config.validate();
     impl_->config = std::move(config);
     impl_->clock = clock ? std::move(clock) : SystemClock::instance();
+    impl_->logger = logger ? std::move(logger) : default_logger();
 }
 
 WorkerQueue::WorkerQueue(QueueConfig config, std::unique_ptr<Store> store,
-                         std::shared_ptr<Clock> clock)
-    : WorkerQueue(std::move(config), std::move(clock)) {
+                         std::shared_ptr<Clock> clock, std::shared_ptr<Logger> logger)
+    : WorkerQueue(std::move(config), std::move(clock), std::move(logger)) {
     impl_->store = std::move(store);
     impl_->owns_store_choice = false;
 }
@@ -86,7 +89,7 @@ WorkerQueue::~WorkerQueue() {
 void WorkerQueue::initialize() {
     std::unique_lock lock(impl_->life);
     if (impl_->open) return;
-    if (!impl_->store) impl_->store = open_store(impl_->config);
+    if (!impl_->store) impl_->store = open_store(impl_->config, impl_->logger);
     impl_->store->migrate();
     // Work made due by other processes wakes this one's idle workers too.
     impl_->store->subscribe_to_work([impl = impl_.get()] { impl->signal_work(); });
@@ -366,6 +369,14 @@ const QueueConfig& WorkerQueue::config() const noexcept {
 }
 const Clock& WorkerQueue::clock() const noexcept {
     return *impl_->clock;
+}
+
+Logger& WorkerQueue::logger() const noexcept {
+    return *impl_->logger;
+}
+
+std::shared_ptr<Logger> WorkerQueue::shared_logger() const noexcept {
+    return impl_->logger;
 }
 
 }  // namespace voxq

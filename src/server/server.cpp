@@ -70,7 +70,7 @@ std::string code_for(int status) {
 
 // Runs a handler; maps voxq's errors to statuses (SPEC §8).
 template <typename F>
-http::Response respond(F&& handler) {
+http::Response respond(Logger& log, const http::Request& req, F&& handler) {
     try {
         return handler();
     } catch (const ValidationError& e) {
@@ -82,12 +82,17 @@ http::Response respond(F&& handler) {
     } catch (const DuplicateTaskError& e) {
         return error_response(409, "duplicate", e.what());
     } catch (const StoreError& e) {
+        log.warning("request failed: the store is unavailable",
+                    {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
         return error_response(503, "store_unavailable", e.what());
     } catch (const json::parse_error& e) {
         return error_response(400, "invalid_request",
                               std::string("body: not valid JSON (") + e.what() + ")");
     } catch (const std::exception& e) {
-        // Our own failure (never the client's): no detail that could leak.
+        // Our own failure (never the client's): no detail that could leak to
+        // the client; the operator's log has it.
+        log.error("request failed unexpectedly",
+                  {{"method", req.method}, {"path", req.path}, {"error", e.what()}});
         return error_response(500, "internal", "unexpected error");
     }
 }
@@ -317,19 +322,21 @@ struct ApiService::Impl {
         if (!m) return error_response(404, "not_found", "no route");
         switch (m->route) {
             case Route::Tasks:
-                return respond([&] { return req.method == "POST" ? post_tasks(req) : list(req); });
+                return respond(queue.logger(), req,
+                               [&] { return req.method == "POST" ? post_tasks(req) : list(req); });
             case Route::Task:
-                return respond(
-                    [&] { return json_response(task_to_json(queue.get_task(m->id), true)); });
+                return respond(queue.logger(), req, [&] {
+                    return json_response(task_to_json(queue.get_task(m->id), true));
+                });
             case Route::Transition:
-                return respond([&] { return transition(m->id, m->action); });
+                return respond(queue.logger(), req, [&] { return transition(m->id, m->action); });
             case Route::Stats:
-                return respond([&] {
+                return respond(queue.logger(), req, [&] {
                     return json_response(
                         stats_to_json(queue.get_queue_stats(req.param("queue").value_or(""))));
                 });
             case Route::Voices:
-                return respond([&] {
+                return respond(queue.logger(), req, [&] {
                     const auto voices = engines ? engines->voices() : std::vector<std::string>{};
                     return json_response(json{{"voices", voices}}.dump(
                         -1, ' ', false, json::error_handler_t::replace));
@@ -337,7 +344,7 @@ struct ApiService::Impl {
             case Route::OpenApi:
                 return json_response(std::string(kOpenApiJson));
             case Route::Metrics:
-                return respond([&] {
+                return respond(queue.logger(), req, [&] {
                     http::Response res;
                     res.content_type = "text/plain; version=0.0.4";
                     res.body = render_metrics(queue.queue_overview(),

@@ -205,7 +205,8 @@ std::string engine_kind_names() {
 }  // namespace
 
 std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
-    const std::map<std::string, std::string>& env, const std::string& espeak_helper) {
+    const std::map<std::string, std::string>& env, const std::string& espeak_helper,
+    std::shared_ptr<Logger> logger) {
     auto engines = std::make_shared<SpeechEngines>();
     const env::Reader vars(env);
     auto read_int = [&](const std::string& variable, int fallback) {
@@ -213,7 +214,8 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
     };
     const int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
     const int espeak_processes = read_int("VOXQ_ENGINE_ESPEAK_CONCURRENCY", cores);
-    engines->add("espeak", std::make_shared<EspeakEngine>(espeak_helper, espeak_processes),
+    engines->add("espeak",
+                 std::make_shared<EspeakEngine>(espeak_helper, espeak_processes, std::move(logger)),
                  espeak_processes);
 
     // Every engine named by a VOXQ_ENGINE_<NAME>_URL or _KIND variable.
@@ -263,8 +265,9 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
     return engines;
 }
 
-std::shared_ptr<SpeechEngines> SpeechEngines::from_env(const std::string& espeak_helper) {
-    return from_map(env::Reader().with_prefix("VOXQ_ENGINE_"), espeak_helper);
+std::shared_ptr<SpeechEngines> SpeechEngines::from_env(const std::string& espeak_helper,
+                                                       std::shared_ptr<Logger> logger) {
+    return from_map(env::Reader().with_prefix("VOXQ_ENGINE_"), espeak_helper, std::move(logger));
 }
 
 }  // namespace voxq

@@ -25,6 +25,8 @@ namespace {
 // One voxq-espeak process, used by one request at a time (it is single-threaded).
 struct Helper {
     std::string helper;
+    Logger* log = nullptr;
+    bool died = false;  // the last one died: the next start is a restart
     pid_t pid = 0;
     std::atomic<pid_t> running_pid = 0;  // pid, readable while another thread uses the helper
     int to_helper = -1;
@@ -60,6 +62,8 @@ struct Helper {
         to_helper = in[1];
         from_helper = out[0];
         running_pid = pid;
+        if (died) log->info("espeak helper restarted", {{"pid", pid}});
+        died = false;
     }
 
     void stop() {
@@ -94,6 +98,11 @@ struct Helper {
                 *pcm = std::move(*bytes);
         }
         if (!reply.is_object()) {
+            log->warning(
+                "espeak helper died during synthesis; the attempt fails as transient "
+                "and the helper restarts on the next request",
+                {{"pid", pid}, {"helper", helper}});
+            died = true;
             stop();
             throw SpeechError("espeak: the engine process died during synthesis", false);
         }
@@ -111,6 +120,7 @@ std::string default_helper() {
 
 // A pool of helpers: requests beyond the pool's size wait for a free one.
 struct EspeakEngine::Impl {
+    std::shared_ptr<Logger> log;
     mutable std::mutex mutex;
     std::condition_variable returned;
     std::vector<std::unique_ptr<Helper>> helpers;  // all of them, for helper_pid()
@@ -141,11 +151,14 @@ struct EspeakEngine::Impl {
     }
 };
 
-EspeakEngine::EspeakEngine(std::string helper, int processes) : impl_(std::make_unique<Impl>()) {
+EspeakEngine::EspeakEngine(std::string helper, int processes, std::shared_ptr<Logger> logger)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->log = logger ? std::move(logger) : default_logger();
     const std::string path = helper.empty() ? default_helper() : std::move(helper);
     for (int i = 0; i < std::max(1, processes); ++i) {
         impl_->helpers.push_back(std::make_unique<Helper>());
         impl_->helpers.back()->helper = path;
+        impl_->helpers.back()->log = impl_->log.get();
         impl_->idle.push_back(impl_->helpers.back().get());
     }
     // A helper that dies must not take this process down with SIGPIPE.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 namespace voxq::detail {
 
@@ -13,5 +14,8 @@ inline std::int64_t seconds_to_us(double seconds) {
 inline double us_to_seconds(std::int64_t us) {
     return static_cast<double>(us) / 1e6;
 }
+
+// "2026-11-30T18:46:43.123Z" (RFC 3339, UTC, milliseconds).
+[[nodiscard]] std::string rfc3339_utc(double unix_seconds);
 
 }  // namespace voxq::detail

@@ -9,6 +9,7 @@
 
 #include "util/env.hpp"
 #include "util/text.hpp"
+#include "util/time.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/webhook.hpp"
 #include "webhook/encoding.hpp"
@@ -20,19 +21,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kEventType = "speech.item.ready";
-
-// "2026-11-30T18:46:43.123Z"
-std::string rfc3339(double unix_seconds) {
-    const auto whole = static_cast<std::time_t>(std::floor(unix_seconds));
-    const int millis = std::clamp(
-        static_cast<int>(std::lround((unix_seconds - static_cast<double>(whole)) * 1000)), 0, 999);
-    std::tm tm{};
-    gmtime_r(&whole, &tm);
-    char out[96];  // room for any int the compiler imagines in each field
-    std::snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-    return out;
-}
 
 double milliseconds(double seconds) {
     return std::round(seconds * 1000) / 1000;
@@ -248,7 +236,7 @@ WebhookRequest delivery_request(const Task& task, std::size_t item, ItemAudio au
         if (link != nullptr) {  // the audio is in object storage: the body is empty
             request.headers["voxq-audio-url"] = link->url;
             request.headers["voxq-audio-url-expires-at"] =
-                rfc3339(static_cast<double>(link->expires_at));
+                detail::rfc3339_utc(static_cast<double>(link->expires_at));
             request.content_type = "application/octet-stream";
             return request;
         }
@@ -259,12 +247,12 @@ WebhookRequest delivery_request(const Task& task, std::size_t item, ItemAudio au
     request.content_type = "application/json";
     if (link != nullptr) {
         fields["audio_url"] = link->url;
-        fields["audio_url_expires_at"] = rfc3339(static_cast<double>(link->expires_at));
+        fields["audio_url_expires_at"] = detail::rfc3339_utc(static_cast<double>(link->expires_at));
     }
     // {"type", "timestamp", "data"} in that order, the audio last in data, encoded
     // straight into the body: no JSON string of it is built and escaped.
     std::string body = std::string(R"({"type":")") + kEventType + R"(","timestamp":")" +
-                       rfc3339(now) + R"(","data":)" + dump(fields);
+                       detail::rfc3339_utc(now) + R"(","data":)" + dump(fields);
     if (link == nullptr) {
         body.pop_back();  // data's closing brace
         body.reserve(body.size() + 4 * (audio.bytes.size() + 2) / 3 + 24);

@@ -29,6 +29,7 @@ std::int64_t micros_since(std::chrono::steady_clock::time_point start) {
 
 struct Worker::Impl {
     WorkerQueue& queue;
+    Logger& log;
     WorkerOptions options;
     std::shared_ptr<SpeechEngine> engines;
     std::shared_ptr<WebhookSender> sender;
@@ -48,6 +49,7 @@ struct Worker::Impl {
     Impl(WorkerQueue& q, WorkerOptions o, std::shared_ptr<SpeechEngine> e,
          std::shared_ptr<WebhookSender> s)
         : queue(q),
+          log(q.logger()),
           options(std::move(o)),
           engines(std::move(e)),
           sender(std::move(s)),
@@ -64,11 +66,13 @@ struct Worker::Impl {
     // lease was lost meanwhile, or the task was released at shutdown): the
     // expected end of a stale attempt.
     template <typename F>
-    static bool accepted(F&& call) {
+    bool accepted(const Task& task, F&& call) {
         try {
             call();
             return true;
-        } catch (const InvalidStateTransitionError&) {
+        } catch (const InvalidStateTransitionError& e) {
+            log.debug("outcome refused: the attempt no longer holds the task",
+                      {{"task_id", task.id}, {"attempt", task.attempt_count}, {"error", e.what()}});
             return false;
         }
     }
@@ -80,26 +84,39 @@ struct Worker::Impl {
         using Kind = detail::TaskOutcome::Kind;
         switch (outcome.kind) {
             case Kind::Completed:
-                if (accepted([&] { queue.mark_as_complete(task.id, task.attempt_count); })) {
+                if (accepted(task, [&] { queue.mark_as_complete(task.id, task.attempt_count); })) {
                     ++counters.completed;
+                    log.debug("task completed", {{"task_id", task.id},
+                                                 {"attempt", task.attempt_count},
+                                                 {"items", task.items.size()}});
                 }
                 break;
             case Kind::Retry:
-                if (accepted([&] {
+                if (accepted(task, [&] {
                         queue.mark_as_retry(task.id, outcome.message, task.attempt_count,
                                             outcome.not_before);
                     })) {
                     ++counters.retried;
+                    log.warning("attempt failed; the task will be retried",
+                                {{"task_id", task.id},
+                                 {"attempt", task.attempt_count},
+                                 {"error", outcome.message}});
                 }
                 break;
             case Kind::Discard:
-                if (accepted([&] {
+                if (accepted(task, [&] {
                         queue.mark_as_discarded(task.id, task.attempt_count, outcome.message);
                     })) {
                     ++counters.discarded;
+                    log.warning("task discarded: it cannot succeed as submitted",
+                                {{"task_id", task.id},
+                                 {"attempt", task.attempt_count},
+                                 {"error", outcome.message}});
                 }
                 break;
             case Kind::LeaseLost:
+                log.debug("attempt abandoned: another attempt holds the task now",
+                          {{"task_id", task.id}, {"attempt", task.attempt_count}});
                 break;
         }
     }
@@ -110,17 +127,19 @@ struct Worker::Impl {
         try {
             queue.release(id, attempt);
             ++counters.released;
-        } catch (const QueueError&) {
+            log.debug("task handed back (stopping)", {{"task_id", id}, {"attempt", attempt}});
+        } catch (const QueueError& e) {
+            log.warning("could not hand a task back; its lease will expire",
+                        {{"task_id", id}, {"attempt", attempt}, {"error", e.what()}});
         }
     }
 
     // SPEC §5, §12: whatever a processor meets is its task's failure, never the
     // process's end. The task is retried (transient) with the message.
     void failed_unexpectedly(const Task& task, const std::string& what) noexcept {
+        log.error("unexpected error while processing a task",
+                  {{"task_id", task.id}, {"attempt", task.attempt_count}, {"error", what}});
         try {
-            std::fprintf(stderr, "voxq worker: task %s attempt %lld: unexpected error: %s\n",
-                         task.id.c_str(), static_cast<long long>(task.attempt_count),
-                         escape_for_terminal(truncate_utf8(what, 500)).c_str());
             settle(task, {detail::TaskOutcome::Kind::Retry, "unexpected error: " + what, {}});
         } catch (...) {
             // The store refused too: the lease expires and the sweep takes it back.
@@ -130,8 +149,13 @@ struct Worker::Impl {
     // Executes one claimed task and settles its outcome.
     void process(const Task& task) {
         const auto started = std::chrono::steady_clock::now();
+        log.debug("task claimed", {{"task_id", task.id},
+                                   {"attempt", task.attempt_count},
+                                   {"items", task.items.size()},
+                                   {"from_item", task.items_delivered}});
         const detail::TaskOutcome outcome = executor.run(task, [&](std::int64_t item) {
-            return accepted([&] { queue.mark_item_delivered(task.id, item, task.attempt_count); });
+            return accepted(task,
+                            [&] { queue.mark_item_delivered(task.id, item, task.attempt_count); });
         });
         settle(task, outcome);
         counters.claim_to_finish.observe(static_cast<double>(micros_since(started)) / 1e6);
@@ -167,8 +191,13 @@ struct Worker::Impl {
             std::optional<Task> task;
             try {
                 task = next_task();
-            } catch (const std::exception&) {  // the store failed; try again shortly
-                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+                if (claim_failures > 0) {
+                    log.info("claiming works again", {{"failed_claims", claim_failures.load()}});
+                }
+                claim_failures = 0;
+            } catch (const std::exception& e) {
+                // The store failed: back off (0.2 s doubling to 5 s) and try again.
+                claim_back_off(e);
                 continue;
             }
             if (!task) {
@@ -188,9 +217,18 @@ struct Worker::Impl {
             }
             try {
                 process(*task);
-            } catch (const StoreError&) {
+            } catch (const StoreError& e) {
                 // The outcome could not be recorded: the lease expires and the
                 // sweep hands the task out again.
+                log.warning(e.in_doubt() ? "the store may or may not have recorded the outcome; "
+                                           "the lease and the sweep settle it"
+                                         : "the store did not record the outcome; the lease and "
+                                           "the sweep hand the task out again",
+                            {{"task_id", task->id},
+                             {"attempt", task->attempt_count},
+                             {"error", e.what()},
+                             {"retryable", e.retryable() ? "true" : "false"},
+                             {"in_doubt", e.in_doubt() ? "true" : "false"}});
             } catch (const std::exception& e) {
                 failed_unexpectedly(*task, e.what());
             } catch (...) {
@@ -203,6 +241,34 @@ struct Worker::Impl {
             }
             idle.notify_all();
         }
+    }
+
+    // Consecutive failed claims, across processors (the store is shared).
+    std::atomic<std::int64_t> claim_failures = 0;
+
+    // After a failed claim: say so (once per outage, and every 100th failure),
+    // then wait 0.2 s doubling to 5 s, less while stopping. A store error that is
+    // not retryable (a read-only file, a broken schema) is an error, not a hiccup.
+    void claim_back_off(const std::exception& e) {
+        const std::int64_t failures = ++claim_failures;
+        const auto* store_error = dynamic_cast<const StoreError*>(&e);
+        const bool retryable = store_error != nullptr && store_error->retryable();
+        if (failures == 1 || failures % 100 == 0) {
+            const std::initializer_list<LogField> fields = {
+                {"error", e.what()},
+                {"failed_claims", failures},
+                {"retryable", retryable ? "true" : "false"}};
+            if (retryable) {
+                log.warning("claiming failed; backing off", fields);
+            } else {
+                log.error("claiming failed with an error that is not transient; backing off",
+                          fields);
+            }
+        }
+        const auto delay = std::chrono::milliseconds(std::min<std::int64_t>(
+            5000, std::int64_t{200} << std::min<std::int64_t>(failures - 1, 5)));
+        std::unique_lock lock(mutex);
+        idle.wait_for(lock, delay, [&] { return stopping.load(); });
     }
 
     [[nodiscard]] double heartbeat_interval() const {
@@ -225,8 +291,21 @@ struct Worker::Impl {
             if (options.sweep_interval > 0 && now >= next_sweep) {
                 lock.unlock();
                 try {
-                    queue.retry();
-                } catch (const QueueError&) {
+                    const std::vector<Task> moved = queue.retry();
+                    for (const Task& t : moved) {
+                        if (t.state == TaskState::DISCARDED) {
+                            log.warning("task discarded: out of attempts",
+                                        {{"task_id", t.id},
+                                         {"attempt", t.attempt_count},
+                                         {"error", t.last_error}});
+                        } else {
+                            log.debug("task scheduled for another attempt",
+                                      {{"task_id", t.id}, {"attempt", t.attempt_count}});
+                        }
+                    }
+                } catch (const QueueError& e) {
+                    log.warning("the retry sweep failed; it runs again next period",
+                                {{"error", e.what()}});
                 }
                 lock.lock();
                 next_sweep = now + sweep_every;
@@ -238,8 +317,10 @@ struct Worker::Impl {
                     try {
                         queue.heartbeat(id, attempt);
                         ++counters.heartbeats;
-                    } catch (const QueueError&) {
+                    } catch (const QueueError& e) {
                         // Settled meanwhile, or the store is down: the next beat retries.
+                        log.debug("heartbeat refused",
+                                  {{"task_id", id}, {"attempt", attempt}, {"error", e.what()}});
                     }
                 }
                 lock.lock();

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -67,6 +68,60 @@ class WorkerTest : public ::testing::Test {
     std::unique_ptr<WorkerQueue> queue_;
     std::shared_ptr<SpeechEngines> espeak_;
 };
+
+// A Logger that keeps every event (the injection point an application uses).
+class RecordingLogger final : public Logger {
+  public:
+    struct Event {
+        LogLevel level;
+        std::string message;
+        std::map<std::string, std::string> fields;
+    };
+    [[nodiscard]] bool enabled(LogLevel) const noexcept override { return true; }
+    void write(LogLevel level, std::string_view message,
+               std::initializer_list<LogField> fields) noexcept override {
+        Event e{level, std::string(message), {}};
+        for (const LogField& f : fields) e.fields[std::string(f.key)] = f.text;
+        std::lock_guard lock(mutex_);
+        events_.push_back(std::move(e));
+    }
+    std::vector<Event> events() const {
+        std::lock_guard lock(mutex_);
+        return events_;
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::vector<Event> events_;
+};
+
+TEST_F(WorkerTest, AFailedDeliveryIsAWarningNamingTaskAndAttemptOnTheInjectedLogger) {
+    auto log = std::make_shared<RecordingLogger>();
+    WorkerQueue queue(config_, clock_, log);
+    queue.initialize();
+    Receiver failing(503);
+    Task t;
+    t.items.push_back(TaskItem{{"Logged failure.", "espeak.en-us"}, failing.url()});
+    std::vector<Task> v{t};
+    queue.enqueue(v);
+    WorkerOptions options;
+    options.sweep_interval = 0;
+    Worker worker(queue, options, espeak_, loopback_sender());
+    worker.process(queue.dequeue(1).at(0));
+    ASSERT_EQ(queue.get_task(v[0].id).state, TaskState::RETRYABLE);
+    bool warned = false, claimed = false;
+    for (const auto& e : log->events()) {
+        const bool this_task = e.fields.count("task_id") && e.fields.at("task_id") == v[0].id;
+        if (this_task && e.level == LogLevel::Warning) {
+            warned = true;
+            EXPECT_EQ(e.fields.at("attempt"), "1");
+            EXPECT_NE(e.fields.at("error").find("503"), std::string::npos) << e.fields.at("error");
+        }
+        if (this_task && e.level == LogLevel::Debug && e.message == "task claimed") claimed = true;
+    }
+    EXPECT_TRUE(warned) << "no warning named the task";
+    EXPECT_TRUE(claimed) << "the claim was not logged at debug";
+}
 
 TEST_F(WorkerTest, DeliversEveryItemOnceInEveryFormatAndCompletesTheTasks) {
     WebhookSink sink(SinkConfig{"127.0.0.1", 0, dir_.path() / "sink", {kSecret}, 600});

@@ -4,8 +4,10 @@
 #include "cli/app.hpp"
 #include "cli/format.hpp"
 #include "util/text.hpp"
+#include "voxq/log.hpp"
 #include "voxq/server.hpp"
 #include "voxq/speech.hpp"
+#include "voxq/version.hpp"
 #include "voxq/worker.hpp"
 
 namespace voxq::cli {
@@ -48,14 +50,16 @@ void add_serve(const CommandContext& ctx) {
         }
         ApiServer server(q.queue, config, workers.get(), engines);
         if (workers) workers->start();
-        std::fprintf(stderr, "voxq serve: http://%s:%d/ on %s, %s\n", config.host.c_str(),
-                     server.port(), redact_credentials(q.queue.config().database_url).c_str(),
-                     workers
-                         ? (std::to_string(o->workers.concurrency) + " worker processors").c_str()
-                         : "no workers (--no-worker)");
+        Logger& log = q.queue.logger();
+        log.info("voxq serve: listening",
+                 {{"url", "http://" + config.host + ":" + std::to_string(server.port()) + "/"},
+                  {"database", redact_credentials(q.queue.config().database_url)},
+                  {"workers", workers ? o->workers.concurrency : 0},
+                  {"api_token", config.api_token.empty() ? "none (loopback only)" : "set"},
+                  {"version", version()}});
         serve_until_signalled(
             signals, [&] { server.run(); }, [&] { server.stop(); });
-        std::fprintf(stderr, "voxq serve: stopping\n");
+        log.info("voxq serve: stopping (finishing tasks in flight)");
         if (workers) workers->stop();
         return 0;
     });

@@ -7,6 +7,7 @@
 #include "cli/app.hpp"
 #include "cli/format.hpp"
 #include "util/env.hpp"
+#include "voxq/log.hpp"
 
 namespace voxq::cli {
 
@@ -15,12 +16,15 @@ namespace {
 int run_sink(const SinkConfig& config) {
     const sigset_t signals = block_stop_signals();
     WebhookSink sink(config);
-    std::fprintf(stderr, "voxq sink: listening on http://%s:%d, saving to %s (%s)\n",
-                 config.host.c_str(), sink.port(), config.dir.c_str(),
-                 config.secrets.empty() ? "unsigned deliveries accepted" : "signatures required");
+    Logger& log = *default_logger();
+    log.info(
+        "voxq sink: listening",
+        {{"url", "http://" + config.host + ":" + std::to_string(sink.port()) + "/"},
+         {"dir", config.dir},
+         {"signatures", config.secrets.empty() ? "not required (unsigned accepted)" : "required"}});
     serve_until_signalled(
         signals, [&] { sink.run(); }, [&] { sink.stop(); });
-    std::fprintf(stderr, "voxq sink: saved %zu deliveries\n", sink.received());
+    log.info("voxq sink: stopped", {{"deliveries_saved", sink.received()}});
     return 0;
 }
 

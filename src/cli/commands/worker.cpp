@@ -6,7 +6,9 @@
 #include "cli/app.hpp"
 #include "cli/format.hpp"
 #include "util/text.hpp"
+#include "voxq/log.hpp"
 #include "voxq/speech.hpp"
+#include "voxq/version.hpp"
 
 namespace voxq::cli {
 
@@ -25,25 +27,28 @@ void add_worker(const CommandContext& ctx) {
         OpenQueue q(ctx_globals);
         Worker w(q.queue, (*options), SpeechEngines::from_env(), webhook_sender());
         w.start();
-        std::fprintf(stderr, "voxq worker: %d processors on %s\n", (*options).concurrency,
-                     redact_credentials(q.queue.config().database_url).c_str());
+        Logger& log = q.queue.logger();
+        log.info("voxq worker: started",
+                 {{"processors", (*options).concurrency},
+                  {"queue", (*options).queue.empty() ? "(every queue)" : (*options).queue},
+                  {"database", redact_credentials(q.queue.config().database_url)},
+                  {"version", version()}});
         int sig = 0;
         sigwait(&signals, &sig);
-        std::fprintf(stderr, "voxq worker: stopping (finishing tasks in flight)\n");
+        log.info("voxq worker: stopping (finishing tasks in flight)");
         w.stop();
         const WorkerCounters& c = w.counters();
-        std::fprintf(
-            stderr,
-            "voxq worker: completed %lld, retried %lld, discarded %lld, released %lld; "
-            "%lld items delivered, %.1f s of audio; processor time: synthesis %.2f s, "
-            "encoding %.2f s, delivery %.2f s\n",
-            static_cast<long long>(c.completed.load()), static_cast<long long>(c.retried.load()),
-            static_cast<long long>(c.discarded.load()), static_cast<long long>(c.released.load()),
-            static_cast<long long>(c.items_delivered.load()),
-            static_cast<double>(c.audio_ms.load()) / 1000.0,
-            static_cast<double>(c.synthesis.sum_us.load()) / 1e6,
-            static_cast<double>(c.encoding_us.load()) / 1e6,
-            static_cast<double>(c.delivery_us.load()) / 1e6);
+        // Processor time spent in each stage, for capacity planning (bench_speech reads it).
+        log.info("voxq worker: stopped",
+                 {{"completed", c.completed.load()},
+                  {"retried", c.retried.load()},
+                  {"discarded", c.discarded.load()},
+                  {"released", c.released.load()},
+                  {"items_delivered", c.items_delivered.load()},
+                  {"audio_seconds", static_cast<double>(c.audio_ms.load()) / 1000.0},
+                  {"synthesis_seconds", static_cast<double>(c.synthesis.sum_us.load()) / 1e6},
+                  {"encoding_seconds", static_cast<double>(c.encoding_us.load()) / 1e6},
+                  {"delivery_seconds", static_cast<double>(c.delivery_us.load()) / 1e6}});
         return 0;
     });
 }

@@ -10,11 +10,15 @@ namespace voxq::pg {
 
 void listen_for_work(const std::string& conninfo, const std::string& schema,
                      const std::string& channel, const std::stop_token& stop,
-                     const std::function<void()>& on_work) {
+                     const std::function<void()>& on_work, Logger& logger) {
+    // Logged once per outage, not once per reconnect attempt.
+    bool away = false;
     while (!stop.stop_requested()) {
         try {
             PgConnection conn(conninfo, schema);
             conn.exec(("LISTEN " + conn.quote_identifier(channel)).c_str());
+            if (away) logger.info("PostgreSQL reachable again: listening for new work");
+            away = false;
             on_work();  // anything made due while we were not listening
             while (!stop.stop_requested() && conn.healthy()) {
                 if (conn.wait_readable(200)) {
@@ -24,8 +28,18 @@ void listen_for_work(const std::string& conninfo, const std::string& schema,
                     }
                 }
             }
-        } catch (const StoreError&) {
+            if (!stop.stop_requested()) {
+                logger.warning(
+                    "PostgreSQL LISTEN connection lost; reconnecting (workers poll meanwhile)");
+                away = true;
+            }
+        } catch (const StoreError& e) {
             // Server away: try again shortly. Workers keep polling meanwhile.
+            if (!away) {
+                logger.warning("PostgreSQL unreachable for LISTEN; retrying every second",
+                               {{"error", e.what()}});
+            }
+            away = true;
         }
         for (int i = 0; i < 10 && !stop.stop_requested(); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));

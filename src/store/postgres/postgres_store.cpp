@@ -66,8 +66,9 @@ Task read_task(const PgResult& r, int row) {
 
 class PostgresStore final : public Store {
   public:
-    PostgresStore(std::string conninfo, const QueueConfig& config)
-        : conninfo_(std::move(conninfo)),
+    PostgresStore(std::string conninfo, const QueueConfig& config, std::shared_ptr<Logger> logger)
+        : logger_(std::move(logger)),
+          conninfo_(std::move(conninfo)),
           schema_(config.postgres_schema),
           channel_("voxq_" + config.postgres_schema),
           pool_(conninfo_, schema_, static_cast<std::size_t>(config.postgres_pool_size),
@@ -476,7 +477,7 @@ class PostgresStore final : public Store {
         std::lock_guard lock(listener_mutex_);
         if (listener_.joinable() || pool_.closed()) return;
         listener_ = std::jthread([this, on_work = std::move(on_work)](const std::stop_token& stop) {
-            listen_for_work(conninfo_, schema_, channel_, stop, on_work);
+            listen_for_work(conninfo_, schema_, channel_, stop, on_work, *logger_);
         });
     }
 
@@ -654,6 +655,7 @@ class PostgresStore final : public Store {
         return r.rows() > 0 ? std::string(r.text(0, 0)) : std::string("(unknown)");
     }
 
+    std::shared_ptr<Logger> logger_;
     const std::string conninfo_;
     const std::string schema_;
     const std::string channel_;  // NOTIFY channel of this schema
@@ -670,8 +672,9 @@ class PostgresStore final : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> open_postgres_store(const std::string& conninfo, const QueueConfig& config) {
-    return std::make_unique<PostgresStore>(conninfo, config);
+std::unique_ptr<Store> open_postgres_store(const std::string& conninfo, const QueueConfig& config,
+                                           std::shared_ptr<Logger> logger) {
+    return std::make_unique<PostgresStore>(conninfo, config, std::move(logger));
 }
 
 }  // namespace voxq::pg

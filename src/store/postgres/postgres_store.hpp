@@ -16,6 +16,8 @@
 namespace voxq::pg {
 
 // `conninfo`: a libpq URL (postgresql://...). Connects lazily.
-std::unique_ptr<Store> open_postgres_store(const std::string& conninfo, const QueueConfig& config);
+// `logger` hears of the LISTEN connection lost and regained.
+std::unique_ptr<Store> open_postgres_store(const std::string& conninfo, const QueueConfig& config,
+                                           std::shared_ptr<Logger> logger);
 
 }  // namespace voxq::pg
