@@ -47,7 +47,9 @@ fuzz: deps
 bench: build
 	scripts/bench.sh
 
-run: build
+# Only what the demo runs: the voxq command and its espeak helper.
+run: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target voxq_cli voxq_espeak
 	scripts/run.sh
 
 format:

@@ -110,11 +110,25 @@ struct Helper {
     }
 };
 
+// $VOXQ_ESPEAK_HELPER; else voxq-espeak next to the running program (the build
+// tree, the Python package), or in ../libexec/voxq from it (an installed voxq,
+// whatever the prefix); else where `cmake --install` was configured to put it.
 std::string default_helper() {
     if (auto helper = env::Reader().text("VOXQ_ESPEAK_HELPER")) return *helper;
     std::error_code ec;
     const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    return ec ? std::string("voxq-espeak") : (self.parent_path() / "voxq-espeak").string();
+    if (!ec) {
+        for (const auto& candidate :
+             {self.parent_path() / "voxq-espeak",
+              self.parent_path().parent_path() / "libexec" / "voxq" / "voxq-espeak"}) {
+            if (std::filesystem::exists(candidate, ec)) return candidate.string();
+        }
+    }
+#ifdef VOXQ_ESPEAK_HELPER_INSTALLED
+    return VOXQ_ESPEAK_HELPER_INSTALLED;
+#else
+    return "voxq-espeak";
+#endif
 }
 }  // namespace
 
