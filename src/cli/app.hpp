@@ -76,5 +76,6 @@ void add_sink(const CommandContext& ctx);
 void add_migrate(const CommandContext& ctx);
 void add_secret(const CommandContext& ctx);
 void add_version(const CommandContext& ctx);
+void add_config(const CommandContext& ctx);
 
 }  // namespace voxq::cli

@@ -1,12 +1,15 @@
 // The voxq command, run as a user runs it: exit statuses, one-line errors, JSON.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "support/temp_dir.hpp"
+#include "voxq/config.hpp"
 #include "voxq/webhook.hpp"
 
 namespace voxq {
@@ -45,8 +48,85 @@ class Cli : public ::testing::Test {
     std::string url_ = dir_.sqlite_url();
 };
 
+constexpr const char* kSecretForConfig = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 constexpr const char* kTask =
     R"({"items":[{"request":{"text":"Hi","voice_id":"espeak.en-us"},"response_url":"http://127.0.0.1:9/cb"}]})";
+
+// voxq config: the first thing an operator runs.
+TEST_F(Cli, ConfigShowsEverySettingItsValueAndSourceWithSecretsRedacted) {
+    url_ = "postgresql://app:pg-pass-7781@db.internal/voxq";
+    const Result r = run(
+        "config --json",
+        "VOXQ_API_TOKEN=token-5d1e0f9a2b3c4d VOXQ_WEBHOOK_SECRET=" + std::string(kSecretForConfig) +
+            " AWS_SECRET_ACCESS_KEY=aws-secret-91c3 VOXQ_ENGINE_KOKORO_URL=http://127.0.0.1:9/v1"
+            " VOXQ_ENGINE_KOKORO_API_KEY=sk-kokoro-0a9f QUEUE_MAX_ATTEMPTS=7 VOXQ_RETRYS=3");
+    ASSERT_EQ(r.status, 0) << r.err;
+    for (const char* secret : {"pg-pass-7781", "token-5d1e0f9a2b3c4d", "aws-secret-91c3",
+                               "sk-kokoro-0a9f", kSecretForConfig + 6}) {
+        EXPECT_EQ(r.out.find(secret), std::string::npos) << secret << " shown:\n" << r.out;
+        EXPECT_EQ(r.err.find(secret), std::string::npos) << secret;
+    }
+    const auto j = nlohmann::json::parse(r.out);
+    std::map<std::string, nlohmann::json> by_name;
+    for (const auto& s : j["settings"]) by_name[s["variable"]] = s;
+    // Every field of QueueConfig is there, with QueueConfig's own default.
+    const QueueConfig defaults;
+    for (const ConfigField& f : config_fields()) {
+        ASSERT_TRUE(by_name.count(std::string(f.variable))) << f.variable << " missing";
+    }
+    EXPECT_EQ(by_name["QUEUE_MAX_ATTEMPTS"]["value"], "7");
+    EXPECT_EQ(by_name["QUEUE_MAX_ATTEMPTS"]["source"], "environment");
+    EXPECT_EQ(by_name["QUEUE_VISIBILITY_TIMEOUT"]["value"],
+              std::to_string(static_cast<int>(defaults.default_visibility_timeout)));
+    EXPECT_EQ(by_name["QUEUE_VISIBILITY_TIMEOUT"]["source"], "default");
+    EXPECT_EQ(by_name["QUEUE_DATABASE_URL"]["value"], "postgresql://app:***@db.internal/voxq");
+    EXPECT_EQ(by_name["VOXQ_API_TOKEN"]["value"], "***");
+    EXPECT_EQ(by_name["VOXQ_ENGINE_KOKORO_API_KEY"]["value"], "***");
+    EXPECT_EQ(by_name["VOXQ_ENGINE_KOKORO_URL"]["value"], "http://127.0.0.1:9/v1");
+    EXPECT_EQ(by_name["VOXQ_LOG_LEVEL"]["value"], "info");
+    const auto& unknown = j["unknown"];
+    EXPECT_NE(std::find(unknown.begin(), unknown.end(), "VOXQ_RETRYS"), unknown.end())
+        << "a typo is pointed out: " << unknown;
+    EXPECT_EQ(std::find(unknown.begin(), unknown.end(), "QUEUE_MAX_ATTEMPTS"), unknown.end());
+}
+
+TEST_F(Cli, ConfigNamesEveryBadSettingAndFails) {
+    const Result r = run("config", "VOXQ_WEBHOOK_TIMEOUT=soon VOXQ_LOG_FORMAT=xml");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("VOXQ_LOG_FORMAT: 'xml'"), std::string::npos) << r.err;
+    // The log setting fails the whole command before `config` runs; alone, the
+    // timeout is named.
+    const Result timeout = run("config", "VOXQ_WEBHOOK_TIMEOUT=soon QUEUE_BATCH_SIZE=0");
+    EXPECT_EQ(timeout.status, 1);
+    EXPECT_NE(timeout.err.find("VOXQ_WEBHOOK_TIMEOUT: 'soon'"), std::string::npos) << timeout.err;
+    EXPECT_NE(timeout.err.find("QUEUE_BATCH_SIZE: '0'"), std::string::npos) << timeout.err;
+    EXPECT_NE(timeout.out.find("VOXQ_WEBHOOK_TIMEOUT"), std::string::npos)
+        << "the table still prints";
+}
+
+TEST_F(Cli, ConfigEnvFileListsEverySettingAndWritesNoSecret) {
+    url_ = "sqlite:////var/lib/voxq/queue.db";
+    const Result r =
+        run("config --env-file", "VOXQ_API_TOKEN=token-5d1e0f9a2b3c4d VOXQ_WEBHOOK_PAYLOAD=raw");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out.find("token-5d1e0f9a2b3c4d"), std::string::npos);
+    EXPECT_NE(r.out.find("\nQUEUE_DATABASE_URL=sqlite:////var/lib/voxq/queue.db\n"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("\nVOXQ_WEBHOOK_PAYLOAD=raw\n"), std::string::npos);
+    EXPECT_NE(r.out.find("\n#VOXQ_API_TOKEN=\n"), std::string::npos);
+    EXPECT_NE(r.out.find("\n#QUEUE_MAX_ATTEMPTS=3\n"), std::string::npos);
+    for (const ConfigField& f : config_fields()) {
+        EXPECT_NE(r.out.find(std::string(f.variable) + "="), std::string::npos) << f.variable;
+    }
+    // Every line is a comment, blank, or NAME=value.
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.empty() || line[0] == '#') continue;
+        EXPECT_NE(line.find('='), std::string::npos) << line;
+    }
+}
 
 TEST_F(Cli, EnqueueShowCancelAndStats) {
     Result r =
