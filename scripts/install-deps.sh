@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages voxq needs to build, test and benchmark.
 # Idempotent: only packages that are missing are installed.
+# --package: also what `make package-test` needs (debootstrap, lintian).
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -15,8 +16,9 @@ packages=(
   chromium python3-websocket wrk curl
   pybind11-dev python3-dev python3-pytest
   libboost-dev python3-jsonschema clang libclang-rt-14-dev
-  python3-soundfile
+  python3-soundfile python3-venv
 )
+[ "${1:-}" = --package ] && packages+=(debootstrap lintian)
 # Node.js and npm run the test-only interop receivers (tests/interop); a machine
 # that already has a Node.js (e.g. from NodeSource, with its own npm) keeps it.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)

@@ -30,7 +30,7 @@ std::string json_string(std::string_view text) {
 // A text-format value: bare when it is one plain word, else quoted; control
 // characters escaped either way.
 std::string text_value(std::string_view text) {
-    const std::string safe = escape_for_terminal(truncate_utf8(text, kMaxValueBytes));
+    std::string safe = escape_for_terminal(truncate_utf8(text, kMaxValueBytes));
     const bool plain = !safe.empty() && safe.find_first_of(" \"=") == std::string::npos;
     if (plain) return safe;
     std::string out = "\"";

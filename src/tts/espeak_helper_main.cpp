@@ -2,6 +2,8 @@
 // state). Reads requests on stdin, answers on stdout (src/tts/espeak_protocol.hpp),
 // one at a time, so espeak is never entered by two threads.
 #include <espeak-ng/speak_lib.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -75,6 +77,15 @@ bool select_voice(const std::map<std::string, std::string>& ids, const std::stri
 }  // namespace
 
 int main() {
+    // Everything this program has to say goes over its pipe. Its stderr is the
+    // worker's log stream (one JSON object a line with VOXQ_LOG_FORMAT=json), and
+    // libespeak-ng's audio layer prints there at start-up ("Failed to create
+    // secure directory (.../pulse)" for a user without a home) although voxq
+    // never plays audio: silenced.
+    if (const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
+        ::dup2(null, 2);
+        ::close(null);
+    }
     const int rate =
         espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, nullptr, espeakINITIALIZE_DONT_EXIT);
     if (rate <= 0) {

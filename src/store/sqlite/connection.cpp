@@ -126,8 +126,8 @@ Connection::Connection(const std::string& path, int busy_timeout_ms, bool synchr
     const int rc = sqlite3_open_v2(target.c_str(), &raw, flags, nullptr);
     db_.reset(raw);  // owns the handle even when opening failed
     if (rc != SQLITE_OK) {
-        std::string folder = std::filesystem::path(path).parent_path().string();
-        if (folder.empty()) folder = ".";
+        const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+        const std::string folder = parent.empty() ? std::string(".") : parent.string();
         const bool read_only = access == Access::ReadOnly || (rc & 0xFF) == SQLITE_READONLY ||
                                on_read_only_filesystem(folder);
         if (!read_only) throw_sqlite(db_.get(), rc, "open " + path);
