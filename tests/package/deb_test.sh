@@ -26,7 +26,7 @@ trap cleanup EXIT
 step() { printf '== %s\n' "$*"; }
 
 step "lintian $(basename "$deb")"
-lintian --fail-on error --suppress-tags-from-file "$(dirname "$0")/lintian-overrides" "$deb"
+lintian --fail-on error "$deb"
 
 step "a fresh Debian 12 root"
 if [ -n "${VOXQ_DEBOOTSTRAP_CACHE:-}" ] && [ -d "$VOXQ_DEBOOTSTRAP_CACHE" ]; then
