@@ -23,16 +23,19 @@ test: test-fast test-asan test-tsan
 
 test-fast: build
 	cd $(BUILD) && ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS)
+	scripts/scan_test_logs.sh $(BUILD)
 
 test-asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVOXQ_SANITIZE=address,undefined -DVOXQ_BUILD_BENCH=OFF
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS)
+	scripts/scan_test_logs.sh build-asan
 
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVOXQ_SANITIZE=thread -DVOXQ_BUILD_BENCH=OFF
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS)
+	scripts/scan_test_logs.sh build-tsan
 
 # Every libFuzzer target for FUZZ_SECONDS each (clang, ASan+UBSan), starting from
 # the committed seed corpora in tests/fuzz/corpus.
