@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "util/text.hpp"
+
 namespace voxq {
 
 namespace {
@@ -16,15 +18,6 @@ constexpr Alias kAliases[] = {
     {"audio/x-wav", "wav"},   {"audio/wave", "wav"}, {"audio/opus", "opus"},
     {"audio/x-flac", "flac"}, {"audio/mp3", "mp3"},
 };
-
-// "Audio/PCM; rate=24000" -> "audio/pcm"
-std::string media_type(std::string_view content_type) {
-    std::string out(content_type.substr(0, content_type.find(';')));
-    while (!out.empty() && out.back() == ' ') out.pop_back();
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 bool same_type(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {

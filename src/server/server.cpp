@@ -304,9 +304,7 @@ struct ApiService::Impl {
             return std::nullopt;
         }
         if (req.method == "POST" && m->route == Route::Tasks) {
-            const std::string type = req.header("content-type");
-            if (!iequals_prefix(type, "application/json") ||
-                (type.size() > 16 && type[16] != ';' && type[16] != ' '))
+            if (media_type(req.header("content-type")) != "application/json")
                 return error_response(415, "unsupported_media_type",
                                       "Content-Type: writes need application/json");
             body_limit = std::min(body_limit, config.max_body_bytes);

@@ -1,5 +1,6 @@
 #include "util/text.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstdint>
@@ -190,6 +191,14 @@ std::string redact_credentials(std::string_view text) {
         out += text[i];
         ++i;
     }
+    return out;
+}
+
+std::string media_type(std::string_view content_type) {
+    std::string out(content_type.substr(0, content_type.find(';')));
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return out;
 }
 

@@ -22,5 +22,8 @@ namespace voxq {
 // any URL becomes "user:***@", and password=... / passwd / sslpassword /
 // X-Amz-Signature / api_key / token parameters are masked.
 [[nodiscard]] std::string redact_credentials(std::string_view text);
+// The media type of a Content-Type value, lower-cased, without parameters:
+// "Audio/PCM; rate=24000" -> "audio/pcm".
+[[nodiscard]] std::string media_type(std::string_view content_type);
 
 }  // namespace voxq

@@ -77,14 +77,6 @@ const json& field(const json& data, const char* name, json::value_t type) {
     return *it;
 }
 
-std::string media_type(const std::string& content_type) {
-    std::string type = content_type.substr(0, content_type.find(';'));
-    while (!type.empty() && type.back() == ' ') type.pop_back();
-    std::transform(type.begin(), type.end(), type.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return type;
-}
-
 // Raised inside the parser callback to stop at once.
 struct BeyondBounds {};
 
