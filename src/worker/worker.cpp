@@ -86,9 +86,11 @@ struct Worker::Impl {
             case Kind::Completed:
                 if (accepted(task, [&] { queue.mark_as_complete(task.id, task.attempt_count); })) {
                     ++counters.completed;
-                    log.debug("task completed", {{"task_id", task.id},
-                                                 {"attempt", task.attempt_count},
-                                                 {"items", task.items.size()}});
+                    if (log.enabled(LogLevel::Debug)) {  // no field built per task otherwise
+                        log.debug("task completed", {{"task_id", task.id},
+                                                     {"attempt", task.attempt_count},
+                                                     {"items", task.items.size()}});
+                    }
                 }
                 break;
             case Kind::Retry:
@@ -149,10 +151,12 @@ struct Worker::Impl {
     // Executes one claimed task and settles its outcome.
     void process(const Task& task) {
         const auto started = std::chrono::steady_clock::now();
-        log.debug("task claimed", {{"task_id", task.id},
-                                   {"attempt", task.attempt_count},
-                                   {"items", task.items.size()},
-                                   {"from_item", task.items_delivered}});
+        if (log.enabled(LogLevel::Debug)) {
+            log.debug("task claimed", {{"task_id", task.id},
+                                       {"attempt", task.attempt_count},
+                                       {"items", task.items.size()},
+                                       {"from_item", task.items_delivered}});
+        }
         const detail::TaskOutcome outcome = executor.run(task, [&](std::int64_t item) {
             return accepted(task,
                             [&] { queue.mark_item_delivered(task.id, item, task.attempt_count); });
