@@ -4,7 +4,7 @@ JOBS ?= 2
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps build test test-fast test-asan test-tsan bench run format lint clean fuzz deb package-test
+.PHONY: all deps build test test-fast test-asan test-tsan bench run format lint clean fuzz deb package-test test-races
 
 all: build
 
@@ -36,6 +36,13 @@ test-tsan: deps
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS)
 	scripts/scan_test_logs.sh build-tsan
+
+# The concurrency, wake-up and multi-process tests, five times each (CI): a race
+# that fails one run in ten shows up here before it shows up for a newcomer.
+RACES := Concurren|Racing|Woken|Wakes|Processes|Sigterm|Sigkilled|KilledAt|AKilled
+test-races: build
+	cd $(BUILD) && ../scripts/with-postgres.sh ctest --output-on-failure -j $(JOBS) \
+	  -R '$(RACES)' --repeat until-fail:5
 
 # Every libFuzzer target for FUZZ_SECONDS each (clang, ASan+UBSan), starting from
 # the committed seed corpora in tests/fuzz/corpus.
