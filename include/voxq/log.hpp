@@ -99,7 +99,4 @@ class StreamLogger final : public Logger {
 // environment when first asked for (ConfigError if VOXQ_LOG_* is invalid).
 [[nodiscard]] std::shared_ptr<Logger> default_logger();
 
-// Writes nothing (for callers that want silence).
-[[nodiscard]] std::shared_ptr<Logger> null_logger();
-
 }  // namespace voxq

@@ -160,7 +160,6 @@ class WorkerQueue {
     [[nodiscard]] const QueueConfig& config() const noexcept;
     [[nodiscard]] const Clock& clock() const noexcept;
     [[nodiscard]] Logger& logger() const noexcept;
-    [[nodiscard]] std::shared_ptr<Logger> shared_logger() const noexcept;
 
   private:
     struct Impl;

@@ -150,19 +150,4 @@ std::shared_ptr<Logger> default_logger() {
     return logger;
 }
 
-namespace {
-
-class NullLogger final : public Logger {
-  public:
-    [[nodiscard]] bool enabled(LogLevel) const noexcept override { return false; }
-    void write(LogLevel, std::string_view, std::initializer_list<LogField>) noexcept override {}
-};
-
-}  // namespace
-
-std::shared_ptr<Logger> null_logger() {
-    static const std::shared_ptr<Logger> logger = std::make_shared<NullLogger>();
-    return logger;
-}
-
 }  // namespace voxq

@@ -375,8 +375,4 @@ Logger& WorkerQueue::logger() const noexcept {
     return *impl_->logger;
 }
 
-std::shared_ptr<Logger> WorkerQueue::shared_logger() const noexcept {
-    return impl_->logger;
-}
-
 }  // namespace voxq

@@ -107,8 +107,10 @@ TEST_F(Cli, ConfigNamesEveryBadSettingAndFails) {
 
 TEST_F(Cli, ConfigEnvFileListsEverySettingAndWritesNoSecret) {
     url_ = "sqlite:////var/lib/voxq/queue.db";
-    const Result r =
-        run("config --env-file", "VOXQ_API_TOKEN=token-5d1e0f9a2b3c4d VOXQ_WEBHOOK_PAYLOAD=raw");
+    const Result r = run("config --env-file",
+                         // A value with a newline would forge a setting of its own in the file.
+                         "VOXQ_API_TOKEN=token-5d1e0f9a2b3c4d VOXQ_WEBHOOK_PAYLOAD=raw "
+                         "VOXQ_ESPEAK_HELPER='/x\nQUEUE_MAX_ATTEMPTS=99'");
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out.find("token-5d1e0f9a2b3c4d"), std::string::npos);
     EXPECT_NE(r.out.find("\nQUEUE_DATABASE_URL=sqlite:////var/lib/voxq/queue.db\n"),
@@ -117,6 +119,7 @@ TEST_F(Cli, ConfigEnvFileListsEverySettingAndWritesNoSecret) {
     EXPECT_NE(r.out.find("\nVOXQ_WEBHOOK_PAYLOAD=raw\n"), std::string::npos);
     EXPECT_NE(r.out.find("\n#VOXQ_API_TOKEN=\n"), std::string::npos);
     EXPECT_NE(r.out.find("\n#QUEUE_MAX_ATTEMPTS=3\n"), std::string::npos);
+    EXPECT_EQ(r.out.find("\nQUEUE_MAX_ATTEMPTS=99"), std::string::npos) << r.out;
     for (const ConfigField& f : config_fields()) {
         EXPECT_NE(r.out.find(std::string(f.variable) + "="), std::string::npos) << f.variable;
     }

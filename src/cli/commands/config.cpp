@@ -32,67 +32,21 @@ enum class Shown { Plain, Secret, Url };
 
 struct Setting {
     std::string variable;
-    const char* fallback;  // the default as text; "" = computed (queue fields) or none
+    std::string fallback;  // the default as text ("" = none)
     const char* meaning;
     Shown shown = Shown::Plain;
 };
 
-// Every setting voxq reads, in the order an operator thinks of them. The queue's
-// own fields take their defaults from QueueConfig itself (a test checks that
-// each of config_fields() is here).
-const std::vector<Setting>& settings() {
-    static const std::vector<Setting> table = {
-        {"QUEUE_DATABASE_URL", "", "sqlite:///path.db, or postgresql://user@host/db", Shown::Url},
-        {"QUEUE_MAX_ATTEMPTS", "", "attempts before a task is discarded"},
-        {"QUEUE_VISIBILITY_TIMEOUT", "",
-         "seconds a claimed task's lease lasts without a heartbeat"},
-        {"QUEUE_RETRY_BACKOFF_MULTIPLIER", "", "each retry waits this many times longer"},
-        {"QUEUE_RETRY_BASE_DELAY", "", "seconds before the first retry"},
-        {"QUEUE_MAX_RETRY_DELAY", "", "longest wait between attempts (caps Retry-After too)"},
-        {"QUEUE_BATCH_SIZE", "", "default size of dequeue and retry"},
-        {"VOXQ_MAX_TEXT_LENGTH", "", "bytes of text per item"},
-        {"VOXQ_SQLITE_SYNCHRONOUS", "",
-         "FULL: a returned write survives power loss; NORMAL: faster, survives a crash"},
-        {"VOXQ_SQLITE_BUSY_TIMEOUT_MS", "", "how long a SQLite write waits for the lock"},
-        {"VOXQ_ERROR_HISTORY", "", "errors kept per task"},
-        {"VOXQ_MAX_STALLS", "", "expired leases before a task is discarded as poison"},
-        {"VOXQ_PG_SCHEMA", "", "PostgreSQL schema of voxq's tables"},
-        {"VOXQ_PG_POOL_SIZE", "", "PostgreSQL connections per process"},
-        {"VOXQ_API_TOKEN", "", "bearer token the HTTP API requires (16+ characters)",
-         Shown::Secret},
-        {"VOXQ_API_MAX_BODY_BYTES", "4194304", "largest request body"},
-        {"VOXQ_API_MAX_TASKS", "1000", "tasks per request"},
-        {"VOXQ_API_MAX_CONNECTIONS", "512", "open connections"},
-        {"VOXQ_API_MAX_CONNECTIONS_PER_CLIENT", "128", "open connections per client address"},
-        {"VOXQ_API_HEADER_TIMEOUT", "10", "seconds for a request line and headers"},
-        {"VOXQ_API_THREADS", "16", "HTTP server threads"},
-        {"VOXQ_WEBHOOK_SECRET", "",
-         "whsec_... secrets deliveries are signed with (space-separated)", Shown::Secret},
-        {"VOXQ_WEBHOOK_PAYLOAD", "json", "json (Standard Webhooks event) or raw (the audio bytes)"},
-        {"VOXQ_WEBHOOK_ALLOW_NETS", "", "CIDRs webhooks may reach although internal"},
-        {"VOXQ_WEBHOOK_CONNECT_TIMEOUT", "5", "seconds to connect to a receiver"},
-        {"VOXQ_WEBHOOK_TIMEOUT", "30", "seconds for a whole delivery"},
-        {"VOXQ_TASK_TIMEOUT", "0", "seconds one attempt may take (0 = no deadline)"},
-        {"VOXQ_ENGINE_ESPEAK_CONCURRENCY", "", "espeak helper processes (default: the cores)"},
-        {"VOXQ_ESPEAK_HELPER", "", "path of voxq-espeak (default: found beside voxq)"},
-        {"VOXQ_STORAGE_URL", "", "s3://BUCKET[/PREFIX]: deliveries carry a link, not the audio"},
-        {"VOXQ_STORAGE_URL_TTL", "604800", "seconds a presigned audio link stays valid"},
-        {"VOXQ_S3_ENDPOINT", "", "http(s)://host[:port] of an S3-compatible store"},
-        {"VOXQ_S3_REGION", "us-east-1", "the store's region"},
-        {"AWS_ACCESS_KEY_ID", "", "object storage credentials"},
-        {"AWS_SECRET_ACCESS_KEY", "", "object storage credentials", Shown::Secret},
-        {"AWS_SESSION_TOKEN", "", "object storage credentials (temporary)", Shown::Secret},
-        {"VOXQ_SINK_SECRET", "", "whsec_... secrets voxq sink verifies with", Shown::Secret},
-        {"VOXQ_LOG_LEVEL", "info", "debug, info, warning or error"},
-        {"VOXQ_LOG_FORMAT", "text", "text, or json (one object a line, for journald)"},
-    };
-    return table;
+std::string text(double value) {
+    char out[64];
+    std::snprintf(out, sizeof out, "%g", value);
+    return out;
 }
-
-// The settings of engines configured by name (VOXQ_ENGINE_KOKORO_URL, ...).
-Setting engine_setting(const std::string& variable) {
-    const bool secret = variable.ends_with("_API_KEY");
-    return {variable, "", "an engine configured by name", secret ? Shown::Secret : Shown::Plain};
+std::string text(std::size_t value) {
+    return std::to_string(value);
+}
+std::string text(std::int64_t value) {
+    return std::to_string(value);
 }
 
 std::string queue_default(std::string_view variable) {
@@ -107,17 +61,97 @@ std::string queue_default(std::string_view variable) {
                     return value;
                 } else if constexpr (std::is_same_v<T, SqliteSynchronous>) {
                     return std::string(to_string(value));
-                } else if constexpr (std::is_same_v<T, double>) {
-                    char text[64];
-                    std::snprintf(text, sizeof text, "%g", value);
-                    return text;
                 } else {
-                    return std::to_string(value);
+                    return text(value);
                 }
             },
             f.member);
     }
     return {};
+}
+
+// Every setting voxq reads, in the order an operator thinks of them. Defaults
+// come from the config structs themselves, so they cannot drift from what the
+// readers use (a test checks that each of config_fields() is here).
+const std::vector<Setting>& settings() {
+    static const std::vector<Setting> table = [] {
+        const ServerConfig server;
+        const WebhookConfig webhook;
+        const StorageConfig storage;
+        const WorkerOptions worker;
+        const LogConfig log;
+        return std::vector<Setting>{
+            {"QUEUE_DATABASE_URL", queue_default("QUEUE_DATABASE_URL"),
+             "sqlite:///path.db, or postgresql://user@host/db", Shown::Url},
+            {"QUEUE_MAX_ATTEMPTS", queue_default("QUEUE_MAX_ATTEMPTS"),
+             "attempts before a task is discarded"},
+            {"QUEUE_VISIBILITY_TIMEOUT", queue_default("QUEUE_VISIBILITY_TIMEOUT"),
+             "seconds a claimed task's lease lasts without a heartbeat"},
+            {"QUEUE_RETRY_BACKOFF_MULTIPLIER", queue_default("QUEUE_RETRY_BACKOFF_MULTIPLIER"),
+             "each retry waits this many times longer"},
+            {"QUEUE_RETRY_BASE_DELAY", queue_default("QUEUE_RETRY_BASE_DELAY"),
+             "seconds before the first retry"},
+            {"QUEUE_MAX_RETRY_DELAY", queue_default("QUEUE_MAX_RETRY_DELAY"),
+             "longest wait between attempts (caps Retry-After too)"},
+            {"QUEUE_BATCH_SIZE", queue_default("QUEUE_BATCH_SIZE"),
+             "default size of dequeue and retry"},
+            {"VOXQ_MAX_TEXT_LENGTH", queue_default("VOXQ_MAX_TEXT_LENGTH"),
+             "bytes of text per item"},
+            {"VOXQ_SQLITE_SYNCHRONOUS", queue_default("VOXQ_SQLITE_SYNCHRONOUS"),
+             "FULL: a returned write survives power loss; NORMAL: faster, survives a crash"},
+            {"VOXQ_SQLITE_BUSY_TIMEOUT_MS", queue_default("VOXQ_SQLITE_BUSY_TIMEOUT_MS"),
+             "how long a SQLite write waits for the lock"},
+            {"VOXQ_ERROR_HISTORY", queue_default("VOXQ_ERROR_HISTORY"), "errors kept per task"},
+            {"VOXQ_MAX_STALLS", queue_default("VOXQ_MAX_STALLS"),
+             "expired leases before a task is discarded as poison"},
+            {"VOXQ_PG_SCHEMA", queue_default("VOXQ_PG_SCHEMA"),
+             "PostgreSQL schema of voxq's tables"},
+            {"VOXQ_PG_POOL_SIZE", queue_default("VOXQ_PG_POOL_SIZE"),
+             "PostgreSQL connections per process"},
+            {"VOXQ_API_TOKEN", "", "bearer token the HTTP API requires (16+ characters)",
+             Shown::Secret},
+            {"VOXQ_API_MAX_BODY_BYTES", text(server.max_body_bytes), "largest request body"},
+            {"VOXQ_API_MAX_TASKS", text(server.max_tasks_per_request), "tasks per request"},
+            {"VOXQ_API_MAX_CONNECTIONS", text(server.max_connections), "open connections"},
+            {"VOXQ_API_MAX_CONNECTIONS_PER_CLIENT", text(server.max_connections_per_client),
+             "open connections per client address"},
+            {"VOXQ_API_HEADER_TIMEOUT", text(server.header_timeout_seconds),
+             "seconds for a request line and headers"},
+            {"VOXQ_API_THREADS", text(server.threads), "HTTP server threads"},
+            {"VOXQ_WEBHOOK_SECRET", "",
+             "whsec_... secrets deliveries are signed with (space-separated)", Shown::Secret},
+            {"VOXQ_WEBHOOK_PAYLOAD", webhook.payload == WebhookPayload::Json ? "json" : "raw",
+             "json (Standard Webhooks event) or raw (the audio bytes)"},
+            {"VOXQ_WEBHOOK_ALLOW_NETS", "", "CIDRs webhooks may reach although internal"},
+            {"VOXQ_WEBHOOK_CONNECT_TIMEOUT", text(webhook.connect_timeout),
+             "seconds to connect to a receiver"},
+            {"VOXQ_WEBHOOK_TIMEOUT", text(webhook.total_timeout), "seconds for a whole delivery"},
+            {"VOXQ_TASK_TIMEOUT", text(worker.task_timeout),
+             "seconds one attempt may take (0 = no deadline)"},
+            {"VOXQ_ENGINE_ESPEAK_CONCURRENCY", "", "espeak helper processes (default: the cores)"},
+            {"VOXQ_ESPEAK_HELPER", "", "path of voxq-espeak (default: found beside voxq)"},
+            {"VOXQ_STORAGE_URL", "",
+             "s3://BUCKET[/PREFIX]: deliveries carry a link, not the audio"},
+            {"VOXQ_STORAGE_URL_TTL", text(storage.url_ttl),
+             "seconds a presigned audio link stays valid"},
+            {"VOXQ_S3_ENDPOINT", "", "http(s)://host[:port] of an S3-compatible store"},
+            {"VOXQ_S3_REGION", storage.region, "the store's region"},
+            {"AWS_ACCESS_KEY_ID", "", "object storage credentials"},
+            {"AWS_SECRET_ACCESS_KEY", "", "object storage credentials", Shown::Secret},
+            {"AWS_SESSION_TOKEN", "", "object storage credentials (temporary)", Shown::Secret},
+            {"VOXQ_SINK_SECRET", "", "whsec_... secrets voxq sink verifies with", Shown::Secret},
+            {"VOXQ_LOG_LEVEL", log_level_name(log.level), "debug, info, warning or error"},
+            {"VOXQ_LOG_FORMAT", log.format == LogFormat::Json ? "json" : "text",
+             "text, or json (one object a line, for journald)"},
+        };
+    }();
+    return table;
+}
+
+// The settings of engines configured by name (VOXQ_ENGINE_KOKORO_URL, ...).
+Setting engine_setting(const std::string& variable) {
+    const bool secret = variable.ends_with("_API_KEY");
+    return {variable, "", "an engine configured by name", secret ? Shown::Secret : Shown::Plain};
 }
 
 std::string shown(const Setting& s, const std::string& value) {
@@ -146,8 +180,7 @@ std::vector<Row> rows(const env::Reader& vars) {
     for (const Setting& s : settings()) {
         known.insert(s.variable);
         const auto set = vars.text(s.variable);
-        std::string value = set ? *set : s.fallback;
-        if (!set && value.empty()) value = queue_default(s.variable);
+        const std::string value = set ? *set : s.fallback;
         out.push_back({s, shown(s, value), set.has_value(), value});
     }
     for (const auto& [variable, value] : vars.with_prefix("VOXQ_ENGINE_")) {
