@@ -36,6 +36,7 @@
 #include "voxq/config.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/log.hpp"
+#include "voxq/store.hpp"
 #include "voxq/task.hpp"
 
 namespace voxq {
@@ -153,6 +154,11 @@ class WorkerQueue {
     // True when the store can only be read (see Store::read_only): stats, lists
     // and tasks can be read; enqueue, dequeue and every mark_as_* throw StoreError.
     [[nodiscard]] bool read_only();
+    // Empty while the store looks sound; otherwise why not (see Store::damage):
+    // writes are then refused, and `voxq check` says more.
+    [[nodiscard]] std::string store_damage();
+    // The full check `voxq check` runs (see Store::check). Empty when healthy.
+    [[nodiscard]] std::vector<StoreFinding> check_store();
 
     // Finishes pending writes, releases the store. Idempotent.
     void close();

@@ -116,6 +116,13 @@ struct QueueOverview {
     std::optional<std::int64_t> oldest_due_us;  // schedule_at of the oldest due PENDING task
 };
 
+// One problem `Store::check` found. `kind` says which check: "schema",
+// "integrity", "counters" or "state"; `detail` says what is wrong and where.
+struct StoreFinding {
+    std::string kind;
+    std::string detail;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -152,6 +159,19 @@ class Store {
     // True when the database can only be read (SQLite on a read-only file or
     // filesystem): reads work, every write throws StoreError naming the file.
     [[nodiscard]] virtual bool read_only() const { return false; }
+
+    // A full consistency check, for `voxq check`: the schema version against
+    // this build's, the database's own integrity check, the per-state counters
+    // against the rows, and rows that break the state rules (PROCESSING without
+    // a lease, progress past the last item, ...). Empty when healthy. Reads only;
+    // works on a damaged or unmigrated database (that is what it is for).
+    [[nodiscard]] virtual std::vector<StoreFinding> check() = 0;
+
+    // Empty while the database looks sound. Otherwise why it does not (a store
+    // that found damage at open or on the way, e.g. SQLite's quick_check or
+    // SQLITE_CORRUPT): from then on every write throws StoreError naming the
+    // file, reads are still tried, and /healthz reports it.
+    [[nodiscard]] virtual std::string damage() const { return {}; }
 
     // Finishes pending writes and releases the database. Idempotent.
     virtual void close() = 0;

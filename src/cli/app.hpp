@@ -74,6 +74,7 @@ void add_worker(const CommandContext& ctx);
 void add_serve(const CommandContext& ctx);
 void add_sink(const CommandContext& ctx);
 void add_migrate(const CommandContext& ctx);
+void add_check(const CommandContext& ctx);
 void add_secret(const CommandContext& ctx);
 void add_version(const CommandContext& ctx);
 void add_config(const CommandContext& ctx);

@@ -282,6 +282,14 @@ bool WorkerQueue::read_only() {
     return impl_->with_store([](Store& s) { return s.read_only(); });
 }
 
+std::string WorkerQueue::store_damage() {
+    return impl_->with_store([](Store& s) { return s.damage(); });
+}
+
+std::vector<StoreFinding> WorkerQueue::check_store() {
+    return impl_->with_store([](Store& s) { return s.check(); });
+}
+
 std::vector<QueueSummary> WorkerQueue::queue_overview() {
     const std::int64_t now_us = detail::seconds_to_us(clock().now_seconds());
     const auto queues = impl_->with_store([&](Store& s) { return s.task_overview(now_us); });

@@ -70,8 +70,12 @@ void outcome_counters(std::string& out, const char* name, const char* help,
 
 }  // namespace
 
-std::string render_metrics(const std::vector<QueueSummary>& queues, const WorkerCounters* worker) {
+std::string render_metrics(const std::vector<QueueSummary>& queues, bool store_healthy,
+                           const WorkerCounters* worker) {
     std::string out;
+    header(out, "voxq_store_healthy", "gauge",
+           "1 while the store looks sound; 0 once it found damage and refuses writes.");
+    out += store_healthy ? "voxq_store_healthy 1\n" : "voxq_store_healthy 0\n";
     header(out, "voxq_tasks", "gauge", "Tasks stored, by queue and state.");
     for (const QueueSummary& q : queues) {
         for (const auto& [state, n] : q.stats) {

@@ -12,6 +12,6 @@ namespace voxq {
 // Tasks per queue and state, the age of each queue's oldest due task, and, when
 // `worker` is given, its histograms and webhook outcomes.
 [[nodiscard]] std::string render_metrics(const std::vector<QueueSummary>& queues,
-                                         const WorkerCounters* worker);
+                                         bool store_healthy, const WorkerCounters* worker);
 
 }  // namespace voxq

@@ -345,7 +345,7 @@ struct ApiService::Impl {
                 return respond(queue.logger(), req, [&] {
                     http::Response res;
                     res.content_type = "text/plain; version=0.0.4";
-                    res.body = render_metrics(queue.queue_overview(),
+                    res.body = render_metrics(queue.queue_overview(), queue.store_damage().empty(),
                                               worker ? &worker->counters() : nullptr);
                     return res;
                 });
@@ -362,8 +362,6 @@ struct ApiService::Impl {
     }
 
     http::Response post_tasks(const http::Request& req) {
-        // Each task costs a few dozen JSON values at most; anything beyond is refused
-        // while parsing instead of after.
         // Each task costs a few dozen JSON values at most; anything beyond is refused
         // by a linear pass before any value is built.
         check_json_bounds(req.body, config.max_tasks_per_request * 64 + 64, 16, "body",
@@ -410,12 +408,18 @@ struct ApiService::Impl {
     }
 
     http::Response health(const http::Request& req) {
+        // The store's own words only for those holding the token.
+        const bool detail = config.api_token.empty() ? false : has_valid_token(req);
         try {
             (void)queue.get_queue_stats();
+            if (const std::string damage = queue.store_damage(); !damage.empty()) {
+                return error_response(503, "store_damaged",
+                                      detail ? damage
+                                             : std::string("the store is damaged and refuses "
+                                                           "writes: run `voxq check`"));
+            }
             return json_response("{\"status\":\"ok\"}");
         } catch (const std::exception& e) {
-            // The store's own words only for those holding the token.
-            const bool detail = config.api_token.empty() ? false : has_valid_token(req);
             return error_response(
                 503, "store_unavailable",
                 detail ? redact_credentials(e.what()) : std::string("the store cannot be read"));

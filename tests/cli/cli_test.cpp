@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/sqlite.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/config.hpp"
 #include "voxq/webhook.hpp"
@@ -129,6 +130,23 @@ TEST_F(Cli, ConfigEnvFileListsEverySettingAndWritesNoSecret) {
         if (line.empty() || line[0] == '#') continue;
         EXPECT_NE(line.find('='), std::string::npos) << line;
     }
+}
+
+TEST_F(Cli, CheckSaysOkForAHealthyStoreAndOneLinePerFindingOtherwise) {
+    ASSERT_EQ(run("migrate").status, 0);
+    ASSERT_EQ(run("enqueue --text Hi --voice espeak.en-us --url http://127.0.0.1:9/cb").status, 0);
+    Result r = run("check");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "ok\n");
+    QueueConfig config;
+    config.database_url = url_;
+    testing::sqlite_exec(config, "UPDATE task_counts SET n = 7");
+    r = run("check");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.out, "counters: queue \"default\" PENDING: the counter says 7, the rows are 1\n");
+    r = run("check --json");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(nlohmann::json::parse(r.out).at(0).at("kind"), "counters");
 }
 
 TEST_F(Cli, EnqueueShowCancelAndStats) {

@@ -5,6 +5,8 @@
 #include <httplib.h>
 #include <sqlite3.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -13,6 +15,8 @@
 #include <thread>
 
 #include "support/audio.hpp"
+#include "support/sqlite.hpp"
+#include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/audio_format.hpp"
 #include "voxq/errors.hpp"
@@ -136,6 +140,32 @@ TEST_F(Api, EveryEndpointDoesItsOperation) {
     r = call("GET", "/");
     EXPECT_EQ(r.status, 200);
     EXPECT_NE(r.text.find("<title>voxq</title>"), std::string::npos);
+}
+
+TEST_F(Api, ADamagedStoreFailsHealthzAndMetricsSaySo) {
+    EXPECT_NE(call("GET", "/metrics").text.find("voxq_store_healthy 1\n"), std::string::npos);
+    for (int batch = 0; batch < 4; ++batch) {
+        std::vector<Task> tasks = testing::make_tasks(500);
+        for (Task& t : tasks) t.items[0].request.text = std::string(400, 'a' + batch);
+        queue_->enqueue(tasks);
+    }
+    server_.reset();
+    queue_.reset();
+    const std::string path = testing::sqlite_path(config_);
+    {
+        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) / 2));
+        const std::string garbage(32 * 1024, '\x5a');
+        f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+    }
+    open();
+    expect_error(call("GET", "/healthz"), 503, "store_damaged", "voxq check");
+    const Reply metrics = call("GET", "/metrics");
+    EXPECT_EQ(metrics.status, 200);
+    EXPECT_NE(metrics.text.find("voxq_store_healthy 0\n"), std::string::npos) << metrics.text;
+    const Reply refused = call("POST", "/v1/tasks", task_json("x").dump());
+    EXPECT_GE(refused.status, 500) << refused.text;
+    EXPECT_EQ(total(), 2000);
 }
 
 TEST_F(Api, VoicesComeFromTheEngines) {

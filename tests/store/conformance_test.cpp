@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "support/postgres.hpp"
+#include "support/sqlite.hpp"
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/queue.hpp"
@@ -28,6 +29,8 @@ struct StoreTarget {
     std::string name;
     std::function<void(QueueConfig&, const TempDir&)> configure;
     bool needs_postgres = false;
+    // Runs SQL on the store's database behind the queue's back (none: cannot).
+    std::function<void(const QueueConfig&, const std::string&)> tamper;
 };
 
 void PrintTo(const StoreTarget& target, std::ostream* os) {
@@ -806,15 +809,47 @@ TEST_P(StoreConformance, UseBeforeInitializeOrAfterCloseIsRefused) {
     EXPECT_THROW(queue_->mark_as_cancelled(id), QueueError);
 }
 
+TEST_P(StoreConformance, CheckIsCleanInEveryStateAndNamesWhatWasTamperedWith) {
+    for (TaskState state : kAllTaskStates) (void)task_in(state);
+    Task progressing = processing_task();
+    queue_->mark_item_delivered(progressing.id, 0, progressing.attempt_count);
+    queue_->retry(100);  // sweeps the RETRYABLE one
+    EXPECT_TRUE(queue_->check_store().empty());
+    EXPECT_EQ(queue_->store_damage(), "");
+    if (!GetParam().tamper) GTEST_SKIP() << "this store cannot be changed from outside";
+    GetParam().tamper(config_,
+                      "UPDATE task_counts SET n = n + 3 WHERE state = 0; "
+                      "UPDATE tasks SET heartbeat_at = 0 WHERE id = '" +
+                          progressing.id + "'");
+    const std::vector<StoreFinding> findings = queue_->check_store();
+    ASSERT_EQ(findings.size(), 2U);
+    EXPECT_EQ(findings[0].kind, "counters");
+    EXPECT_NE(findings[0].detail.find("queue \"default\" PENDING: the counter says"),
+              std::string::npos)
+        << findings[0].detail;
+    EXPECT_EQ(findings[1].kind, "state");
+    EXPECT_NE(findings[1].detail.find("1 task(s) with PROCESSING without a lease"),
+              std::string::npos)
+        << findings[1].detail;
+    EXPECT_NE(findings[1].detail.find(progressing.id), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance,
                          ::testing::Values(StoreTarget{"SqliteFile",
                                                        [](QueueConfig& c, const TempDir& d) {
                                                            c.database_url = d.sqlite_url();
+                                                       },
+                                                       false,
+                                                       [](const QueueConfig& c,
+                                                          const std::string& sql) {
+                                                           testing::sqlite_exec(c, sql);
                                                        }},
                                            StoreTarget{"SqliteMemory",
                                                        [](QueueConfig& c, const TempDir&) {
                                                            c.database_url = "sqlite:///:memory:";
-                                                       }}),
+                                                       },
+                                                       false,
+                                                       nullptr}),
                          [](const ::testing::TestParamInfo<StoreTarget>& target) {
                              return target.param.name;
                          });
@@ -826,7 +861,13 @@ INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance,
                                                            c.postgres_schema =
                                                                testing::fresh_schema();
                                                        },
-                                                       true}),
+                                                       true,
+                                                       [](const QueueConfig& c,
+                                                          const std::string& sql) {
+                                                           testing::pg_exec(
+                                                               "SET search_path TO " +
+                                                               c.postgres_schema + "; " + sql);
+                                                       }}),
                          [](const ::testing::TestParamInfo<StoreTarget>& target) {
                              return target.param.name;
                          });

@@ -17,6 +17,7 @@
 #include "store/postgres/pg_migrations.hpp"
 #include "store/postgres/pg_pool.hpp"
 #include "store/sql_states.hpp"
+#include "store/store_check.hpp"
 #include "store/store_rules.hpp"
 #include "store/task_row.hpp"
 #include "voxq/errors.hpp"
@@ -479,6 +480,88 @@ class PostgresStore final : public Store {
         listener_ = std::jthread([this, on_work = std::move(on_work)](const std::stop_token& stop) {
             listen_for_work(conninfo_, schema_, channel_, stop, on_work, *logger_);
         });
+    }
+
+    std::vector<StoreFinding> check() override {
+        std::vector<StoreFinding> out;
+        with_conn([&](PgConnection& c, int) {
+            // One snapshot: the counters and the rows are read as of one moment,
+            // so writers running meanwhile cannot make them disagree.
+            Transaction txn(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+            // Each query behind a savepoint: one failure does not hide the rest.
+            auto guarded = [&](const std::string& what, const std::function<void()>& fn) {
+                c.exec("SAVEPOINT voxq_check");
+                try {
+                    fn();
+                    c.exec("RELEASE SAVEPOINT voxq_check");
+                } catch (const StoreError& e) {
+                    out.push_back({"integrity", "cannot read " + what + ": " + e.what()});
+                    c.exec("ROLLBACK TO SAVEPOINT voxq_check");
+                }
+            };
+            std::int64_t version = 0;
+            guarded("the schema version", [&] {
+                if (c.run_once("SELECT to_regclass('voxq_schema') IS NOT NULL", {}).text(0, 0) ==
+                    "t") {
+                    version = c.run_once("SELECT COALESCE(MAX(version), 0) FROM voxq_schema", {})
+                                  .int64(0, 0);
+                }
+            });
+            const auto latest = static_cast<std::int64_t>(kMigrations.back().version);
+            detail::check_schema_version(version, latest, out);
+            if (version < latest) return;
+            // PostgreSQL keeps its own pages consistent (WAL, checksums if enabled);
+            // its indexes are verified when the amcheck extension is installed.
+            guarded("the indexes (amcheck)", [&] {
+                if (c.run_once("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'", {})
+                        .int64(0, 0) == 0) {
+                    return;
+                }
+                c.run_once(
+                    "SELECT bt_index_check(i.indexrelid) FROM pg_index i JOIN pg_class r ON "
+                    "r.oid = i.indexrelid JOIN pg_am a ON a.oid = r.relam WHERE a.amname = "
+                    "'btree' AND i.indrelid IN ('tasks'::regclass, 'task_errors'::regclass, "
+                    "'task_counts'::regclass)",
+                    {});
+            });
+            guarded("the counters", [&] {
+                detail::CountsByQueueState rows;
+                detail::CountsByQueueState counters;
+                const PgResult counted = c.run_once(detail::kRowCountsSql, {});
+                for (int i = 0; i < counted.rows(); ++i) {
+                    rows[{std::string(counted.text(i, 0)), counted.int64(i, 1)}] = counted.int64(i, 2);
+                }
+                const PgResult sums = c.run_once(detail::kCounterSumsSql, {});
+                for (int i = 0; i < sums.rows(); ++i) {
+                    if (sums.int64(i, 2) != 0) {
+                        counters[{std::string(sums.text(i, 0)), sums.int64(i, 1)}] = sums.int64(i, 2);
+                    }
+                }
+                detail::compare_counters(rows, counters, out);
+            });
+            auto rule = [&](const char* broken, const char* sql) {
+                guarded(broken, [&] {
+                    const PgResult r = c.run_once(sql, {});
+                    if (r.rows() > 0) {
+                        detail::add_rule_finding(out, broken, r.int64(0, 0), std::string(r.text(0, 1)));
+                    }
+                });
+            };
+            for (const detail::StateRule& r : detail::kStateRules) rule(r.broken, r.sql);
+            rule("items_delivered past the last item",
+                 "SELECT count(*), min(id) FROM tasks WHERE items_delivered > "
+                 "json_array_length(items::json)");
+            guarded("the error history", [&] {
+                const PgResult r = c.run_once(detail::kOrphanErrorsSql, {});
+                if (r.int64(0, 0) > 0) {
+                    out.push_back({"state", std::string(r.text(0, 0)) +
+                                                " error history row(s) of a task that is gone, "
+                                                "e.g. " +
+                                                std::string(r.text(0, 1))});
+                }
+            });
+        });
+        return out;
     }
 
     void close() override {

@@ -29,6 +29,13 @@ class ReadOnlyDatabase : public StoreError {
     using StoreError::StoreError;
 };
 
+// SQLite found the file damaged (SQLITE_CORRUPT, SQLITE_NOTADB). Not retryable:
+// the same read finds the same damage.
+class DatabaseDamaged : public StoreError {
+  public:
+    using StoreError::StoreError;
+};
+
 struct DbDeleter {
     void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
 };

@@ -108,8 +108,12 @@ std::vector<std::exception_ptr> GroupCommit::run_group(const std::vector<WriteOp
                         bool in_doubt) {
         std::string message = "store failed";
         bool retryable = false;
+        bool damaged = false;
         try {
             std::rethrow_exception(cause);
+        } catch (const DatabaseDamaged& e) {
+            message = e.what();
+            damaged = true;
         } catch (const StoreError& e) {
             message = e.what();
             retryable = e.retryable();
@@ -118,10 +122,11 @@ std::vector<std::exception_ptr> GroupCommit::run_group(const std::vector<WriteOp
         }
         for (std::size_t i = 0; i < group.size(); ++i) {
             // A write that failed on its own was rolled back already: keep its error.
-            if (!errors[i]) {
-                errors[i] =
-                    std::make_exception_ptr(StoreError(context + message, retryable, in_doubt));
-            }
+            if (errors[i]) continue;
+            // Damage keeps its type: the store stops writing when it sees one.
+            errors[i] = damaged ? std::make_exception_ptr(DatabaseDamaged(context + message, false))
+                                : std::make_exception_ptr(
+                                      StoreError(context + message, retryable, in_doubt));
         }
     };
     try {

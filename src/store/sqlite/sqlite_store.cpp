@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -17,6 +18,7 @@
 #include "store/sqlite/count_deltas.hpp"
 #include "store/sqlite/group_commit.hpp"
 #include "store/sqlite/migrations.hpp"
+#include "store/store_check.hpp"
 #include "store/store_rules.hpp"
 #include "store/task_row.hpp"
 #include "voxq/errors.hpp"
@@ -27,6 +29,21 @@ namespace voxq::sqlite {
 namespace {
 
 constexpr std::size_t kMaxIdleReaders = 8;
+
+// quick_check at open reads every page; past this it stops and trusts the file
+// (a multi-gigabyte queue should not take seconds to start). `voxq check` runs
+// the full integrity_check without a bound.
+constexpr auto kOpenCheckBudget = std::chrono::milliseconds(300);
+
+// SQLite-only rules: items must be a JSON array, progress within it.
+constexpr detail::StateRule kSqliteRules[] = {
+    {"items that are not a JSON array",
+     "SELECT count(*), min(id) FROM tasks WHERE NOT json_valid(items) OR "
+     "json_type(items) <> 'array'"},
+    {"items_delivered past the last item",
+     "SELECT count(*), min(id) FROM tasks WHERE json_valid(items) AND json_type(items) = "
+     "'array' AND items_delivered > json_array_length(items)"},
+};
 
 #define VOXQ_TASK_COLUMNS                                                                       \
     "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
@@ -93,6 +110,7 @@ class SqliteStore final : public Store {
             read_only_ = true;
             writer = open_connection();
         }
+        if (!in_memory_) damage_ = quick_check(*writer);
         writes_ = std::make_unique<GroupCommit>(std::move(writer));
     }
 
@@ -101,7 +119,7 @@ class SqliteStore final : public Store {
     SqliteStore& operator=(const SqliteStore&) = delete;
 
     void migrate() override {
-        if (read_only_) {
+        if (read_only_ || !damage().empty()) {
             const std::int64_t version = schema_version();
             const auto latest = static_cast<std::int64_t>(kMigrations.back().version);
             if (version < latest) {
@@ -134,6 +152,104 @@ class SqliteStore final : public Store {
     }
 
     [[nodiscard]] bool read_only() const override { return read_only_; }
+
+    [[nodiscard]] std::string damage() const override {
+        std::lock_guard lock(damage_mutex_);
+        return damage_;
+    }
+
+    std::vector<StoreFinding> check() override {
+        // The one connection that holds an in-memory database.
+        if (in_memory_) return read([&](Connection& c) { return check_on(c); });
+        // A connection of its own: the check must see the file as it is now.
+        std::unique_ptr<Connection> conn;
+        try {
+            conn = open_connection();
+        } catch (const StoreError& e) {
+            return {{"integrity", e.what()}};
+        }
+        std::optional<Transaction> snapshot;  // counters and rows as of one moment
+        try {
+            snapshot.emplace(*conn, Transaction::Kind::Deferred);
+        } catch (const StoreError& e) {
+            return {{"integrity", e.what()}};
+        }
+        return check_on(*conn);
+    }
+
+    std::vector<StoreFinding> check_on(Connection& c) const {
+        std::vector<StoreFinding> out;
+        try {
+            Statement& s = c.prepare("PRAGMA integrity_check(100)");
+            while (s.step()) {
+                // One finding per line; SQLite may put several in one row.
+                std::string_view rest = s.text_view(0);
+                while (!rest.empty()) {
+                    const std::size_t end = std::min(rest.find('\n'), rest.size());
+                    const std::string_view line = rest.substr(0, end);
+                    rest.remove_prefix(std::min(end + 1, rest.size()));
+                    if (line.empty() || line == "ok" || line.starts_with("*** in database")) {
+                        continue;
+                    }
+                    out.push_back({"integrity", path_ + ": " + std::string(line)});
+                }
+            }
+        } catch (const StoreError& e) {
+            out.push_back({"integrity", e.what()});
+        }
+        // The rest reads tables an integrity failure may have damaged: each
+        // query on its own, so one unreadable table does not hide the others.
+        auto guarded = [&](const char* what, const std::function<void()>& fn) {
+            try {
+                fn();
+            } catch (const StoreError& e) {
+                out.push_back({"integrity", std::string("cannot read ") + what + ": " + e.what()});
+            }
+        };
+        std::int64_t version = 0;
+        guarded("the schema version", [&] {
+            Statement& exists = c.prepare(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'voxq_schema'");
+            if (!exists.step()) return;
+            Statement& v = c.prepare("SELECT COALESCE(MAX(version), 0) FROM voxq_schema");
+            if (v.step()) version = v.int64(0);
+        });
+        detail::check_schema_version(version, static_cast<std::int64_t>(kMigrations.back().version),
+                                     out);
+        if (version < static_cast<std::int64_t>(kMigrations.back().version)) return out;
+        guarded("the counters", [&] {
+            detail::CountsByQueueState rows;
+            detail::CountsByQueueState counters;
+            Statement& counted = c.prepare(detail::kRowCountsSql);
+            while (counted.step()) rows[{counted.text(0), counted.int64(1)}] = counted.int64(2);
+            Statement& sums = c.prepare(detail::kCounterSumsSql);
+            while (sums.step()) {
+                if (sums.int64(2) != 0) counters[{sums.text(0), sums.int64(1)}] = sums.int64(2);
+            }
+            detail::compare_counters(rows, counters, out);
+        });
+        guarded("the task rows", [&] {
+            std::vector<detail::StateRule> rules(std::begin(detail::kStateRules),
+                                                 std::end(detail::kStateRules));
+            rules.insert(rules.end(), std::begin(kSqliteRules), std::end(kSqliteRules));
+            for (const detail::StateRule& r : rules) {
+                Statement& s = c.prepare(r.sql);
+                if (s.step()) {
+                    detail::add_rule_finding(out, r.broken, s.int64(0),
+                                             s.is_null(1) ? "" : s.text(1));
+                }
+            }
+        });
+        guarded("the error history", [&] {
+            Statement& s = c.prepare(detail::kOrphanErrorsSql);
+            if (s.step() && s.int64(0) > 0) {
+                out.push_back({"state", std::to_string(s.int64(0)) +
+                                            " error history row(s) of a task that is gone, e.g. " +
+                                            s.text(1)});
+            }
+        });
+        return out;
+    }
 
     std::int64_t schema_version() override {
         return read([](Connection& c) -> std::int64_t {
@@ -544,7 +660,8 @@ class SqliteStore final : public Store {
         detail::throw_refusal(p, current);
     }
 
-    // Every write goes through the group commit; none to a read-only database.
+    // Every write goes through the group commit; none to a read-only or
+    // damaged database.
     void write(GroupCommit::WriteFn fn) {
         if (read_only_) {
             throw StoreError(path_ +
@@ -552,7 +669,50 @@ class SqliteStore final : public Store {
                                  "cannot be written): only reads are possible",
                              false);
         }
-        writes_->write(std::move(fn));
+        if (const std::string why = damage(); !why.empty()) {
+            throw StoreError(path_ + " is damaged, so voxq refuses to write to it (" + why +
+                                 "); run `voxq check`, then restore it from a backup",
+                             false);
+        }
+        try {
+            writes_->write(std::move(fn));
+        } catch (const DatabaseDamaged& e) {
+            note_damage(e.what());
+            throw;
+        }
+    }
+
+    void note_damage(const std::string& why) {
+        std::lock_guard lock(damage_mutex_);
+        if (damage_.empty()) damage_ = why;
+    }
+
+    // PRAGMA quick_check, stopped after kOpenCheckBudget. Returns what it found
+    // ("" when the file looks sound or the check ran out of time).
+    std::string quick_check(Connection& c) const {
+        const auto deadline = std::chrono::steady_clock::now() + kOpenCheckBudget;
+        auto stop_when_late = [](void* arg) -> int {
+            const auto* until = static_cast<const std::chrono::steady_clock::time_point*>(arg);
+            return std::chrono::steady_clock::now() > *until ? 1 : 0;
+        };
+        sqlite3_progress_handler(c.handle(), 10000, stop_when_late,
+                                 const_cast<std::chrono::steady_clock::time_point*>(&deadline));
+        std::string found;
+        try {
+            Statement& s = c.prepare("PRAGMA quick_check(1)");
+            if (s.step() && s.text(0) != "ok") found = "quick_check: " + s.text(0);
+            s.reset();
+        } catch (const DatabaseDamaged& e) {
+            found = e.what();
+        } catch (const StoreError& e) {
+            // Interrupted (out of time) or busy: no verdict, trust the file.
+            if ((sqlite3_errcode(c.handle()) & 0xFF) != SQLITE_INTERRUPT) {
+                sqlite3_progress_handler(c.handle(), 0, nullptr, nullptr);
+                throw;
+            }
+        }
+        sqlite3_progress_handler(c.handle(), 0, nullptr, nullptr);
+        return found;
     }
 
     [[nodiscard]] std::unique_ptr<Connection> open_connection() const {
@@ -590,11 +750,16 @@ class SqliteStore final : public Store {
                 }
             }
         } give_back{this, conn};
-        Transaction txn(*conn, Transaction::Kind::Deferred);  // one snapshot for the read
-        Result out = fn(*conn);
-        conn->reset_statements();
-        txn.commit();
-        return out;
+        try {
+            Transaction txn(*conn, Transaction::Kind::Deferred);  // one snapshot for the read
+            Result out = fn(*conn);
+            conn->reset_statements();
+            txn.commit();
+            return out;
+        } catch (const DatabaseDamaged& e) {
+            note_damage(e.what());
+            throw;
+        }
     }
 
     const std::string path_;
@@ -602,6 +767,8 @@ class SqliteStore final : public Store {
     const int busy_timeout_ms_;
     const bool synchronous_full_;
     bool read_only_ = false;  // set once, in the constructor
+    mutable std::mutex damage_mutex_;
+    std::string damage_;  // guarded by damage_mutex_; never cleared once set
 
     std::unique_ptr<GroupCommit> writes_;
     std::atomic<bool> closed_ = false;

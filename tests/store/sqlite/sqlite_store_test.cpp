@@ -4,8 +4,11 @@
 #include <sys/mount.h>
 
 #include <filesystem>
+#include <fstream>
+#include <random>
 
 #include "support/processes.hpp"
+#include "support/sqlite.hpp"
 #include "support/tasks.hpp"
 #include "support/temp_dir.hpp"
 #include "voxq/errors.hpp"
@@ -268,6 +271,89 @@ TEST_F(SqliteReadOnly, DatabaseThatNeedsMigratingOrIsMissingSaysSo) {
     EXPECT_NE(missing.find(fs_.file("missing.db")), std::string::npos) << missing;
     EXPECT_NE(missing.find("read-only"), std::string::npos) << missing;
     EXPECT_FALSE(std::filesystem::exists(fs_.file("missing.db")));
+}
+
+// A queue file of a few MB, closed; returns its path.
+std::string filled_queue(QueueConfig& config, const TempDir& dir) {
+    config.database_url = dir.sqlite_url();
+    WorkerQueue queue(config);
+    queue.initialize();
+    for (int batch = 0; batch < 4; ++batch) {
+        std::vector<Task> tasks = make_tasks(500);
+        for (Task& t : tasks) t.items[0].request.text = std::string(400, 'a' + batch);
+        queue.enqueue(tasks);
+    }
+    queue.close();
+    return testing::sqlite_path(config);
+}
+
+// Overwrites `size` bytes in the middle of `path` with random bytes, as a bad
+// disk or a stray write would.
+void write_garbage_mid_file(const std::string& path, std::size_t size) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) / 2));
+    std::mt19937 random(7);
+    std::string garbage(size, '\0');
+    for (char& c : garbage) c = static_cast<char>(random());
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+}
+
+TEST(SqliteDamage, GarbageMidFileIsFoundAtOpenAndEveryWriteIsRefusedNamingTheFile) {
+    TempDir dir;
+    QueueConfig config;
+    const std::string path = filled_queue(config, dir);
+    write_garbage_mid_file(path, 32 * 1024);
+
+    WorkerQueue queue(config);
+    queue.initialize();  // reads still work: an operator can see what is left
+    const std::string damage = queue.store_damage();
+    EXPECT_NE(damage.find("quick_check"), std::string::npos) << damage;
+    EXPECT_EQ(queue.get_queue_stats().at("total"), 2000);
+    try {
+        std::vector<Task> one = make_tasks(1);
+        queue.enqueue(one);
+        FAIL() << "a damaged database took a write";
+    } catch (const StoreError& e) {
+        EXPECT_NE(std::string(e.what()).find(path + " is damaged"), std::string::npos) << e.what();
+        EXPECT_FALSE(e.retryable());
+    }
+    EXPECT_THROW(queue.dequeue(), StoreError);
+    EXPECT_THROW(queue.retry(100), StoreError);
+    const std::vector<StoreFinding> findings = queue.check_store();
+    ASSERT_FALSE(findings.empty());
+    EXPECT_EQ(findings[0].kind, "integrity");
+    EXPECT_NE(findings[0].detail.find(path), std::string::npos) << findings[0].detail;
+}
+
+TEST(SqliteDamage, DamageMetWhileRunningStopsWrites) {
+    TempDir dir;
+    QueueConfig config;
+    const std::string path = filled_queue(config, dir);
+    WorkerQueue queue(config);
+    queue.initialize();
+    EXPECT_EQ(queue.store_damage(), "");
+    write_garbage_mid_file(path, 32 * 1024);
+    // A fresh reader meets the damage on disk while listing every task.
+    EXPECT_THROW(queue.list_tasks({}, 5000), StoreError);
+    EXPECT_NE(queue.store_damage(), "");
+    std::vector<Task> one = make_tasks(1);
+    EXPECT_THROW(queue.enqueue(one), StoreError);
+}
+
+TEST(SqliteDamage, ATruncatedFileIsAFinding) {
+    TempDir dir;
+    QueueConfig config;
+    const std::string path = filled_queue(config, dir);
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) / 3);
+    std::vector<StoreFinding> findings;
+    try {
+        findings = open_store(config)->check();
+    } catch (const StoreError& e) {
+        findings.push_back({"integrity", e.what()});  // as `voxq check` reports it
+    }
+    ASSERT_FALSE(findings.empty());
+    EXPECT_EQ(findings[0].kind, "integrity");
+    EXPECT_NE(findings[0].detail.find(path), std::string::npos) << findings[0].detail;
 }
 
 }  // namespace
