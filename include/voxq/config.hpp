@@ -76,6 +76,11 @@ struct QueueConfig {
     std::string postgres_schema = "voxq";
     // VOXQ_PG_POOL_SIZE (1..1000): connections per process. Default: 10.
     std::int64_t postgres_pool_size = 10;
+    // VOXQ_PG_QUERY_TIMEOUT (seconds, 1..86400): how long voxq waits for
+    // PostgreSQL to answer one statement (or to connect) before it gives the
+    // connection up as lost: a network that silently drops packets must not hang
+    // a worker forever. The statement may still have run (in doubt). Default: 60.
+    double postgres_query_timeout = 60;
 
     // Reads the variables above from the process environment. Unset => default.
     // Throws ConfigError naming the variable and value when one is malformed or

@@ -138,6 +138,12 @@ const std::vector<Setting>& settings() {
          &QueueConfig::postgres_schema},
         integer_setting("postgres_pool_size", "VOXQ_PG_POOL_SIZE", &QueueConfig::postgres_pool_size,
                         1, 1000),
+        number_setting("postgres_query_timeout", "VOXQ_PG_QUERY_TIMEOUT",
+                       &QueueConfig::postgres_query_timeout,
+                       [](const QueueConfig& c) {
+                           if (!(c.postgres_query_timeout >= 1)) return std::string("must be >= 1");
+                           return out_of_range(c.postgres_query_timeout, 1, 86'400);
+                       }),
     };
     return table;
 }

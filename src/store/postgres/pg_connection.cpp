@@ -2,7 +2,9 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 
 #include "util/text.hpp"
 
@@ -61,15 +63,33 @@ std::int64_t PgResult::affected() const {
     return n != nullptr && *n != '\0' ? std::stoll(n) : 0;
 }
 
-PgConnection::PgConnection(const std::string& conninfo, const std::string& schema)
-    : conn_(PQconnectdb(conninfo.c_str())) {
+namespace {
+
+// Defaults that come before the user's connection string, so it can override
+// each (libpq: array entries before an expanded dbname yield to its fields).
+PGconn* connect_with_defaults(const std::string& conninfo, int timeout_ms) {
+    const std::string connect_timeout = std::to_string(std::max(2, timeout_ms / 1000));
+    const std::string user_timeout = std::to_string(timeout_ms);
+    const char* keys[] = {"connect_timeout",    "keepalives",        "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                          "dbname",              nullptr};
+    const char* values[] = {connect_timeout.c_str(), "1",    "30", "10", "3",
+                            user_timeout.c_str(),    conninfo.c_str(), nullptr};
+    return PQconnectdbParams(keys, values, 1);
+}
+
+}  // namespace
+
+PgConnection::PgConnection(const PgTarget& target)
+    : conn_(connect_with_defaults(target.conninfo, target.timeout_ms)),
+      timeout_ms_(target.timeout_ms) {
     if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
         // The message names host and port, never the password.
         throw StoreError("connect to PostgreSQL: " + message_of(conn_.get(), nullptr), true);
     }
     PQsetNoticeProcessor(
         conn_.get(), [](void*, const char*) {}, nullptr);
-    use_schema(schema);
+    use_schema(target.schema);
     exec("SET synchronous_commit TO on");
 }
 
@@ -110,30 +130,78 @@ PgResult PgConnection::check(PGresult* r, std::string_view context) {
     throw_pg(conn_.get(), r, context);
 }
 
+PgResult PgConnection::await_result(int sent, std::string_view context) {
+    PGconn* c = conn_.get();
+    if (sent == 0) throw_pg(c, nullptr, context);
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms_);
+    // Waits for the socket until the deadline; false when it passed.
+    auto wait = [&](short events) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) return false;
+        pollfd pfd{PQsocket(c), events, 0};
+        return poll(&pfd, 1, static_cast<int>(left)) != 0;  // an error: let libpq say
+    };
+    auto give_up = [&]() {
+        timed_out_ = true;  // half-read: the pool drops it
+        throw PgStatementError(std::string(context) + ": PostgreSQL gave no answer within " +
+                                   std::to_string(timeout_ms_ / 1000) +
+                                   " s (VOXQ_PG_QUERY_TIMEOUT); the connection is given up, the "
+                                   "write may or may not have happened",
+                               true, true, "", "");
+    };
+    for (int pending = PQflush(c); pending != 0; pending = PQflush(c)) {
+        if (pending < 0) throw_pg(c, nullptr, context);
+        if (!wait(POLLOUT | POLLIN)) give_up();
+        if (PQconsumeInput(c) == 0) throw_pg(c, nullptr, context);
+    }
+    // As PQexec: the first error if any, else the last result.
+    PgResult kept;
+    for (;;) {
+        while (PQisBusy(c) != 0) {
+            if (!wait(POLLIN)) give_up();
+            if (PQconsumeInput(c) == 0) throw_pg(c, nullptr, context);
+        }
+        PGresult* r = PQgetResult(c);
+        if (r == nullptr) break;
+        const ExecStatusType status = PQresultStatus(r);
+        const bool failed = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+        if (kept.get() == nullptr || (failed && !kept.failed())) {
+            kept = PgResult(r);
+        } else {
+            PQclear(r);
+        }
+    }
+    return check(kept.release(), context);
+}
+
 void PgConnection::exec(const char* sql) {
-    check(PQexec(conn_.get(), sql), sql);
+    await_result(PQsendQuery(conn_.get(), sql), sql);
 }
 
 PgResult PgConnection::run(const char* name, const char* sql, const std::vector<Param>& params) {
     if (!prepared_.contains(name)) {
-        check(PQprepare(conn_.get(), name, sql, 0, nullptr), std::string("prepare ") + name);
+        await_result(PQsendPrepare(conn_.get(), name, sql, 0, nullptr),
+                     std::string("prepare ") + name);
         prepared_.insert(name);
     }
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
-    return check(PQexecPrepared(conn_.get(), name, static_cast<int>(values.size()), values.data(),
-                                nullptr, nullptr, 0),
-                 name);
+    return await_result(PQsendQueryPrepared(conn_.get(), name, static_cast<int>(values.size()),
+                                            values.data(), nullptr, nullptr, 0),
+                        name);
 }
 
 PgResult PgConnection::run_once(const std::string& sql, const std::vector<Param>& params) {
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
-    return check(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
-                              values.data(), nullptr, nullptr, 0),
-                 "query");
+    return await_result(PQsendQueryParams(conn_.get(), sql.c_str(),
+                                          static_cast<int>(values.size()), nullptr, values.data(),
+                                          nullptr, nullptr, 0),
+                        "query");
 }
 
 }  // namespace voxq::pg

@@ -59,7 +59,14 @@ inline Param null_param() {
 // A query result. Rows and columns are 0-based; values are text.
 class PgResult {
   public:
+    PgResult() = default;
     explicit PgResult(PGresult* r) : result_(r) {}
+    [[nodiscard]] const PGresult* get() const noexcept { return result_.get(); }
+    [[nodiscard]] PGresult* release() noexcept { return result_.release(); }
+    [[nodiscard]] bool failed() const {
+        const ExecStatusType s = PQresultStatus(result_.get());
+        return s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK;
+    }
     [[nodiscard]] int rows() const { return PQntuples(result_.get()); }
     [[nodiscard]] bool is_null(int row, int col) const {
         return PQgetisnull(result_.get(), row, col) != 0;
@@ -75,10 +82,21 @@ class PgResult {
     std::unique_ptr<PGresult, ResultDeleter> result_;
 };
 
+// Where a connection goes: libpq's connection string, the schema, and how long
+// a statement (or the connect) may go unanswered.
+struct PgTarget {
+    std::string conninfo;
+    std::string schema;
+    int timeout_ms = 60'000;
+};
+
 class PgConnection {
   public:
-    // Connects and sets search_path to `schema`. Throws StoreError.
-    PgConnection(const std::string& conninfo, const std::string& schema);
+    // Connects and sets search_path to the schema. Throws StoreError. Every
+    // statement (and the connect) that gets no answer within the target's
+    // timeout fails as a lost connection; keepalives and TCP_USER_TIMEOUT are on
+    // unless the connection string sets them.
+    explicit PgConnection(const PgTarget& target);
 
     // Runs `sql` (no parameters; may hold several statements).
     void exec(const char* sql);
@@ -98,13 +116,21 @@ class PgConnection {
     // Reads what arrived; true if it held at least one notification (consumed).
     bool consume_notifications();
 
-    // False once the server or network dropped this connection.
-    [[nodiscard]] bool healthy() const { return PQstatus(conn_.get()) == CONNECTION_OK; }
+    // False once the server or network dropped this connection, or it gave no
+    // answer in time.
+    [[nodiscard]] bool healthy() const {
+        return !timed_out_ && PQstatus(conn_.get()) == CONNECTION_OK;
+    }
     [[nodiscard]] PGconn* handle() const noexcept { return conn_.get(); }
 
   private:
     PgResult check(PGresult* r, std::string_view context);
+    // Waits for the answer to the query just sent (`sent`: what PQsend* returned)
+    // until the deadline; the result as PQexec would return it.
+    PgResult await_result(int sent, std::string_view context);
     std::unique_ptr<PGconn, ConnDeleter> conn_;
+    int timeout_ms_;
+    bool timed_out_ = false;
     std::set<std::string> prepared_;
 };
 

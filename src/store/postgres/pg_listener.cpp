@@ -8,14 +8,13 @@
 
 namespace voxq::pg {
 
-void listen_for_work(const std::string& conninfo, const std::string& schema,
-                     const std::string& channel, const std::stop_token& stop,
+void listen_for_work(const PgTarget& target, const std::string& channel, const std::stop_token& stop,
                      const std::function<void()>& on_work, Logger& logger) {
     // Logged once per outage, not once per reconnect attempt.
     bool away = false;
     while (!stop.stop_requested()) {
         try {
-            PgConnection conn(conninfo, schema);
+            PgConnection conn(target);
             conn.exec(("LISTEN " + conn.quote_identifier(channel)).c_str());
             if (away) logger.info("PostgreSQL reachable again: listening for new work");
             away = false;

@@ -9,12 +9,13 @@
 #include <stop_token>
 #include <string>
 
+#include "store/postgres/pg_connection.hpp"
 #include "voxq/log.hpp"
 
 namespace voxq::pg {
 
-void listen_for_work(const std::string& conninfo, const std::string& schema,
-                     const std::string& channel, const std::stop_token& stop,
+void listen_for_work(const PgTarget& target, const std::string& channel,
+                     const std::stop_token& stop,
                      const std::function<void()>& on_work, Logger& logger);
 
 }  // namespace voxq::pg

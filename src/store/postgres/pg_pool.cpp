@@ -17,7 +17,7 @@ PgPool::Pooled PgPool::acquire() {
     const int shard = next_shard_++ % shards_;
     lock.unlock();
     try {
-        return Pooled{std::make_unique<PgConnection>(conninfo_, schema_), shard};
+        return Pooled{std::make_unique<PgConnection>(target_), shard};
     } catch (...) {
         std::lock_guard relock(mutex_);
         --in_use_;

@@ -20,11 +20,8 @@ namespace voxq::pg {
 
 class PgPool {
   public:
-    PgPool(std::string conninfo, std::string schema, std::size_t size, int shards)
-        : conninfo_(std::move(conninfo)),
-          schema_(std::move(schema)),
-          size_(size),
-          shards_(shards) {}
+    PgPool(PgTarget target, std::size_t size, int shards)
+        : target_(std::move(target)), size_(size), shards_(shards) {}
     PgPool(const PgPool&) = delete;
     PgPool& operator=(const PgPool&) = delete;
 
@@ -52,8 +49,7 @@ class PgPool {
     Pooled acquire();
     void release(Pooled&& p);
 
-    const std::string conninfo_;
-    const std::string schema_;
+    const PgTarget target_;
     const std::size_t size_;
     const int shards_;
 

@@ -69,11 +69,11 @@ class PostgresStore final : public Store {
   public:
     PostgresStore(std::string conninfo, const QueueConfig& config, std::shared_ptr<Logger> logger)
         : logger_(std::move(logger)),
-          conninfo_(std::move(conninfo)),
+          target_{std::move(conninfo), config.postgres_schema,
+                  static_cast<int>(config.postgres_query_timeout * 1000)},
           schema_(config.postgres_schema),
           channel_("voxq_" + config.postgres_schema),
-          pool_(conninfo_, schema_, static_cast<std::size_t>(config.postgres_pool_size),
-                kCountShards) {}
+          pool_(target_, static_cast<std::size_t>(config.postgres_pool_size), kCountShards) {}
 
     ~PostgresStore() override { close(); }
     PostgresStore(const PostgresStore&) = delete;
@@ -478,7 +478,7 @@ class PostgresStore final : public Store {
         std::lock_guard lock(listener_mutex_);
         if (listener_.joinable() || pool_.closed()) return;
         listener_ = std::jthread([this, on_work = std::move(on_work)](const std::stop_token& stop) {
-            listen_for_work(conninfo_, schema_, channel_, stop, on_work, *logger_);
+            listen_for_work(target_, channel_, stop, on_work, *logger_);
         });
     }
 
@@ -739,7 +739,7 @@ class PostgresStore final : public Store {
     }
 
     std::shared_ptr<Logger> logger_;
-    const std::string conninfo_;
+    const PgTarget target_;
     const std::string schema_;
     const std::string channel_;  // NOTIFY channel of this schema
 
