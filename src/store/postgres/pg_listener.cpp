@@ -8,8 +8,14 @@
 
 namespace voxq::pg {
 
-void listen_for_work(const PgTarget& target, const std::string& channel, const std::stop_token& stop,
-                     const std::function<void()>& on_work, Logger& logger) {
+namespace {
+// How long the LISTEN connection may stay silent before it is pinged.
+constexpr auto kPingAfter = std::chrono::seconds(10);
+}  // namespace
+
+void listen_for_work(const PgTarget& target, const std::string& channel,
+                     const std::stop_token& stop, const std::function<void()>& on_work,
+                     Logger& logger) {
     // Logged once per outage, not once per reconnect attempt.
     bool away = false;
     while (!stop.stop_requested()) {
@@ -19,12 +25,20 @@ void listen_for_work(const PgTarget& target, const std::string& channel, const s
             if (away) logger.info("PostgreSQL reachable again: listening for new work");
             away = false;
             on_work();  // anything made due while we were not listening
+            auto heard_at = std::chrono::steady_clock::now();
             while (!stop.stop_requested() && conn.healthy()) {
                 if (conn.wait_readable(200)) {
+                    heard_at = std::chrono::steady_clock::now();
                     for (bool any = conn.consume_notifications(); any;
                          any = conn.consume_notifications()) {
                         on_work();
                     }
+                } else if (std::chrono::steady_clock::now() - heard_at > kPingAfter) {
+                    // A silent connection may be a dead one (a peer gone without
+                    // a word): ask, within the query deadline.
+                    conn.exec("SELECT 1");
+                    heard_at = std::chrono::steady_clock::now();
+                    if (conn.consume_notifications()) on_work();
                 }
             }
             if (!stop.stop_requested()) {
