@@ -147,6 +147,12 @@ TEST_F(Cli, CheckSaysOkForAHealthyStoreAndOneLinePerFindingOtherwise) {
     r = run("check --json");
     EXPECT_EQ(r.status, 1);
     EXPECT_EQ(nlohmann::json::parse(r.out).at(0).at("kind"), "counters");
+    // A path with no database is a finding, and no file is made there.
+    const std::string missing = dir_.file("typo.db");
+    r = run("--database-url sqlite:///" + missing + " check");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.out, "schema: no database at " + missing + "\n");
+    EXPECT_FALSE(std::filesystem::exists(missing));
 }
 
 TEST_F(Cli, EnqueueShowCancelAndStats) {
