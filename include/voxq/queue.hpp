@@ -32,11 +32,11 @@
 #include <string>
 #include <vector>
 
+#include "voxq/check.hpp"
 #include "voxq/clock.hpp"
 #include "voxq/config.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/log.hpp"
-#include "voxq/store.hpp"
 #include "voxq/task.hpp"
 
 namespace voxq {

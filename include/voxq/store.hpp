@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "voxq/check.hpp"
 #include "voxq/config.hpp"
 #include "voxq/log.hpp"
 #include "voxq/task.hpp"
@@ -114,13 +115,6 @@ struct QueueOverview {
     std::string queue;
     StateCounts counts{};
     std::optional<std::int64_t> oldest_due_us;  // schedule_at of the oldest due PENDING task
-};
-
-// One problem `Store::check` found. `kind` says which check: "schema",
-// "integrity", "counters" or "state"; `detail` says what is wrong and where.
-struct StoreFinding {
-    std::string kind;
-    std::string detail;
 };
 
 class Store {
