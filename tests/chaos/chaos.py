@@ -300,6 +300,7 @@ class Cluster:
         self.serial = 0
         self.acked = {}  # task id -> items
         self.claims = collections.Counter()  # (task, attempt) -> times claimed
+        self.first_item = {}  # (task, attempt) -> the item the attempt started at
         self.completions = collections.Counter()
         self.log_offsets = {}
         self.errors = collections.Counter()
@@ -382,6 +383,7 @@ class Cluster:
                     continue
                 if event.get("msg") == "task claimed":
                     self.claims[(event["task_id"], event["attempt"])] += 1
+                    self.first_item[(event["task_id"], event["attempt"])] = event["from_item"]
                 elif event.get("msg") == "task completed":
                     self.completions[event["task_id"]] += 1
                 elif "error" in event:
@@ -469,6 +471,13 @@ class Cluster:
             if len(attempts) != len(set(attempts)):
                 found["redelivery"].append(f"task {task} item {item} delivered twice by one "
                                            f"attempt: {sorted(attempts)}")
+            # An attempt starts after the items its predecessors recorded as
+            # delivered: it never sends those again.
+            for attempt in attempts:
+                first = self.first_item.get((task, attempt), 0)
+                if item < first:
+                    found["redelivery"].append(f"task {task} item {item} sent again by attempt "
+                                               f"{attempt}, which started at item {first}")
         if store_check:
             rc, text = self.store_check()
             if rc != 0:
@@ -602,7 +611,8 @@ def self_test(args, receiver, workdir):
     cluster.acked["01ZZZZZZZZZZZZZZZZZZZZZZZZ"] = 1  # acknowledged, never stored
     cluster.claims[(some, 1)] = 2
     cluster.completions[some] = 2
-    receiver.deliveries += [(some, 0, 1, 200), (some, 0, 1, 200)]
+    receiver.deliveries += [(some, 0, 1, 200), (some, 0, 1, 200), (some, 0, 2, 200)]
+    cluster.first_item[(some, 2)] = 1  # attempt 2 started past item 0, yet sent it
     db = sqlite3.connect(f"{d}/queue.db")
     db.execute("UPDATE tasks SET state = 2 WHERE id = ?", (sorted(cluster.acked)[1],))
     db.commit()
@@ -610,6 +620,7 @@ def self_test(args, receiver, workdir):
     found, _, _ = cluster.check()
     missing = [i for i in INVARIANTS if i != "drained" and not found.get(i)]
     assert not missing, f"self-test: planted violations not found: {missing}"
+    assert any("started at item" in f for f in found["redelivery"]), found["redelivery"]
     receiver.clear()
     shutil.rmtree(d, ignore_errors=True)
 
