@@ -22,8 +22,11 @@
 // and the audio joined; OpenAI-compatible default 4096), _TIMEOUT (seconds).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,6 +105,39 @@ class OpenAiSpeechEngine final : public SpeechEngine {
 
 // The engines of one worker process, as one SpeechEngine: synthesize() routes by
 // voice_id, holds each engine to its concurrency cap, and splits long texts.
+// Synthesized speech kept on disk (SPEC §6), so a retried delivery or a
+// repeated phrase does not pay for synthesis again. One file per request under
+// `dir` (named by the SHA-256 of its key, which the file repeats and which is
+// checked on every read); written to a temporary file and renamed, so every
+// process on the machine may share the directory. Past `max_bytes` the least
+// recently used files go. A file that does not read back whole and exact is a
+// miss (and is removed), never an error. Thread-safe.
+class SpeechCache {
+  public:
+    static constexpr std::uint64_t kDefaultMaxBytes = 1ULL << 30;
+
+    SpeechCache(std::string dir, std::uint64_t max_bytes);
+
+    // VOXQ_SPEECH_CACHE_DIR (unset: no cache, returns null) and
+    // VOXQ_SPEECH_CACHE_MAX_BYTES (default 1 GiB). Throws ConfigError.
+    static std::shared_ptr<SpeechCache> from_env();
+
+    [[nodiscard]] std::optional<Audio> find(const std::string& key);
+    // Best effort: a full disk or a read-only directory only means no caching.
+    void store(const std::string& key, const Audio& audio);
+
+    // Hits and misses of every cache in this process (for /metrics).
+    [[nodiscard]] static std::int64_t hits() noexcept;
+    [[nodiscard]] static std::int64_t misses() noexcept;
+
+  private:
+    void evict();
+    std::string dir_;
+    std::uint64_t max_bytes_;
+    std::mutex mutex_;
+    std::uint64_t written_since_scan_ = 0;  // guarded by mutex_
+};
+
 class SpeechEngines final : public SpeechEngine {
   public:
     SpeechEngines();
@@ -119,8 +155,13 @@ class SpeechEngines final : public SpeechEngine {
                                                    std::shared_ptr<Logger> logger = nullptr);
 
     // Registers (or replaces) an engine. `max_chars` 0 = no splitting.
+    // `identity` goes into the cache key of its speech: what, besides the voice,
+    // the text and the speed, changes the audio (the model, the server).
     void add(const std::string& name, std::shared_ptr<SpeechEngine> engine, int concurrency,
-             std::size_t max_chars = 0);
+             std::size_t max_chars = 0, const std::string& identity = "");
+    // Serve identical requests from `cache` (null: none). A hit skips the engine
+    // and its concurrency cap.
+    void set_cache(std::shared_ptr<SpeechCache> cache);
     [[nodiscard]] std::shared_ptr<SpeechEngine> engine(const std::string& name) const;
     // "engine 'x' is not configured (set VOXQ_ENGINE_X_URL ...)".
     [[nodiscard]] static std::string not_configured(const std::string& name);

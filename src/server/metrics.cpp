@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <initializer_list>
 
+#include "voxq/speech.hpp"
+
 namespace voxq {
 
 namespace {
@@ -90,6 +92,12 @@ std::string render_metrics(const std::vector<QueueSummary>& queues, bool store_h
         out += "voxq_oldest_due_task_age_seconds{queue=\"" + label(q.queue) + "\"} " +
                number(q.oldest_due_age.value_or(0)) + "\n";
     }
+    header(out, "voxq_speech_cache_hits_total", "counter",
+           "Syntheses served from the speech cache (VOXQ_SPEECH_CACHE_DIR) in this process.");
+    out += "voxq_speech_cache_hits_total " + std::to_string(SpeechCache::hits()) + "\n";
+    header(out, "voxq_speech_cache_misses_total", "counter",
+           "Syntheses the speech cache did not hold, in this process.");
+    out += "voxq_speech_cache_misses_total " + std::to_string(SpeechCache::misses()) + "\n";
     if (worker == nullptr) return out;
     histogram(out, "voxq_task_duration_seconds",
               "One attempt of a task in this process's workers, from its start to its outcome.",

@@ -2,6 +2,7 @@
 // splitting texts longer than an engine takes in one call.
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -67,7 +68,22 @@ struct Entry {
     std::shared_ptr<SpeechEngine> engine;
     std::shared_ptr<Gate> gate;
     std::size_t max_chars = 0;
+    std::string identity;
 };
+
+// Everything that decides the audio, each part length-prefixed so no two
+// requests share a key.
+std::string cache_key(const std::string& identity, const TextToSpeechRequest& r) {
+    std::string key;
+    for (const std::string* part : {&identity, &r.voice_id, &r.text}) {
+        key += std::to_string(part->size());
+        key += ':';
+        key += *part;
+    }
+    char speed[32];
+    std::snprintf(speed, sizeof speed, "%.17g", r.speed);
+    return key + speed;
+}
 
 std::string upper(std::string s) {
     for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -106,6 +122,7 @@ std::vector<std::string> split_text(const std::string& text, std::size_t max_byt
 struct SpeechEngines::Impl {
     mutable std::mutex mutex;
     std::map<std::string, Entry> engines;  // guarded by mutex
+    std::shared_ptr<SpeechCache> cache;    // guarded by mutex
 
     Entry find(const std::string& name) const {
         std::lock_guard lock(mutex);
@@ -118,9 +135,15 @@ SpeechEngines::SpeechEngines() : impl_(std::make_unique<Impl>()) {}
 SpeechEngines::~SpeechEngines() = default;
 
 void SpeechEngines::add(const std::string& name, std::shared_ptr<SpeechEngine> engine,
-                        int concurrency, std::size_t max_chars) {
+                        int concurrency, std::size_t max_chars, const std::string& identity) {
     std::lock_guard lock(impl_->mutex);
-    impl_->engines[name] = Entry{std::move(engine), std::make_shared<Gate>(concurrency), max_chars};
+    impl_->engines[name] = Entry{std::move(engine), std::make_shared<Gate>(concurrency), max_chars,
+                                 name + "/" + identity};
+}
+
+void SpeechEngines::set_cache(std::shared_ptr<SpeechCache> cache) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->cache = std::move(cache);
 }
 
 std::shared_ptr<SpeechEngine> SpeechEngines::engine(const std::string& name) const {
@@ -143,6 +166,16 @@ Audio SpeechEngines::synthesize(const TextToSpeechRequest& request) {
     const std::string name = request.voice_id.substr(0, request.voice_id.find('.'));
     const Entry entry = impl_->find(name);
     if (!entry.engine) throw SpeechError(not_configured(name) + ", then resume the task", true);
+    std::shared_ptr<SpeechCache> cache;
+    {
+        std::lock_guard lock(impl_->mutex);
+        cache = impl_->cache;
+    }
+    std::string key;
+    if (cache) {
+        key = cache_key(entry.identity, request);
+        if (std::optional<Audio> hit = cache->find(key)) return std::move(*hit);
+    }
     Audio joined;
     for (const std::string& piece : split_text(request.text, entry.max_chars)) {
         TextToSpeechRequest part = request;
@@ -154,6 +187,7 @@ Audio SpeechEngines::synthesize(const TextToSpeechRequest& request) {
         } leave{*entry.gate};
         append_audio(joined, entry.engine->synthesize(part));
     }
+    if (cache) cache->store(key, joined);
     return joined;
 }
 
@@ -260,14 +294,18 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
         const std::string name = s.name;  // read before s is moved from
         const int cap = s.concurrency;
         const std::size_t max_chars = s.max_chars;
-        engines->add(name, kind->make(std::move(s)), cap, max_chars);
+        const std::string identity = s.model + "@" + s.url;
+        engines->add(name, kind->make(std::move(s)), cap, max_chars, identity);
     }
     return engines;
 }
 
 std::shared_ptr<SpeechEngines> SpeechEngines::from_env(const std::string& espeak_helper,
                                                        std::shared_ptr<Logger> logger) {
-    return from_map(env::Reader().with_prefix("VOXQ_ENGINE_"), espeak_helper, std::move(logger));
+    auto engines =
+        from_map(env::Reader().with_prefix("VOXQ_ENGINE_"), espeak_helper, std::move(logger));
+    engines->set_cache(SpeechCache::from_env());
+    return engines;
 }
 
 }  // namespace voxq

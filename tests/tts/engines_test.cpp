@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
+#include "support/processes.hpp"
 #include "support/speech_server.hpp"
+#include "support/temp_dir.hpp"
 #include "voxq/speech.hpp"
 
 namespace voxq {
@@ -144,6 +149,100 @@ TEST(SpeechEngines, HoldEachEngineToItsConcurrencyCap) {
     EXPECT_EQ(counting->calls.load(), 24);
     EXPECT_EQ(counting->most.load(), 2) << "the cap was not held, or never reached";
     EXPECT_EQ(engines.voices(), std::vector<std::string>{"slow.one"});
+}
+
+// The speech cache: identical requests synthesize once, per directory.
+class SpeechCacheTest : public ::testing::Test {
+  protected:
+    std::shared_ptr<SpeechEngines> engines_with(const std::shared_ptr<SpeechEngine>& engine,
+                                                std::uint64_t max_bytes = 1 << 20) {
+        auto engines = std::make_shared<SpeechEngines>();
+        engines->add("slow", engine, 4, 0, "model-a");
+        engines->set_cache(std::make_shared<SpeechCache>(dir_.file("cache"), max_bytes));
+        return engines;
+    }
+    static TextToSpeechRequest request(const std::string& text, double speed = 1.0) {
+        return TextToSpeechRequest{text, "slow.one", speed, "wav"};
+    }
+    testing::TempDir dir_;
+};
+
+TEST_F(SpeechCacheTest, TheSameRequestAHundredTimesSynthesizesOnce) {
+    auto counting = std::make_shared<CountingEngine>();
+    auto engines = engines_with(counting);
+    const std::int64_t hits = SpeechCache::hits();
+    const Audio first = engines->synthesize(request("Your order has shipped."));
+    for (int i = 0; i < 99; ++i) {
+        const Audio again = engines->synthesize(request("Your order has shipped."));
+        ASSERT_EQ(again.samples, first.samples);
+        ASSERT_EQ(again.sample_rate, first.sample_rate);
+    }
+    EXPECT_EQ(counting->calls.load(), 1);
+    EXPECT_EQ(SpeechCache::hits() - hits, 99);
+    // Anything that changes the audio is another entry: speed, text, the engine's identity.
+    (void)engines->synthesize(request("Your order has shipped.", 1.5));
+    (void)engines->synthesize(request("Your order has shipped!"));
+    EXPECT_EQ(counting->calls.load(), 3);
+    auto other_model = std::make_shared<SpeechEngines>();
+    other_model->add("slow", counting, 4, 0, "model-b");
+    other_model->set_cache(std::make_shared<SpeechCache>(dir_.file("cache"), 1 << 20));
+    (void)other_model->synthesize(request("Your order has shipped."));
+    EXPECT_EQ(counting->calls.load(), 4);
+}
+
+TEST_F(SpeechCacheTest, AnotherProcessOnTheSameDirectoryHitsWhatOneSynthesized) {
+    auto counting = std::make_shared<CountingEngine>();
+    (void)engines_with(counting)->synthesize(request("Press one for sales."));
+    ASSERT_EQ(counting->calls.load(), 1);
+    // The child's own engine counts its calls: its exit status.
+    const pid_t child = testing::spawn([this] {
+        auto its_engine = std::make_shared<CountingEngine>();
+        (void)engines_with(its_engine)->synthesize(request("Press one for sales."));
+        std::_Exit(its_engine->calls.load() == 0 ? 0 : 3);
+    });
+    EXPECT_EQ(testing::wait_for(child), 0) << "the other process synthesized again";
+}
+
+TEST_F(SpeechCacheTest, EvictionKeepsTheBoundAndTheRecentlyUsed) {
+    auto counting = std::make_shared<CountingEngine>();
+    // Each entry holds 4,000 samples (8 KB): the bound holds about six.
+    auto engines = engines_with(counting, 50'000);
+    const std::string keep(4000, 'k');
+    (void)engines->synthesize(request(keep));
+    for (int i = 0; i < 30; ++i) {
+        (void)engines->synthesize(request(std::string(3990, 'a') + std::to_string(1000 + i)));
+        (void)engines->synthesize(request(keep));  // used all along: never the oldest
+    }
+    std::uint64_t total = 0;
+    for (const auto& f : std::filesystem::directory_iterator(dir_.file("cache"))) {
+        total += f.file_size();
+    }
+    EXPECT_LE(total, 50'000U);
+    const int calls = counting->calls.load();
+    (void)engines->synthesize(request(keep));
+    EXPECT_EQ(counting->calls.load(), calls) << "the entry used most recently was evicted";
+}
+
+TEST_F(SpeechCacheTest, ADamagedFileIsAMissNotAFailure) {
+    auto counting = std::make_shared<CountingEngine>();
+    auto engines = engines_with(counting);
+    const Audio first = engines->synthesize(request("Chapter one."));
+    for (const auto& f : std::filesystem::directory_iterator(dir_.file("cache"))) {
+        std::fstream io(f.path(), std::ios::in | std::ios::out | std::ios::binary);
+        io.seekp(static_cast<std::streamoff>(f.file_size() / 2));
+        io.write("\xff\xff\xff", 3);
+    }
+    const Audio again = engines->synthesize(request("Chapter one."));
+    EXPECT_EQ(counting->calls.load(), 2);
+    EXPECT_EQ(again.samples, first.samples);
+    // Truncated to nothing: a miss too.
+    for (const auto& f : std::filesystem::directory_iterator(dir_.file("cache"))) {
+        std::filesystem::resize_file(f.path(), 0);
+    }
+    (void)engines->synthesize(request("Chapter one."));
+    EXPECT_EQ(counting->calls.load(), 3);
+    (void)engines->synthesize(request("Chapter one."));
+    EXPECT_EQ(counting->calls.load(), 3);
 }
 
 TEST(SpeechEngines, LongTextsAreSplitAndTheAudioJoined) {
