@@ -58,8 +58,8 @@ int run(int argc, char** argv) {
     const CommandContext ctx(app, g, action);
     for (void (*add)(const CommandContext&) :
          {add_enqueue, add_stats, add_list, add_show, add_transitions, add_retry, add_purge,
-          add_say, add_voices, add_worker, add_serve, add_sink, add_secret, add_migrate,
-          add_check, add_version, add_config}) {
+          add_say, add_voices, add_worker, add_serve, add_sink, add_secret, add_migrate, add_check,
+          add_version, add_config}) {
         add(ctx);
     }
 

@@ -21,7 +21,8 @@ struct StateRule {
     const char* sql;     // SELECT count, one id
 };
 
-#define VOXQ_RULE(broken, where) {broken, "SELECT count(*), min(id) FROM tasks WHERE " where}
+#define VOXQ_RULE(broken, where) \
+    { broken, "SELECT count(*), min(id) FROM tasks WHERE " where }
 inline constexpr StateRule kStateRules[] = {
     VOXQ_RULE("a state that is none of the six", "state NOT BETWEEN 0 AND 5"),
     VOXQ_RULE("PROCESSING without a lease (heartbeat_at unset)", "state = 1 AND heartbeat_at <= 0"),
@@ -45,11 +46,11 @@ inline constexpr const char* kCounterSumsSql =
     "SELECT queue, state, sum(n) FROM task_counts GROUP BY queue, state";
 
 // The finding for `count` rows breaking `rule` (none when count is 0).
-inline void add_rule_finding(std::vector<StoreFinding>& out, const char* broken,
-                             std::int64_t count, const std::string& example_id) {
+inline void add_rule_finding(std::vector<StoreFinding>& out, const char* broken, std::int64_t count,
+                             const std::string& example_id) {
     if (count == 0) return;
-    out.push_back({"state", std::to_string(count) + " task(s) with " + broken + ", e.g. " +
-                                example_id});
+    out.push_back(
+        {"state", std::to_string(count) + " task(s) with " + broken + ", e.g. " + example_id});
 }
 
 // (queue, state) -> count.
@@ -78,13 +79,13 @@ inline void compare_counters(const CountsByQueueState& rows, const CountsByQueue
 inline void check_schema_version(std::int64_t version, std::int64_t latest,
                                  std::vector<StoreFinding>& out) {
     if (version == latest) return;
-    out.push_back({"schema",
-                   version < latest
-                       ? "schema version " + std::to_string(version) + ", this voxq uses " +
-                             std::to_string(latest) + ": run `voxq migrate`"
-                       : "schema version " + std::to_string(version) +
-                             " was written by a newer voxq (this one knows up to " +
-                             std::to_string(latest) + ")"});
+    out.push_back({"schema", version < latest
+                                 ? "schema version " + std::to_string(version) +
+                                       ", this voxq uses " + std::to_string(latest) +
+                                       ": run `voxq migrate`"
+                                 : "schema version " + std::to_string(version) +
+                                       " was written by a newer voxq (this one knows up to " +
+                                       std::to_string(latest) + ")"});
 }
 
 }  // namespace voxq::detail

@@ -514,8 +514,9 @@ class Cluster:
 # ---------------------------------------------------------------- trials
 
 class Tally:
-    def __init__(self, out):
+    def __init__(self, out, path=None):
         self.out = out
+        self.path = path
         self.rows = collections.OrderedDict()  # (store, kind) -> counters
         self.examples = []
 
@@ -527,6 +528,11 @@ class Tally:
         return self.rows[key]
 
     def record(self, store, kind, found, faults=1, lost_expected=0, seconds=0.0, note=""):
+        self._record(store, kind, found, faults, lost_expected, seconds, note)
+        if self.path is not None:  # the table so far, should the run be cut short
+            self.path.write_text(self.table()[0] + "\n")
+
+    def _record(self, store, kind, found, faults, lost_expected, seconds, note):
         r = self.row(store, kind)
         r["trials"] += 1
         r["faults"] += faults
@@ -788,7 +794,12 @@ def pg_fault_trials(args, tally, kind, count, rng, workdir, receiver, pg):
                          seconds=time.monotonic() - started, note=cluster.summary())
         finally:
             cluster.stop_all()
-            pg.psql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            try:
+                # Black-holed sessions are still open on the server (idle, no locks).
+                pg.psql(f"SET lock_timeout = '30s'; DROP SCHEMA IF EXISTS {schema} CASCADE")
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                tally.examples.append(f"postgres {kind}: could not drop {schema}: {e}")
+                log(tally.out, f"could not drop {schema}: {e}")
 
 
 def main():
@@ -814,7 +825,7 @@ def main():
     started = time.monotonic()
     with open(out_dir / "chaos.log", "w") as out:
         log(out, f"seed {args.seed}, scale {args.scale}")
-        tally = Tally(out)
+        tally = Tally(out, out_dir / "table.md")
         receiver = Receiver()
         args.postgres = None
         try:

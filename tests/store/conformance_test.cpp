@@ -834,43 +834,31 @@ TEST_P(StoreConformance, CheckIsCleanInEveryStateAndNamesWhatWasTamperedWith) {
     EXPECT_NE(findings[1].detail.find(progressing.id), std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformance,
-                         ::testing::Values(StoreTarget{"SqliteFile",
-                                                       [](QueueConfig& c, const TempDir& d) {
-                                                           c.database_url = d.sqlite_url();
-                                                       },
-                                                       false,
-                                                       [](const QueueConfig& c,
-                                                          const std::string& sql) {
-                                                           testing::sqlite_exec(c, sql);
-                                                       }},
-                                           StoreTarget{"SqliteMemory",
-                                                       [](QueueConfig& c, const TempDir&) {
-                                                           c.database_url = "sqlite:///:memory:";
-                                                       },
-                                                       false,
-                                                       nullptr}),
-                         [](const ::testing::TestParamInfo<StoreTarget>& target) {
-                             return target.param.name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Sqlite, StoreConformance,
+    ::testing::Values(
+        StoreTarget{
+            "SqliteFile", [](QueueConfig& c, const TempDir& d) { c.database_url = d.sqlite_url(); },
+            false,
+            [](const QueueConfig& c, const std::string& sql) { testing::sqlite_exec(c, sql); }},
+        StoreTarget{"SqliteMemory",
+                    [](QueueConfig& c, const TempDir&) { c.database_url = "sqlite:///:memory:"; },
+                    false, nullptr}),
+    [](const ::testing::TestParamInfo<StoreTarget>& target) { return target.param.name; });
 
-INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance,
-                         ::testing::Values(StoreTarget{"Postgres",
-                                                       [](QueueConfig& c, const TempDir&) {
-                                                           c.database_url = testing::pg_test_url();
-                                                           c.postgres_schema =
-                                                               testing::fresh_schema();
-                                                       },
-                                                       true,
-                                                       [](const QueueConfig& c,
-                                                          const std::string& sql) {
-                                                           testing::pg_exec(
-                                                               "SET search_path TO " +
-                                                               c.postgres_schema + "; " + sql);
-                                                       }}),
-                         [](const ::testing::TestParamInfo<StoreTarget>& target) {
-                             return target.param.name;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Postgres, StoreConformance,
+    ::testing::Values(StoreTarget{"Postgres",
+                                  [](QueueConfig& c, const TempDir&) {
+                                      c.database_url = testing::pg_test_url();
+                                      c.postgres_schema = testing::fresh_schema();
+                                  },
+                                  true,
+                                  [](const QueueConfig& c, const std::string& sql) {
+                                      testing::pg_exec("SET search_path TO " + c.postgres_schema +
+                                                       "; " + sql);
+                                  }}),
+    [](const ::testing::TestParamInfo<StoreTarget>& target) { return target.param.name; });
 
 }  // namespace
 }  // namespace voxq

@@ -29,7 +29,8 @@ inline void sqlite_exec(const QueueConfig& config, const std::string& sql) {
     sqlite3_free(error);
     sqlite3_close(db);
     if (rc != SQLITE_OK || !message.empty()) {
-        throw std::runtime_error("sqlite_exec: " + (message.empty() ? std::string("open") : message));
+        throw std::runtime_error("sqlite_exec: " +
+                                 (message.empty() ? std::string("open") : message));
     }
 }
 

@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/app.hpp"
-#include <nlohmann/json.hpp>
 #include "voxq/store.hpp"
 
 namespace voxq::cli {

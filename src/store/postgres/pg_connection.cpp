@@ -70,11 +70,11 @@ namespace {
 PGconn* connect_with_defaults(const std::string& conninfo, int timeout_ms) {
     const std::string connect_timeout = std::to_string(std::max(2, timeout_ms / 1000));
     const std::string user_timeout = std::to_string(timeout_ms);
-    const char* keys[] = {"connect_timeout",    "keepalives",        "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                          "dbname",              nullptr};
-    const char* values[] = {connect_timeout.c_str(), "1",    "30", "10", "3",
-                            user_timeout.c_str(),    conninfo.c_str(), nullptr};
+    const char* keys[] = {
+        "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          nullptr};
+    const char* values[] = {connect_timeout.c_str(), "1",    "30", "10", "3", user_timeout.c_str(),
+                            conninfo.c_str(),        nullptr};
     return PQconnectdbParams(keys, values, 1);
 }
 
@@ -91,6 +91,11 @@ PgConnection::PgConnection(const PgTarget& target)
         conn_.get(), [](void*, const char*) {}, nullptr);
     use_schema(target.schema);
     exec("SET synchronous_commit TO on");
+    // voxq never leaves a transaction idle (its statements run back to back):
+    // a session that does is a client gone without a word, and the server ends
+    // it, so its locks cannot hold rows from every other worker.
+    exec(
+        ("SET idle_in_transaction_session_timeout = " + std::to_string(target.timeout_ms)).c_str());
 }
 
 std::string PgConnection::quote_identifier(const std::string& name) const {
@@ -198,9 +203,8 @@ PgResult PgConnection::run_once(const std::string& sql, const std::vector<Param>
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
-    return await_result(PQsendQueryParams(conn_.get(), sql.c_str(),
-                                          static_cast<int>(values.size()), nullptr, values.data(),
-                                          nullptr, nullptr, 0),
+    return await_result(PQsendQueryParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()),
+                                          nullptr, values.data(), nullptr, nullptr, 0),
                         "query");
 }
 

@@ -15,7 +15,7 @@
 namespace voxq::pg {
 
 void listen_for_work(const PgTarget& target, const std::string& channel,
-                     const std::stop_token& stop,
-                     const std::function<void()>& on_work, Logger& logger);
+                     const std::stop_token& stop, const std::function<void()>& on_work,
+                     Logger& logger);
 
 }  // namespace voxq::pg

@@ -529,12 +529,14 @@ class PostgresStore final : public Store {
                 detail::CountsByQueueState counters;
                 const PgResult counted = c.run_once(detail::kRowCountsSql, {});
                 for (int i = 0; i < counted.rows(); ++i) {
-                    rows[{std::string(counted.text(i, 0)), counted.int64(i, 1)}] = counted.int64(i, 2);
+                    rows[{std::string(counted.text(i, 0)), counted.int64(i, 1)}] =
+                        counted.int64(i, 2);
                 }
                 const PgResult sums = c.run_once(detail::kCounterSumsSql, {});
                 for (int i = 0; i < sums.rows(); ++i) {
                     if (sums.int64(i, 2) != 0) {
-                        counters[{std::string(sums.text(i, 0)), sums.int64(i, 1)}] = sums.int64(i, 2);
+                        counters[{std::string(sums.text(i, 0)), sums.int64(i, 1)}] =
+                            sums.int64(i, 2);
                     }
                 }
                 detail::compare_counters(rows, counters, out);
@@ -543,7 +545,8 @@ class PostgresStore final : public Store {
                 guarded(broken, [&] {
                     const PgResult r = c.run_once(sql, {});
                     if (r.rows() > 0) {
-                        detail::add_rule_finding(out, broken, r.int64(0, 0), std::string(r.text(0, 1)));
+                        detail::add_rule_finding(out, broken, r.int64(0, 0),
+                                                 std::string(r.text(0, 1)));
                     }
                 });
             };

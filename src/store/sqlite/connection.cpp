@@ -15,7 +15,8 @@ void throw_sqlite(sqlite3* db, int rc, std::string_view context) {
     std::string message = std::string(context) + ": ";
     message += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     message += " (sqlite code " + std::to_string(rc) + ")";
-    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) throw DatabaseDamaged(message, false);
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
+        throw DatabaseDamaged(message, false);
     const bool retryable = primary == SQLITE_BUSY || primary == SQLITE_LOCKED ||
                            primary == SQLITE_IOERR || primary == SQLITE_FULL ||
                            primary == SQLITE_CANTOPEN || primary == SQLITE_PROTOCOL;

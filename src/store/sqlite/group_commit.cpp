@@ -124,9 +124,10 @@ std::vector<std::exception_ptr> GroupCommit::run_group(const std::vector<WriteOp
             // A write that failed on its own was rolled back already: keep its error.
             if (errors[i]) continue;
             // Damage keeps its type: the store stops writing when it sees one.
-            errors[i] = damaged ? std::make_exception_ptr(DatabaseDamaged(context + message, false))
-                                : std::make_exception_ptr(
-                                      StoreError(context + message, retryable, in_doubt));
+            errors[i] =
+                damaged
+                    ? std::make_exception_ptr(DatabaseDamaged(context + message, false))
+                    : std::make_exception_ptr(StoreError(context + message, retryable, in_doubt));
         }
     };
     try {
