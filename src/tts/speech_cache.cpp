@@ -78,29 +78,33 @@ std::string encode(const std::string& key, const Audio& audio) {
 
 // The audio if `bytes` is a whole, intact file for `key`.
 std::optional<Audio> decode(std::string_view bytes, const std::string& key) {
-    if (bytes.size() < sizeof kMagic + 8 || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
-        return std::nullopt;
     std::uint64_t checksum = 0;
-    std::size_t end = bytes.size() - sizeof checksum;
-    std::memcpy(&checksum, bytes.data() + end, sizeof checksum);
-    if (fnv1a(bytes.substr(0, end)) != checksum) return std::nullopt;
+    if (bytes.size() < sizeof kMagic + sizeof checksum ||
+        std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+        return std::nullopt;
+    }
+    // Everything but the checksum, which covers it.
+    const std::string_view body = bytes.substr(0, bytes.size() - sizeof checksum);
+    std::memcpy(&checksum, bytes.data() + body.size(), sizeof checksum);
+    if (fnv1a(body) != checksum) return std::nullopt;
     std::size_t at = sizeof kMagic;
     std::uint64_t key_size = 0;
-    if (!take(bytes, at, key_size) || key_size != key.size() || end - at < key_size ||
-        bytes.compare(at, key_size, key) != 0) {
+    if (!take(body, at, key_size) || key_size != key.size() || body.size() - at < key_size ||
+        body.compare(at, key_size, key) != 0) {
         return std::nullopt;  // another request with the same hash, or damage
     }
     at += key_size;
     std::uint32_t rate = 0;
     std::uint64_t count = 0;
-    if (!take(bytes, at, rate) || !take(bytes, at, count) ||
-        (end - at) / sizeof(std::int16_t) != count || (end - at) % sizeof(std::int16_t) != 0) {
+    if (!take(body, at, rate) || !take(body, at, count) ||
+        (body.size() - at) % sizeof(std::int16_t) != 0 ||
+        (body.size() - at) / sizeof(std::int16_t) != count) {  // no overflow: divide
         return std::nullopt;
     }
     Audio audio;
     audio.sample_rate = static_cast<int>(rate);
     audio.samples.resize(count);
-    std::memcpy(audio.samples.data(), bytes.data() + at, count * sizeof(std::int16_t));
+    std::memcpy(audio.samples.data(), body.data() + at, count * sizeof(std::int16_t));
     return audio;
 }
 
