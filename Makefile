@@ -74,9 +74,10 @@ bench: build
 # The full crash and fault campaign (about 40 minutes): 1,000+ trials on SQLite,
 # 200+ on PostgreSQL; the table lands in chaos-out/table.md (docs/reliability.md
 # quotes the latest). The short one runs in `make test` (ctest chaos.short).
+# CHAOS_ARGS="--only pg-kill,pg-server,pg-proxy" runs some fault kinds only.
 chaos: build
 	/usr/bin/python3 tests/chaos/chaos.py --scale full --voxq $(BUILD)/bin/voxq \
-	  --fault-vfs $(BUILD)/tests/fault_vfs.so --python-path $(BUILD)/python --out chaos-out
+	  --fault-vfs $(BUILD)/tests/fault_vfs.so --python-path $(BUILD)/python --out chaos-out $(CHAOS_ARGS)
 
 # Only what the demo runs: the voxq command and its espeak helper.
 run: deps $(BUILD)/build.ninja

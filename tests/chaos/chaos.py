@@ -610,7 +610,11 @@ def self_test(args, receiver, workdir):
     while len(cluster.acked) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
         cluster.read_all_acks()
+    producers = list(cluster.producers)
     cluster.stop_all()
+    if len(cluster.acked) < 3:
+        logs = "".join(p.log_path.read_text()[-1500:] for p in producers)
+        raise SystemExit(f"self-test: the producer acknowledged nothing; its log:\n{logs}")
     found, _, _ = cluster.check()
     assert not any(found.values()), f"self-test: a clean store has findings: {dict(found)}"
     some = sorted(cluster.acked)[0]
@@ -815,6 +819,7 @@ def main():
     args = ap.parse_args()
     args.voxq = str(pathlib.Path(args.voxq).resolve())
     args.fault_vfs = str(pathlib.Path(args.fault_vfs).resolve())
+    args.python_path = str(pathlib.Path(args.python_path).resolve())  # processes run elsewhere
     out_dir = pathlib.Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="voxq-chaos."))
