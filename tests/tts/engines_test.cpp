@@ -245,6 +245,25 @@ TEST_F(SpeechCacheTest, ADamagedFileIsAMissNotAFailure) {
     EXPECT_EQ(counting->calls.load(), 3);
 }
 
+TEST_F(SpeechCacheTest, BadSettingsNameTheVariableAndUnsetMeansNoCache) {
+    ::unsetenv("VOXQ_SPEECH_CACHE_DIR");
+    EXPECT_EQ(SpeechCache::from_env(), nullptr);
+    ::setenv("VOXQ_SPEECH_CACHE_DIR", dir_.file("c").c_str(), 1);
+    for (const char* bad : {"lots", "-1", "1024", "99999999999999999999999"}) {
+        ::setenv("VOXQ_SPEECH_CACHE_MAX_BYTES", bad, 1);
+        try {
+            (void)SpeechCache::from_env();
+            ADD_FAILURE() << bad << " was taken";
+        } catch (const ConfigError& e) {
+            EXPECT_NE(std::string(e.what()).find("VOXQ_SPEECH_CACHE_MAX_BYTES"), std::string::npos)
+                << e.what();
+        }
+    }
+    ::unsetenv("VOXQ_SPEECH_CACHE_MAX_BYTES");
+    EXPECT_NE(SpeechCache::from_env(), nullptr);
+    ::unsetenv("VOXQ_SPEECH_CACHE_DIR");
+}
+
 TEST(SpeechEngines, LongTextsAreSplitAndTheAudioJoined) {
     SpeechEngines engines;
     auto counting = std::make_shared<CountingEngine>();

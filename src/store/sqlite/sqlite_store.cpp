@@ -111,6 +111,7 @@ class SqliteStore final : public Store {
             writer = open_connection();
         }
         if (!in_memory_) damage_ = quick_check(*writer);
+        damaged_ = !damage_.empty();
         writes_ = std::make_unique<GroupCommit>(std::move(writer));
     }
 
@@ -669,7 +670,9 @@ class SqliteStore final : public Store {
                                  "cannot be written): only reads are possible",
                              false);
         }
-        if (const std::string why = damage(); !why.empty()) {
+        // Every write passes here: a flag, not the mutex, until damage is found.
+        if (damaged_.load(std::memory_order_acquire)) {
+            const std::string why = damage();
             throw StoreError(path_ + " is damaged, so voxq refuses to write to it (" + why +
                                  "); run `voxq check`, then restore it from a backup",
                              false);
@@ -685,6 +688,7 @@ class SqliteStore final : public Store {
     void note_damage(const std::string& why) {
         std::lock_guard lock(damage_mutex_);
         if (damage_.empty()) damage_ = why;
+        damaged_.store(true, std::memory_order_release);
     }
 
     // PRAGMA quick_check, stopped after kOpenCheckBudget. Returns what it found
@@ -768,7 +772,8 @@ class SqliteStore final : public Store {
     const bool synchronous_full_;
     bool read_only_ = false;  // set once, in the constructor
     mutable std::mutex damage_mutex_;
-    std::string damage_;  // guarded by damage_mutex_; never cleared once set
+    std::string damage_;                 // guarded by damage_mutex_; never cleared once set
+    std::atomic<bool> damaged_ = false;  // set after damage_, once
 
     std::unique_ptr<GroupCommit> writes_;
     std::atomic<bool> closed_ = false;
