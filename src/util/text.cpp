@@ -11,7 +11,7 @@ namespace voxq {
 namespace {
 
 // Length of the valid UTF-8 sequence at the start of `s`, or 0 if it is not one.
-std::size_t valid_sequence(std::string_view s) {
+std::size_t valid_sequence(std::string_view s) noexcept {
     const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
     const unsigned char c = b(0);
     if (c < 0x80) return 1;
@@ -74,6 +74,10 @@ bool ends_value(char c) {
 }
 
 }  // namespace
+
+std::size_t utf8_sequence_length(std::string_view text) noexcept {
+    return text.empty() ? 0 : valid_sequence(text);
+}
 
 bool is_valid_utf8(std::string_view text) {
     while (!text.empty()) {

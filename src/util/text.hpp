@@ -10,6 +10,8 @@
 namespace voxq {
 
 [[nodiscard]] bool is_valid_utf8(std::string_view text);
+// Bytes of the valid UTF-8 character `text` starts with; 0 if it is not one.
+[[nodiscard]] std::size_t utf8_sequence_length(std::string_view text) noexcept;
 // `text` with every invalid byte sequence replaced by U+FFFD.
 [[nodiscard]] std::string to_valid_utf8(std::string_view text);
 // Valid UTF-8 of at most `max_bytes`, cut at a character boundary ("…" marks a
