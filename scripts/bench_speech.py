@@ -81,11 +81,23 @@ def start_s3(work):
     return gate, int(gate.stdout.readline().split()[1])
 
 
-def run_workers(processes, lines, work, payload, s3_port=None):
-    name = f"{processes}-{payload}" + ("-s3" if s3_port else "")
+def repeated_texts(n, unique_share=0.1):
+    """A workload of prompts: 10% of the items say something new, 90% repeat one
+    of a few sentences (notifications, IVR menus), in a random order."""
+    rng = random.Random(7)
+    fresh = texts(n)
+    prompts = fresh[:20]
+    return [fresh[i] if rng.random() < unique_share else rng.choice(prompts) for i in range(n)]
+
+
+def run_workers(processes, lines, work, payload, s3_port=None, cache=False, label=""):
+    name = f"{processes}-{payload}" + ("-s3" if s3_port else "") + ("-cache" if cache else "") + label
     db = os.path.join(work, f"speech-{name}.db")
     env = dict(os.environ, QUEUE_DATABASE_URL=f"sqlite:///{db}", VOXQ_WEBHOOK_PAYLOAD=payload,
                VOXQ_WEBHOOK_SECRET=SECRET, VOXQ_WEBHOOK_ALLOW_NETS="127.0.0.1/32")
+    env.pop("VOXQ_SPEECH_CACHE_DIR", None)
+    if cache:
+        env["VOXQ_SPEECH_CACHE_DIR"] = os.path.join(work, f"cache-{name}")
     if s3_port:
         env.update(VOXQ_STORAGE_URL="s3://bench/speech", AWS_ACCESS_KEY_ID="AKIDBENCH",
                    AWS_SECRET_ACCESS_KEY="bench-secret",
@@ -132,17 +144,23 @@ def run_workers(processes, lines, work, payload, s3_port=None):
         w.wait()
     sink.send_signal(signal.SIGTERM)
     sink.wait()
-    totals = {"audio": 0.0, "synthesis": 0.0, "encoding": 0.0, "delivery": 0.0}
+    totals = {"audio": 0.0, "synthesis": 0.0, "encoding": 0.0, "delivery": 0.0, "hits": 0,
+              "misses": 0}
     for log in logs:
         text = open(log).read()
         m = re.search(r"audio_seconds=([\d.]+) synthesis_seconds=([\d.]+) "
                       r"encoding_seconds=([\d.]+) delivery_seconds=([\d.]+)", text)
-        if not m:
+        c = re.search(r"speech_cache_hits=(\d+) speech_cache_misses=(\d+)", text)
+        if not m or not c:
             sys.exit(f"no summary in {log}:\n{text}")
         for key, value in zip(("audio", "synthesis", "encoding", "delivery"), m.groups()):
             totals[key] += float(value)
+        totals["hits"] += int(c.group(1))
+        totals["misses"] += int(c.group(2))
     delivered = sum(1 for _ in open(os.path.join(sink_dir, "deliveries.jsonl")))
-    return {"processes": processes, "payload": payload + (" + S3 storage" if s3_port else ""),
+    return {"processes": processes,
+            "payload": payload + (" + S3 storage" if s3_port else "") + (" + speech cache" if cache else "")
+            + label,
             "wall": wall, "completed": s["completed"],
             "discarded": s["discarded"], "delivered": delivered, "cpu": cpu, **totals}
 
@@ -165,6 +183,13 @@ def main():
             print(f"speech: {N} items, {processes} voxq worker process(es), {payload} payload ...",
                   file=sys.stderr)
             runs.append(run_workers(processes, lines, work, payload))
+        # Prompts that repeat (90% of items), without and with the speech cache.
+        prompts = repeated_texts(N)
+        for cache in (False, True):
+            print(f"speech: {N} items, 90% repeated, 1 voxq worker process, json, "
+                  f"{'with' if cache else 'no'} speech cache ...", file=sys.stderr)
+            runs.append(run_workers(1, prompts, work, "json", cache=cache,
+                                    label=", 90% repeated texts"))
         # And with object storage: the event links to the audio, uploaded first.
         gate, s3_port = start_s3(work)
         if gate:
@@ -177,10 +202,10 @@ def main():
     base_rate = base["items"] / base["seconds"]
     print(f"| speech, {N} items of 30 words (espeak, WAV, signed webhooks to voxq sink) "
           "| items/s | audio s per wall s | vs espeak alone | outside synthesis "
-          "| worker CPU per item | sink CPU per item |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| worker CPU per item | worker CPU / espeak CPU | sink CPU per item | syntheses |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print(f"| espeak alone ({base['processes']} helpers, no queue/encoding/delivery) "
-          f"| {base_rate:.1f} | {base['audio_seconds'] / base['seconds']:.1f} | 1.00x | - | - | - |")
+          f"| {base_rate:.1f} | {base['audio_seconds'] / base['seconds']:.1f} | 1.00x | - | - | - | - | {N} |")
     for r in runs:
         rate = r["completed"] / r["wall"]
         busy = r["synthesis"] + r["encoding"] + r["delivery"]
@@ -189,7 +214,10 @@ def main():
         print(f"| voxq, {r['processes']} worker process(es), {r['payload']} payload | {rate:.1f} "
               f"| {r['audio'] / r['wall']:.1f} | {rate / base_rate:.2f}x "
               f"| {100 * (1 - rate / base_rate):.1f}% of wall ({100 * outside:.1f}% of processor time) "
-              f"| {r['cpu']['workers'] * per_item:.2f} ms | {r['cpu']['sink'] * per_item:.2f} ms |")
+              f"| {r['cpu']['workers'] * per_item:.2f} ms "
+              f"| {100 * r['cpu']['workers'] / max(r['cpu']['espeak helpers'], 1e-9):.1f}% "
+              f"| {r['cpu']['sink'] * per_item:.2f} ms "
+              f"| {r['misses'] if r['hits'] + r['misses'] else r['completed']} |")
     print()
     for r in runs:
         print(f"- {r['processes']} process(es), {r['payload']}: {r['completed']} completed, {r['discarded']} discarded, "

@@ -119,4 +119,16 @@ struct RetryPolicy {
     [[nodiscard]] double delay_after(std::int64_t attempt_count) const;
 };
 
+// A speech engine's budget, as paid speech APIs bill and throttle it (SPEC §6),
+// shared by every worker process on one database. 0 = no limit. The budget is
+// spread evenly: in any 10-second window at most a sixth of the per-minute figure,
+// plus a burst of a 24th (at least one request).
+struct RateLimit {
+    double requests_per_minute = 0;
+    double characters_per_minute = 0;
+    [[nodiscard]] bool limited() const {
+        return requests_per_minute > 0 || characters_per_minute > 0;
+    }
+};
+
 }  // namespace voxq

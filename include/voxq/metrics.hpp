@@ -38,6 +38,8 @@ struct WorkerCounters {
     std::atomic<std::int64_t> encoding_us = 0;
     std::atomic<std::int64_t> delivery_us = 0;
     std::atomic<std::int64_t> audio_ms = 0;  // length of the audio delivered
+    // Waiting for an engine's shared rate limit (SPEC §6): not a failed attempt.
+    std::atomic<std::int64_t> capacity_wait_us = 0;
     // The other webhook outcomes by class (SPEC §7); delivered is items_delivered.
     std::atomic<std::int64_t> webhooks_transient = 0;
     std::atomic<std::int64_t> webhooks_permanent = 0;

@@ -49,7 +49,8 @@ struct TaskFilter {
     std::string queue;  // empty = every queue
 };
 
-struct QueueSummary {
+// One queue at a glance, for metrics and dashboards (WorkerQueue::queue_overview).
+struct QueueOverview {
     std::string queue;
     std::map<std::string, std::int64_t> stats;
     std::optional<double> oldest_due_age;
@@ -125,12 +126,18 @@ class WorkerQueue {
                             std::optional<double> visibility_timeout = std::nullopt,
                             std::optional<std::int64_t> max_attempts = std::nullopt);
 
+    // Shared rate limits (SPEC §6): takes one request of `characters` from the
+    // budget `limit` named `name` (an engine's), shared by every process on this
+    // database. Returns 0 when granted, else the seconds to wait before asking
+    // again (nothing was taken). One write either way.
+    double take_capacity(const std::string& name, const RateLimit& limit, std::int64_t characters);
+
     // {"pending", "processing", "completed", "retryable", "cancelled",
     //  "discarded", "total"}, zeros included. `queue` empty = all queues.
     std::map<std::string, std::int64_t> get_queue_stats(const std::string& queue = "");
     // Every queue that has tasks: its counts (as get_queue_stats) and how long
     // its oldest due PENDING task has waited (seconds; none when nothing is due).
-    std::vector<QueueSummary> queue_overview();
+    std::vector<QueueOverview> queue_overview();
 
     // The task with its error history; throws TaskNotFoundError.
     Task get_task(const std::string& id);

@@ -19,10 +19,13 @@
 // Per engine (NAME upper-case): _URL, _KIND, _API_KEY (sent as a bearer token, never
 // logged), _MODEL, _CONCURRENCY (calls at once per worker process; speech
 // servers throttle), _MAX_CHARS (longer texts are split at sentence boundaries
-// and the audio joined; OpenAI-compatible default 4096), _TIMEOUT (seconds).
+// and the audio joined; OpenAI-compatible default 4096), _TIMEOUT (seconds),
+// _RPM and _CPM (requests and characters per minute, shared by every worker on
+// one database: see SpeechEngines::set_admission).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +34,7 @@
 #include <vector>
 
 #include "voxq/audio.hpp"
+#include "voxq/config.hpp"
 #include "voxq/errors.hpp"
 #include "voxq/log.hpp"
 #include "voxq/task.hpp"
@@ -76,6 +80,7 @@ struct EngineSettings {
     int concurrency = 4;           // calls at once per process
     std::size_t max_chars = 4096;  // per call; 0 = no limit
     double timeout = 120;          // seconds per call
+    RateLimit rate_limit;          // _RPM, _CPM
 };
 
 // POST {url}/audio/speech {model, input, voice, response_format: "wav", speed};
@@ -158,7 +163,17 @@ class SpeechEngines final : public SpeechEngine {
     // `identity` goes into the cache key of its speech: what, besides the voice,
     // the text and the speed, changes the audio (the model, the server).
     void add(const std::string& name, std::shared_ptr<SpeechEngine> engine, int concurrency,
-             std::size_t max_chars = 0, const std::string& identity = "");
+             std::size_t max_chars = 0, const std::string& identity = "",
+             RateLimit rate_limit = {});
+    // Asked before every call to an engine with a rate limit (after the cache
+    // missed, before the concurrency cap), with the engine's name, its limit and
+    // the characters of the call: it returns once the call may go, or throws to
+    // abandon it. A worker sets one that draws on the budget in its store and
+    // waits (Worker::start); without one, limits are not enforced.
+    using Admission = std::function<void(const std::string& engine, const RateLimit& limit,
+                                         std::int64_t characters)>;
+    void set_admission(Admission admission);
+    [[nodiscard]] RateLimit rate_limit(const std::string& name) const;
     // Serve identical requests from `cache` (null: none). A hit skips the engine
     // and its concurrency cap.
     void set_cache(std::shared_ptr<SpeechCache> cache);

@@ -110,11 +110,27 @@ struct TaskCountParams {
     std::string queue;  // empty = every queue
 };
 
-// One queue at a glance, for metrics and dashboards.
-struct QueueOverview {
+// One queue at a glance as a store reads it (counts by state, times in
+// microseconds); WorkerQueue::queue_overview() turns each into a QueueOverview.
+struct QueueOverviewRow {
     std::string queue;
     StateCounts counts{};
     std::optional<std::int64_t> oldest_due_us;  // schedule_at of the oldest due PENDING task
+};
+
+// One token bucket of a shared rate limit: it holds at most `burst` tokens and
+// gains `rate` a second; a grant takes `cost`.
+struct RateBucket {
+    std::string name;  // "<engine>/requests", "<engine>/characters"
+    double rate = 1;
+    double burst = 1;
+    double cost = 1;
+};
+
+// Takes from every bucket at once or from none (all or nothing).
+struct RateTakeParams {
+    std::vector<RateBucket> buckets;  // distinct names
+    std::int64_t now_us = 0;
 };
 
 class Store {
@@ -140,7 +156,13 @@ class Store {
     [[nodiscard]] virtual StateCounts task_count(const TaskCountParams& params) = 0;
     // Every queue that has tasks, by name, with its counts and the schedule_at of
     // its oldest task that is PENDING and due at `now_us`.
-    [[nodiscard]] virtual std::vector<QueueOverview> task_overview(std::int64_t now_us) = 0;
+    [[nodiscard]] virtual std::vector<QueueOverviewRow> task_overview(std::int64_t now_us) = 0;
+
+    // Shared rate limits (SPEC §6): one conditional write. Returns 0 when every
+    // bucket paid its cost, else the microseconds until they all could (and
+    // takes nothing). A bucket never seen is full. The arithmetic is
+    // detail::plan_rate_take (src/store/store_rules.hpp), shared by every store.
+    virtual std::int64_t rate_take(const RateTakeParams& params) = 0;
 
     // Push wake-ups from other processes (a capability; the default has none).
     // After this call the store invokes `on_work`, from a thread of its own, when

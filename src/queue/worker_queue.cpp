@@ -290,18 +290,42 @@ std::vector<StoreFinding> WorkerQueue::check_store() {
     return impl_->with_store([](Store& s) { return s.check(); });
 }
 
-std::vector<QueueSummary> WorkerQueue::queue_overview() {
+std::vector<QueueOverview> WorkerQueue::queue_overview() {
     const std::int64_t now_us = detail::seconds_to_us(clock().now_seconds());
     const auto queues = impl_->with_store([&](Store& s) { return s.task_overview(now_us); });
-    std::vector<QueueSummary> out;
+    std::vector<QueueOverview> out;
     out.reserve(queues.size());
-    for (const QueueOverview& q : queues) {
-        QueueSummary summary{q.queue, stats_map(q.counts), std::nullopt};
+    for (const QueueOverviewRow& q : queues) {
+        QueueOverview summary{q.queue, stats_map(q.counts), std::nullopt};
         if (q.oldest_due_us)
             summary.oldest_due_age = detail::us_to_seconds(now_us - *q.oldest_due_us);
         out.push_back(std::move(summary));
     }
     return out;
+}
+
+double WorkerQueue::take_capacity(const std::string& name, const RateLimit& limit,
+                                  std::int64_t characters) {
+    if (name.empty() || name.size() > 200)
+        throw ValidationError("rate limit name: must be 1 to 200 bytes");
+    if (characters < 0) throw ValidationError("characters: must be >= 0");
+    RateTakeParams p;
+    p.now_us = detail::seconds_to_us(clock().now_seconds());
+    // Rate r a second with a burst of r*60/24 bounds any 10-second window by
+    // 10r + burst = per-minute/6 + per-minute/24 (SPEC §6).
+    auto bucket = [&](const char* kind, double per_minute, double cost) {
+        if (!std::isfinite(per_minute) || per_minute < 0 || per_minute > 1e12)
+            throw ValidationError(std::string("rate limit ") + kind +
+                                  " per minute: must be a number from 0 to 1e12");
+        if (per_minute == 0) return;
+        p.buckets.push_back(
+            {name + "/" + kind, per_minute / 60, std::max(1.0, per_minute / 24), cost});
+    };
+    bucket("requests", limit.requests_per_minute, 1);
+    bucket("characters", limit.characters_per_minute, static_cast<double>(characters));
+    if (p.buckets.empty()) return 0;
+    const std::int64_t wait_us = impl_->with_store([&](Store& s) { return s.rate_take(p); });
+    return detail::us_to_seconds(wait_us);
 }
 
 namespace {

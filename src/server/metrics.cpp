@@ -72,14 +72,14 @@ void outcome_counters(std::string& out, const char* name, const char* help,
 
 }  // namespace
 
-std::string render_metrics(const std::vector<QueueSummary>& queues, bool store_healthy,
+std::string render_metrics(const std::vector<QueueOverview>& queues, bool store_healthy,
                            const WorkerCounters* worker) {
     std::string out;
     header(out, "voxq_store_healthy", "gauge",
            "1 while the store looks sound; 0 once it found damage and refuses writes.");
     out += store_healthy ? "voxq_store_healthy 1\n" : "voxq_store_healthy 0\n";
     header(out, "voxq_tasks", "gauge", "Tasks stored, by queue and state.");
-    for (const QueueSummary& q : queues) {
+    for (const QueueOverview& q : queues) {
         for (const auto& [state, n] : q.stats) {
             if (state == "total") continue;
             out += "voxq_tasks{queue=\"" + label(q.queue) + "\",state=\"" + state + "\"} " +
@@ -88,7 +88,7 @@ std::string render_metrics(const std::vector<QueueSummary>& queues, bool store_h
     }
     header(out, "voxq_oldest_due_task_age_seconds", "gauge",
            "How long the oldest due PENDING task of each queue has waited (0: none due).");
-    for (const QueueSummary& q : queues) {
+    for (const QueueOverview& q : queues) {
         out += "voxq_oldest_due_task_age_seconds{queue=\"" + label(q.queue) + "\"} " +
                number(q.oldest_due_age.value_or(0)) + "\n";
     }

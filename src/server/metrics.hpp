@@ -11,7 +11,7 @@ namespace voxq {
 
 // Tasks per queue and state, the age of each queue's oldest due task, and, when
 // `worker` is given, its histograms and webhook outcomes.
-[[nodiscard]] std::string render_metrics(const std::vector<QueueSummary>& queues,
+[[nodiscard]] std::string render_metrics(const std::vector<QueueOverview>& queues,
                                          bool store_healthy, const WorkerCounters* worker);
 
 }  // namespace voxq

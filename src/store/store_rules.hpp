@@ -1,6 +1,7 @@
 // The queue's rules that every store applies the same way, written once: claim
 // order, why a guarded transition was refused, what the retry sweep does to a
-// task, and the shape of a built-in migration.
+// task, how a rate limit's token buckets pay, and the shape of a built-in
+// migration.
 #pragma once
 
 #include <algorithm>
@@ -115,5 +116,51 @@ struct Migration {
     int version;
     const char* sql;
 };
+
+// A token bucket as stored: its tokens at `updated_us`.
+struct BucketLevel {
+    double tokens = 0;
+    std::int64_t updated_us = 0;
+};
+
+// What rate_take does: `wait_us` 0 and the buckets' levels after paying (in the
+// order of params.buckets), or the wait until every bucket could pay and no
+// levels (nothing is written). `stored[i]` is bucket i's row, if any: a bucket
+// never seen is full. A cost beyond the burst (a text longer than a 24th of the
+// characters per minute) is let through once the bucket is full, leaving a
+// debt paid off before the next grant. Levels read from a file that was
+// tampered with (NaN, above the burst) are brought back into range.
+struct RatePlan {
+    std::int64_t wait_us = 0;
+    std::vector<BucketLevel> after;
+};
+
+inline RatePlan plan_rate_take(const RateTakeParams& p,
+                               const std::vector<std::optional<BucketLevel>>& stored) {
+    RatePlan plan;
+    for (std::size_t i = 0; i < p.buckets.size(); ++i) {
+        const RateBucket& b = p.buckets[i];
+        double tokens = b.burst;
+        std::int64_t at = p.now_us;
+        if (i < stored.size() && stored[i]) {
+            const BucketLevel& level = *stored[i];
+            // A clock behind the stored time refills nothing (no negative time).
+            const double elapsed =
+                static_cast<double>(std::max<std::int64_t>(0, p.now_us - level.updated_us)) / 1e6;
+            tokens = std::isnan(level.tokens)
+                         ? b.burst
+                         : std::clamp(level.tokens + elapsed * b.rate, -1e15, b.burst);
+            at = std::max(level.updated_us, p.now_us);
+        }
+        const double need = std::min(b.cost, b.burst);
+        if (tokens < need) {
+            const double wait = std::ceil((need - tokens) / b.rate * 1e6);
+            plan.wait_us = std::max(plan.wait_us, static_cast<std::int64_t>(std::min(wait, 1e15)));
+        }
+        plan.after.push_back({tokens - b.cost, at});
+    }
+    if (plan.wait_us > 0) plan.after.clear();
+    return plan;
+}
 
 }  // namespace voxq::detail

@@ -69,7 +69,14 @@ struct Entry {
     std::shared_ptr<Gate> gate;
     std::size_t max_chars = 0;
     std::string identity;
+    RateLimit rate_limit;
 };
+
+// Characters as a speech API bills them: Unicode code points, not bytes.
+std::int64_t code_points(const std::string& text) {
+    return std::count_if(text.begin(), text.end(),
+                         [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+}
 
 // Everything that decides the audio, each part length-prefixed so no two
 // requests share a key.
@@ -121,8 +128,9 @@ std::vector<std::string> split_text(const std::string& text, std::size_t max_byt
 
 struct SpeechEngines::Impl {
     mutable std::mutex mutex;
-    std::map<std::string, Entry> engines;  // guarded by mutex
-    std::shared_ptr<SpeechCache> cache;    // guarded by mutex
+    std::map<std::string, Entry> engines;        // guarded by mutex
+    std::shared_ptr<SpeechCache> cache;          // guarded by mutex
+    std::shared_ptr<const Admission> admission;  // guarded by mutex
 
     Entry find(const std::string& name) const {
         std::lock_guard lock(mutex);
@@ -135,10 +143,21 @@ SpeechEngines::SpeechEngines() : impl_(std::make_unique<Impl>()) {}
 SpeechEngines::~SpeechEngines() = default;
 
 void SpeechEngines::add(const std::string& name, std::shared_ptr<SpeechEngine> engine,
-                        int concurrency, std::size_t max_chars, const std::string& identity) {
+                        int concurrency, std::size_t max_chars, const std::string& identity,
+                        RateLimit rate_limit) {
     std::lock_guard lock(impl_->mutex);
     impl_->engines[name] = Entry{std::move(engine), std::make_shared<Gate>(concurrency), max_chars,
-                                 name + "/" + identity};
+                                 name + "/" + identity, rate_limit};
+}
+
+void SpeechEngines::set_admission(Admission admission) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->admission =
+        admission ? std::make_shared<const Admission>(std::move(admission)) : nullptr;
+}
+
+RateLimit SpeechEngines::rate_limit(const std::string& name) const {
+    return impl_->find(name).rate_limit;
 }
 
 void SpeechEngines::set_cache(std::shared_ptr<SpeechCache> cache) {
@@ -167,9 +186,11 @@ Audio SpeechEngines::synthesize(const TextToSpeechRequest& request) {
     const Entry entry = impl_->find(name);
     if (!entry.engine) throw SpeechError(not_configured(name) + ", then resume the task", true);
     std::shared_ptr<SpeechCache> cache;
+    std::shared_ptr<const Admission> admission;
     {
         std::lock_guard lock(impl_->mutex);
         cache = impl_->cache;
+        if (entry.rate_limit.limited()) admission = impl_->admission;
     }
     std::string key;
     if (cache) {
@@ -180,6 +201,7 @@ Audio SpeechEngines::synthesize(const TextToSpeechRequest& request) {
     for (const std::string& piece : split_text(request.text, entry.max_chars)) {
         TextToSpeechRequest part = request;
         part.text = piece;
+        if (admission) (*admission)(name, entry.rate_limit, code_points(piece));
         entry.gate->enter();
         struct Leave {
             Gate& gate;
@@ -236,6 +258,15 @@ std::string engine_kind_names() {
     return out;
 }
 
+// _RPM and _CPM of the engine whose variables start with `prefix`.
+RateLimit read_rate_limit(const env::Reader& vars, const std::string& prefix) {
+    const env::Range per_minute{0, 1e12, false, " per minute (0 = no limit)"};
+    RateLimit limit;
+    limit.requests_per_minute = vars.number(prefix + "RPM", per_minute).value_or(0);
+    limit.characters_per_minute = vars.number(prefix + "CPM", per_minute).value_or(0);
+    return limit;
+}
+
 }  // namespace
 
 std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
@@ -250,7 +281,7 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
     const int espeak_processes = read_int("VOXQ_ENGINE_ESPEAK_CONCURRENCY", cores);
     engines->add("espeak",
                  std::make_shared<EspeakEngine>(espeak_helper, espeak_processes, std::move(logger)),
-                 espeak_processes);
+                 espeak_processes, 0, "", read_rate_limit(vars, "VOXQ_ENGINE_ESPEAK_"));
 
     // Every engine named by a VOXQ_ENGINE_<NAME>_URL or _KIND variable.
     const std::string prefix = "VOXQ_ENGINE_";
@@ -291,11 +322,13 @@ std::shared_ptr<SpeechEngines> SpeechEngines::from_map(
             static_cast<std::size_t>(vars.integer(p + "MAX_CHARS", 16, 1'000'000)
                                          .value_or(static_cast<std::int64_t>(s.max_chars)));
         s.timeout = vars.number(p + "TIMEOUT", {0, 3600, true, " seconds"}).value_or(s.timeout);
+        s.rate_limit = read_rate_limit(vars, p);
         const std::string name = s.name;  // read before s is moved from
         const int cap = s.concurrency;
         const std::size_t max_chars = s.max_chars;
         const std::string identity = s.model + "@" + s.url;
-        engines->add(name, kind->make(std::move(s)), cap, max_chars, identity);
+        const RateLimit rate_limit = s.rate_limit;
+        engines->add(name, kind->make(std::move(s)), cap, max_chars, identity, rate_limit);
     }
     return engines;
 }

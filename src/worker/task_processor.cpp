@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <limits>
 #include <stdexcept>
 
@@ -34,6 +35,22 @@ TaskProcessor::TaskProcessor(std::shared_ptr<SpeechEngine> engine, DeliverFn del
       settings_(settings),
       counters_(counters) {}
 
+ItemAudio TaskProcessor::prepare(const TaskItem& item) const {
+    auto start = std::chrono::steady_clock::now();
+    const Audio audio = engine_->synthesize(item.request);
+    counters_.synthesis.observe(static_cast<double>(micros_since(start)) / 1e6);
+    start = std::chrono::steady_clock::now();
+    EncodedAudio encoded = encode_audio(audio, item.request.format);
+    counters_.encoding_us += micros_since(start);
+    counters_.audio_ms += static_cast<std::int64_t>(audio.seconds() * 1000);
+    return {std::move(encoded.bytes),
+            std::move(encoded.content_type),
+            item.request.format,
+            audio.sample_rate,
+            1,
+            audio.seconds()};
+}
+
 TaskOutcome TaskProcessor::run(const Task& task, const RecordDeliveredFn& record_delivered) const {
     if (!engine_ || !deliver_) throw std::logic_error("the worker has no speech engine or sender");
     const double deadline = settings_.task_timeout > 0
@@ -41,8 +58,13 @@ TaskOutcome TaskProcessor::run(const Task& task, const RecordDeliveredFn& record
                                 : std::numeric_limits<double>::infinity();
     const auto first = static_cast<std::size_t>(std::max<std::int64_t>(0, task.items_delivered));
     counters_.items_skipped += static_cast<std::int64_t>(std::min(first, task.items.size()));
+    // The next item's speech, made while this one is delivered (SPEC §6), so the
+    // engine is not idle while a receiver answers. The deadline is checked
+    // before each item is delivered and before its synthesis starts; if the
+    // attempt ends early, the destructor waits for the item made ahead (with a
+    // speech cache, that work is kept for the next attempt).
+    std::future<ItemAudio> ahead;
     for (std::size_t i = first; i < task.items.size(); ++i) {
-        const TaskItem& item = task.items[i];
         const std::string label = "item " + std::to_string(i) + ": ";
         if (clock_.now_seconds() >= deadline) {
             char seconds[32];
@@ -52,21 +74,15 @@ TaskOutcome TaskProcessor::run(const Task& task, const RecordDeliveredFn& record
         }
         ItemAudio delivered;
         try {
-            auto start = std::chrono::steady_clock::now();
-            const Audio audio = engine_->synthesize(item.request);
-            counters_.synthesis.observe(static_cast<double>(micros_since(start)) / 1e6);
-            start = std::chrono::steady_clock::now();
-            EncodedAudio encoded = encode_audio(audio, item.request.format);
-            counters_.encoding_us += micros_since(start);
-            counters_.audio_ms += static_cast<std::int64_t>(audio.seconds() * 1000);
-            delivered = {std::move(encoded.bytes),
-                         std::move(encoded.content_type),
-                         item.request.format,
-                         audio.sample_rate,
-                         1,
-                         audio.seconds()};
+            delivered = ahead.valid() ? ahead.get() : prepare(task.items[i]);
         } catch (const SpeechError& e) {
             return e.permanent() ? discard(label + e.what()) : retry(label + e.what());
+        } catch (const StopWaiting&) {
+            return {TaskOutcome::Kind::HandBack, "", std::nullopt};
+        }
+        if (i + 1 < task.items.size() && clock_.now_seconds() < deadline) {
+            ahead = std::async(std::launch::async,
+                               [this, &next = task.items[i + 1]] { return prepare(next); });
         }
         const auto start = std::chrono::steady_clock::now();
         const WebhookOutcome out = deliver_(task, i, std::move(delivered),

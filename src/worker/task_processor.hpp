@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "voxq/clock.hpp"
@@ -28,10 +29,17 @@ struct TaskOutcome {
         Retry,      // transient: again after the backoff, not before `not_before`
         Discard,    // permanent: an operator must act
         LeaseLost,  // another attempt owns the task now: do nothing
+        HandBack,   // the worker is stopping: give the task back, attempt unspent
     };
     Kind kind = Kind::Completed;
     std::string message;               // Retry, Discard: why ("item 2: HTTP 503 ...")
     std::optional<double> not_before;  // Retry: earliest next attempt (queue clock, seconds)
+};
+
+// Thrown through the engine by a wait the worker cut short because it is
+// stopping (waiting for an engine's rate limit): the task goes back unspent.
+struct StopWaiting : std::runtime_error {
+    StopWaiting() : std::runtime_error("the worker is stopping") {}
 };
 
 // Delivers one item's audio: WebhookSender::deliver in production, a fake in
@@ -59,6 +67,9 @@ class TaskProcessor {
                                   const RecordDeliveredFn& record_delivered) const;
 
   private:
+    // Synthesizes and encodes one item (throws what the engine throws).
+    [[nodiscard]] ItemAudio prepare(const TaskItem& item) const;
+
     std::shared_ptr<SpeechEngine> engine_;
     DeliverFn deliver_;
     const Clock& clock_;

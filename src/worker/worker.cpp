@@ -116,6 +116,9 @@ struct Worker::Impl {
                                  {"error", outcome.message}});
                 }
                 break;
+            case Kind::HandBack:
+                hand_back(task.id, task.attempt_count);
+                break;
             case Kind::LeaseLost:
                 log.debug("attempt abandoned: another attempt holds the task now",
                           {{"task_id", task.id}, {"attempt", task.attempt_count}});
@@ -247,6 +250,38 @@ struct Worker::Impl {
         }
     }
 
+    // The admission of rate-limited engine calls (SpeechEngines::set_admission):
+    // takes from the engine's budget in the store, which every worker on the
+    // database shares, and waits until it grants. Waiting spends no attempt; a
+    // stop cuts it short and the task goes back.
+    void wait_for_capacity(const std::string& engine, const RateLimit& limit,
+                           std::int64_t characters) {
+        const auto started = std::chrono::steady_clock::now();
+        struct Count {
+            WorkerCounters& counters;
+            std::chrono::steady_clock::time_point started;
+            ~Count() { counters.capacity_wait_us += micros_since(started); }
+        } count{counters, started};
+        for (;;) {
+            double wait = 0;
+            try {
+                wait = queue.take_capacity("engine:" + engine, limit, characters);
+            } catch (const StoreError& e) {
+                throw SpeechError(
+                    "engine " + engine +
+                        ": its shared rate limit could not be read from the store: " + e.what(),
+                    false);
+            }
+            if (wait <= 0) return;
+            std::unique_lock lock(mutex);
+            // At most a second at a time: another process may have stopped using it.
+            if (idle.wait_for(lock, std::chrono::duration<double>(std::min(wait, 1.0)),
+                              [&] { return stopping.load(); })) {
+                throw detail::StopWaiting();
+            }
+        }
+    }
+
     // Consecutive failed claims, across processors (the store is shared).
     std::atomic<std::int64_t> claim_failures = 0;
 
@@ -340,10 +375,24 @@ struct Worker::Impl {
 Worker::Worker(WorkerQueue& queue, WorkerOptions options, std::shared_ptr<SpeechEngine> engines,
                std::shared_ptr<WebhookSender> sender)
     : impl_(std::make_unique<Impl>(queue, std::move(options), std::move(engines),
-                                   std::move(sender))) {}
+                                   std::move(sender))) {
+    // Rate-limited engine calls draw on the store's shared budget, whether this
+    // worker runs its own processors or is driven through process(). One worker
+    // per SpeechEngines: the last one made sets it.
+    if (auto router = std::dynamic_pointer_cast<SpeechEngines>(impl_->engines)) {
+        router->set_admission([impl = impl_.get()](const std::string& engine,
+                                                   const RateLimit& limit,
+                                                   std::int64_t characters) {
+            impl->wait_for_capacity(engine, limit, characters);
+        });
+    }
+}
 
 Worker::~Worker() {
     stop();
+    if (auto router = std::dynamic_pointer_cast<SpeechEngines>(impl_->engines)) {
+        router->set_admission(nullptr);  // it points into this worker
+    }
 }
 
 void Worker::start() {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -832,6 +833,89 @@ TEST_P(StoreConformance, CheckIsCleanInEveryStateAndNamesWhatWasTamperedWith) {
               std::string::npos)
         << findings[1].detail;
     EXPECT_NE(findings[1].detail.find(progressing.id), std::string::npos);
+}
+
+// RPM 120: 2 requests a second, a burst of 5; CPM 240: 4 characters a second,
+// a burst of 10.
+TEST_P(StoreConformance, RateLimitsGrantTheBurstThenTheRateAndTakeAllOrNothing) {
+    const RateLimit requests{120, 0};
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(queue_->take_capacity("engine:a", requests, 0), 0) << i;
+    EXPECT_NEAR(queue_->take_capacity("engine:a", requests, 0), 0.5, 1e-6);
+    EXPECT_EQ(queue_->take_capacity("engine:b", requests, 0), 0) << "budgets are per name";
+    clock_->advance_seconds(0.25);
+    EXPECT_NEAR(queue_->take_capacity("engine:a", requests, 0), 0.25, 1e-6);
+    clock_->advance_seconds(0.25);
+    EXPECT_EQ(queue_->take_capacity("engine:a", requests, 0), 0);
+    clock_->advance_seconds(3600);  // refills up to the burst, no further
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(queue_->take_capacity("engine:a", requests, 0), 0) << i;
+    EXPECT_GT(queue_->take_capacity("engine:a", requests, 0), 0);
+
+    const RateLimit both{120, 240};
+    EXPECT_EQ(queue_->take_capacity("engine:c", both, 8), 0);  // 4 requests, 2 characters left
+    EXPECT_NEAR(queue_->take_capacity("engine:c", both, 5), 0.75, 1e-6);
+    // The refused take paid nothing: after 0.75 s the requests are full again
+    // (5) and the characters 5, so this and four more requests go.
+    clock_->advance_seconds(0.75);
+    EXPECT_EQ(queue_->take_capacity("engine:c", both, 5), 0);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(queue_->take_capacity("engine:c", both, 0), 0) << i;
+    EXPECT_GT(queue_->take_capacity("engine:c", both, 0), 0);
+
+    // A text longer than the burst goes from a full bucket and leaves a debt.
+    EXPECT_EQ(queue_->take_capacity("engine:d", RateLimit{0, 240}, 50), 0);
+    EXPECT_NEAR(queue_->take_capacity("engine:d", RateLimit{0, 240}, 1), 41.0 / 4, 1e-6);
+
+    // No limit: nothing to take, nothing written.
+    EXPECT_EQ(queue_->take_capacity("engine:e", RateLimit{}, 1000), 0);
+}
+
+TEST_P(StoreConformance, RateLimitInputsOutOfRangeAreRefusedByName) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (const RateLimit& bad : {RateLimit{-1, 0}, RateLimit{nan, 0}, RateLimit{0, 1e13},
+                                 RateLimit{0, std::numeric_limits<double>::infinity()}}) {
+        try {
+            (void)queue_->take_capacity("engine:a", bad, 1);
+            ADD_FAILURE() << "accepted " << bad.requests_per_minute << "/"
+                          << bad.characters_per_minute;
+        } catch (const ValidationError& e) {
+            EXPECT_NE(std::string(e.what()).find("per minute"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_THROW((void)queue_->take_capacity("", RateLimit{60, 0}, 1), ValidationError);
+    EXPECT_THROW((void)queue_->take_capacity(std::string(201, 'x'), RateLimit{60, 0}, 1),
+                 ValidationError);
+    EXPECT_THROW((void)queue_->take_capacity("engine:a", RateLimit{60, 0}, -1), ValidationError);
+    // None of them took anything: the whole burst (60/24 = 2.5) is still there.
+    EXPECT_EQ(queue_->take_capacity("engine:a", RateLimit{60, 0}, 1), 0);
+    EXPECT_EQ(queue_->take_capacity("engine:a", RateLimit{60, 0}, 1), 0);
+    EXPECT_GT(queue_->take_capacity("engine:a", RateLimit{60, 0}, 1), 0);
+}
+
+// Many takers at one instant, each through its own queue (own connections) where
+// the store allows: exactly the burst is granted, however they interleave, the
+// bucket's first use included.
+TEST_P(StoreConformance, RacingTakersAtOneInstantShareExactlyTheBurst) {
+    const bool shared_memory = config_.database_url == "sqlite:///:memory:";
+    constexpr int kThreads = 6;
+    constexpr int kTakesEach = 20;
+    const RateLimit limit{2400, 0};  // a burst of 100
+    std::vector<std::unique_ptr<WorkerQueue>> queues;
+    for (int i = 0; i < kThreads && !shared_memory; ++i) {
+        queues.push_back(std::make_unique<WorkerQueue>(config_, clock_));
+        queues.back()->initialize();
+    }
+    std::atomic<int> granted = 0;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        WorkerQueue& q = shared_memory ? *queue_ : *queues[static_cast<std::size_t>(t)];
+        threads.emplace_back([&q, &granted, &limit] {
+            for (int i = 0; i < kTakesEach; ++i) {
+                if (q.take_capacity("engine:race", limit, 0) == 0) ++granted;
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    for (auto& q : queues) q->close();
+    EXPECT_EQ(granted.load(), 100);
 }
 
 INSTANTIATE_TEST_SUITE_P(

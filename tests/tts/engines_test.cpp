@@ -103,6 +103,11 @@ TEST(SpeechEngines, BadSettingsNameTheVariable) {
          "VOXQ_ENGINE_KOKORO_KIND: 'grpc' is not one of openai"},
         {{{"VOXQ_ENGINE_KOKORO_KIND", "openai"}},
          "VOXQ_ENGINE_KOKORO_URL: '' is not an http(s) URL"},
+        {{{"VOXQ_ENGINE_KOKORO_URL", "http://x"}, {"VOXQ_ENGINE_KOKORO_RPM", "-5"}},
+         "VOXQ_ENGINE_KOKORO_RPM: '-5' must be 0..1000000000000 per minute (0 = no limit)"},
+        {{{"VOXQ_ENGINE_KOKORO_URL", "http://x"}, {"VOXQ_ENGINE_KOKORO_CPM", "nan"}},
+         "VOXQ_ENGINE_KOKORO_CPM: 'nan' is not a number"},
+        {{{"VOXQ_ENGINE_ESPEAK_RPM", "lots"}}, "VOXQ_ENGINE_ESPEAK_RPM: 'lots' is not a number"},
     };
     for (const auto& [env, message] : cases) {
         try {
@@ -149,6 +154,38 @@ TEST(SpeechEngines, HoldEachEngineToItsConcurrencyCap) {
     EXPECT_EQ(counting->calls.load(), 24);
     EXPECT_EQ(counting->most.load(), 2) << "the cap was not held, or never reached";
     EXPECT_EQ(engines.voices(), std::vector<std::string>{"slow.one"});
+}
+
+// The admission hook sees each call of a rate-limited engine, after the cache
+// and per piece of a split text, with the characters it bills; other engines
+// and cache hits never reach it. A throwing admission stops the call.
+TEST(SpeechEngines, RateLimitedCallsAskTheAdmissionFirst) {
+    testing::TempDir dir;
+    auto limited = std::make_shared<CountingEngine>();
+    auto free = std::make_shared<CountingEngine>();
+    SpeechEngines engines;
+    engines.add("paid", limited, 4, 14, "", RateLimit{60, 1000});
+    engines.add("free", free, 4);
+    engines.set_cache(std::make_shared<SpeechCache>(dir.file("cache"), 1 << 20));
+    std::vector<std::pair<std::string, std::int64_t>> asked;
+    engines.set_admission(
+        [&](const std::string& engine, const RateLimit& limit, std::int64_t characters) {
+            EXPECT_EQ(limit.requests_per_minute, 60);
+            asked.emplace_back(engine, characters);
+        });
+    (void)engines.synthesize({"Caf\xC3\xA9 ouvert. Entrez!", "paid.one", 1.0, "wav"});
+    EXPECT_EQ(asked, (std::vector<std::pair<std::string, std::int64_t>>{{"paid", 12}, {"paid", 7}}))
+        << "one ask per piece, characters counted as code points";
+    (void)engines.synthesize({"Caf\xC3\xA9 ouvert. Entrez!", "paid.one", 1.0, "wav"});
+    (void)engines.synthesize({"No limit here.", "free.one", 1.0, "wav"});
+    EXPECT_EQ(asked.size(), 2U) << "a cache hit or an engine without a limit was asked";
+    EXPECT_EQ(engines.rate_limit("paid").characters_per_minute, 1000);
+
+    engines.set_admission([](const std::string&, const RateLimit&, std::int64_t) {
+        throw SpeechError("no capacity", false);
+    });
+    EXPECT_THROW((void)engines.synthesize({"Something new.", "paid.one", 1.0, "wav"}), SpeechError);
+    EXPECT_EQ(limited->calls.load(), 2) << "a refused call reached the engine";
 }
 
 // The speech cache: identical requests synthesize once, per directory.

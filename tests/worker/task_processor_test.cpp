@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace voxq {
@@ -43,6 +47,7 @@ class TaskProcessorTest : public ::testing::Test {
         const detail::TaskProcessor processor(
             engine_,
             [&](const Task& t, std::size_t item, ItemAudio audio, std::int64_t at) {
+                if (on_deliver_) on_deliver_(item);
                 // As a raw delivery: the audio and the voxq-* headers are readable.
                 sent_.push_back(delivery_request(t, item, std::move(audio), WebhookPayload::Raw,
                                                  static_cast<double>(at)));
@@ -79,6 +84,7 @@ class TaskProcessorTest : public ::testing::Test {
     std::vector<std::int64_t> timestamps_;
     std::vector<std::int64_t> recorded_;
     bool lose_lease_ = false;
+    std::function<void(std::size_t item)> on_deliver_;  // runs before each delivery
 };
 
 TEST_F(TaskProcessorTest, DeliversEveryItemInOrderAndRecordsAllButTheLast) {
@@ -155,8 +161,10 @@ TEST_F(TaskProcessorTest, ALostLeaseStopsTheAttemptBeforeTheNextItem) {
     EXPECT_EQ(sent_.size(), 1U);
 }
 
+// Time moves in the deliveries (the engine runs ahead on another thread, so a
+// clock it moved would race with the checks).
 TEST_F(TaskProcessorTest, TheAttemptDeadlineIsCheckedBeforeEachItemOnTheQueueClock) {
-    engine_->before = [&](const TextToSpeechRequest&) { clock_.advance_seconds(10); };
+    on_deliver_ = [&](std::size_t) { clock_.advance_seconds(10); };
     const TaskOutcome out = run(task_of(4), {15, 3600});
     EXPECT_EQ(out.kind, Kind::Retry);
     EXPECT_EQ(out.message, "item 2: not started: the attempt ran past VOXQ_TASK_TIMEOUT (15 s)");
@@ -166,6 +174,56 @@ TEST_F(TaskProcessorTest, TheAttemptDeadlineIsCheckedBeforeEachItemOnTheQueueClo
 TEST_F(TaskProcessorTest, AnythingElseAnEngineThrowsReachesTheWorkersCatchAll) {
     engine_->before = [](const TextToSpeechRequest&) { throw std::runtime_error("boom"); };
     EXPECT_THROW((void)run(task_of(1)), std::runtime_error);
+}
+
+// SPEC §6: the engine is not idle while a receiver answers. An engine and a
+// receiver of 50 ms each: before item i's receiver answers, it sees the engine
+// already at work on item i+1 (the handshake makes this an order, not a timing).
+TEST_F(TaskProcessorTest, TheNextItemIsSynthesizedWhileThisOneIsDelivered) {
+    constexpr std::size_t kItems = 6;
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::set<std::string> begun;  // texts the engine has started on
+    engine_->before = [&](const TextToSpeechRequest& r) {
+        {
+            std::lock_guard lock(mutex);
+            begun.insert(r.text);
+        }
+        changed.notify_all();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    };
+    on_deliver_ = [&](std::size_t item) {
+        if (item + 1 < kItems) {
+            std::unique_lock lock(mutex);
+            const std::string next = "text " + std::to_string(item + 1);
+            EXPECT_TRUE(changed.wait_for(lock, std::chrono::seconds(5),
+                                         [&] { return begun.count(next) == 1; }))
+                << "item " << item << " was delivered before the engine began item " << item + 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    };
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(run(task_of(kItems)).kind, Kind::Completed);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+    RecordProperty("elapsed_ms", static_cast<int>(ms));  // about 7 x 50, not 12 x 50
+    ASSERT_EQ(sent_.size(), kItems);
+    for (std::size_t i = 0; i < kItems; ++i)
+        EXPECT_EQ(sent_[i].url, task_of(kItems).items[i].response_url);
+    EXPECT_EQ(engine_->texts.size(), kItems) << "an item was synthesized twice";
+}
+
+// A failed delivery ends the attempt at once; the item made ahead is waited
+// for, never sent.
+TEST_F(TaskProcessorTest, AFailedDeliveryNeverSendsTheItemMadeAhead) {
+    answers_ = {answer(WebhookOutcome::Kind::Transient, "HTTP 503")};
+    const TaskOutcome out = run(task_of(3));
+    EXPECT_EQ(out.kind, Kind::Retry);
+    EXPECT_EQ(out.message, "item 0: HTTP 503");
+    EXPECT_EQ(sent_.size(), 1U);
+    EXPECT_EQ(recorded_.size(), 0U);
+    EXPECT_LE(engine_->texts.size(), 2U);
 }
 
 }  // namespace

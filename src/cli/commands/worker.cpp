@@ -48,7 +48,10 @@ void add_worker(const CommandContext& ctx) {
                   {"audio_seconds", static_cast<double>(c.audio_ms.load()) / 1000.0},
                   {"synthesis_seconds", static_cast<double>(c.synthesis.sum_us.load()) / 1e6},
                   {"encoding_seconds", static_cast<double>(c.encoding_us.load()) / 1e6},
-                  {"delivery_seconds", static_cast<double>(c.delivery_us.load()) / 1e6}});
+                  {"delivery_seconds", static_cast<double>(c.delivery_us.load()) / 1e6},
+                  {"capacity_wait_seconds", static_cast<double>(c.capacity_wait_us.load()) / 1e6},
+                  {"speech_cache_hits", SpeechCache::hits()},
+                  {"speech_cache_misses", SpeechCache::misses()}});
         return 0;
     });
 }

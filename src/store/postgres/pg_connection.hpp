@@ -6,6 +6,8 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <set>
@@ -52,6 +54,12 @@ inline Param param(std::string v) {
 inline Param param(const char* v) {
     return std::string(v);
 }
+// Named apart from param(int64): an int argument would match both.
+inline Param real_param(double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.17g", v);
+    return std::string(text);
+}
 inline Param null_param() {
     return std::nullopt;
 }
@@ -76,6 +84,10 @@ class PgResult {
                 static_cast<std::size_t>(PQgetlength(result_.get(), row, col))};
     }
     [[nodiscard]] std::int64_t int64(int row, int col) const;
+    // float8 text ("NaN" and "Infinity" included).
+    [[nodiscard]] double real(int row, int col) const {
+        return std::strtod(std::string(text(row, col)).c_str(), nullptr);
+    }
     [[nodiscard]] std::int64_t affected() const;
 
   private:

@@ -13,7 +13,7 @@ namespace voxq::pg {
 using detail::Migration;
 
 // Times are BIGINT microseconds since the Unix epoch; state is TaskState's value.
-inline constexpr std::array<Migration, 3> kMigrations = {{
+inline constexpr std::array<Migration, 4> kMigrations = {{
     {1, R"sql(
 CREATE TABLE tasks (
     id            TEXT PRIMARY KEY,
@@ -68,6 +68,14 @@ ALTER TABLE tasks ADD COLUMN items_delivered BIGINT NOT NULL DEFAULT 0;
     // Poison tasks (issue 11): how many times the task's lease expired.
     {3, R"sql(
 ALTER TABLE tasks ADD COLUMN stalls BIGINT NOT NULL DEFAULT 0;
+)sql"},
+    // Shared rate limits of speech engines (issue 16): one token bucket a row.
+    {4, R"sql(
+CREATE TABLE rate_buckets (
+    name       TEXT PRIMARY KEY,
+    tokens     DOUBLE PRECISION NOT NULL,
+    updated_at BIGINT NOT NULL
+);
 )sql"},
 }};
 

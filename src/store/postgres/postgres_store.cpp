@@ -441,9 +441,9 @@ class PostgresStore final : public Store {
         });
     }
 
-    std::vector<QueueOverview> task_overview(std::int64_t now_us) override {
+    std::vector<QueueOverviewRow> task_overview(std::int64_t now_us) override {
         return with_conn([&](PgConnection& c, int) {
-            std::vector<QueueOverview> out;
+            std::vector<QueueOverviewRow> out;
             const PgResult counts =
                 c.run("voxq_overview_counts",
                       "SELECT queue, state, sum(n) FROM task_counts GROUP BY queue, state "
@@ -463,11 +463,53 @@ class PostgresStore final : public Store {
                       {param(now_us)});
             for (int i = 0; i < due.rows(); ++i) {
                 const std::string queue(due.text(i, 0));
-                for (QueueOverview& q : out) {
+                for (QueueOverviewRow& q : out) {
                     if (q.queue == queue) q.oldest_due_us = due.int64(i, 1);
                 }
             }
             return out;
+        });
+    }
+
+    std::int64_t rate_take(const RateTakeParams& p) override {
+        return with_conn([&](PgConnection& c, int) {
+            Transaction txn(c);
+            // Locked in name order, so two takers of the same buckets cannot deadlock.
+            std::vector<std::size_t> order(p.buckets.size());
+            for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+            std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+                return p.buckets[a].name < p.buckets[b].name;
+            });
+            std::vector<std::optional<detail::BucketLevel>> stored(p.buckets.size());
+            auto lock_row = [&](std::size_t i) {
+                const PgResult r = c.run(
+                    "voxq_rate_read",
+                    "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1::text FOR UPDATE",
+                    {p.buckets[i].name});
+                if (r.rows() == 1) stored[i] = detail::BucketLevel{r.real(0, 0), r.int64(0, 1)};
+                return r.rows() == 1;
+            };
+            for (const std::size_t i : order) {
+                if (lock_row(i)) continue;
+                // First use: a full bucket, inserted by whichever taker comes first,
+                // so two first takers cannot both spend one fresh burst.
+                c.run("voxq_rate_create",
+                      "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES ($1::text, "
+                      "$2::float8, $3::bigint) ON CONFLICT (name) DO NOTHING",
+                      {p.buckets[i].name, real_param(p.buckets[i].burst), param(p.now_us)});
+                lock_row(i);
+            }
+            const detail::RatePlan plan = detail::plan_rate_take(p, stored);
+            for (const std::size_t i : order) {
+                if (plan.after.empty()) break;
+                c.run("voxq_rate_write",
+                      "UPDATE rate_buckets SET tokens = $2::float8, updated_at = $3::bigint "
+                      "WHERE name = $1::text",
+                      {p.buckets[i].name, real_param(plan.after[i].tokens),
+                       param(plan.after[i].updated_us)});
+            }
+            txn.commit();
+            return plan.wait_us;
         });
     }
 

@@ -13,7 +13,7 @@ namespace voxq::sqlite {
 using detail::Migration;
 
 // Times are INTEGER microseconds since the Unix epoch; state is TaskState's value.
-inline constexpr std::array<Migration, 3> kMigrations = {{
+inline constexpr std::array<Migration, 4> kMigrations = {{
     {1, R"sql(
 CREATE TABLE tasks (
     id            TEXT PRIMARY KEY,
@@ -70,6 +70,14 @@ ALTER TABLE tasks ADD COLUMN items_delivered INTEGER NOT NULL DEFAULT 0;
     // Poison tasks (issue 11): how many times the task's lease expired.
     {3, R"sql(
 ALTER TABLE tasks ADD COLUMN stalls INTEGER NOT NULL DEFAULT 0;
+)sql"},
+    // Shared rate limits of speech engines (issue 16): one token bucket a row.
+    {4, R"sql(
+CREATE TABLE rate_buckets (
+    name       TEXT PRIMARY KEY,
+    tokens     REAL NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
 )sql"},
 }};
 

@@ -501,9 +501,9 @@ class SqliteStore final : public Store {
         });
     }
 
-    std::vector<QueueOverview> task_overview(std::int64_t now_us) override {
+    std::vector<QueueOverviewRow> task_overview(std::int64_t now_us) override {
         return read([&](Connection& c) {
-            std::vector<QueueOverview> out;
+            std::vector<QueueOverviewRow> out;
             Statement& s = c.prepare(
                 "SELECT queue, state, SUM(n) FROM task_counts GROUP BY queue, state "
                 "HAVING SUM(n) > 0 ORDER BY queue");
@@ -513,7 +513,7 @@ class SqliteStore final : public Store {
                 const auto state = static_cast<std::size_t>(s.int64(1));
                 if (state < out.back().counts.size()) out.back().counts[state] = s.int64(2);
             }
-            for (QueueOverview& q : out) {
+            for (QueueOverviewRow& q : out) {
                 if (q.counts[static_cast<std::size_t>(TaskState::PENDING)] == 0) continue;
                 // Walks this queue's due entries only (the partial index holds PENDING rows).
                 Statement& due = c.prepare(
@@ -524,6 +524,35 @@ class SqliteStore final : public Store {
             }
             return out;
         });
+    }
+
+    std::int64_t rate_take(const RateTakeParams& p) override {
+        std::int64_t wait_us = 0;
+        write([&](Connection& c, CountDeltas&) {
+            std::vector<std::optional<detail::BucketLevel>> stored;
+            for (const RateBucket& b : p.buckets) {
+                Statement& s =
+                    c.prepare("SELECT tokens, updated_at FROM rate_buckets WHERE name = ?1");
+                s.bind(1, b.name);
+                stored.push_back(s.step()
+                                     ? std::optional<detail::BucketLevel>({s.real(0), s.int64(1)})
+                                     : std::nullopt);
+                s.reset();
+            }
+            const detail::RatePlan plan = detail::plan_rate_take(p, stored);
+            wait_us = plan.wait_us;
+            for (std::size_t i = 0; i < plan.after.size(); ++i) {
+                c.prepare(
+                     "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES (?1, ?2, ?3) "
+                     "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, "
+                     "updated_at = excluded.updated_at")
+                    .bind(1, p.buckets[i].name)
+                    .bind(2, plan.after[i].tokens)
+                    .bind(3, plan.after[i].updated_us)
+                    .run();
+            }
+        });
+        return wait_us;
     }
 
     void close() override {

@@ -172,7 +172,7 @@ TEST_F(PostgresStore, ProcessesMigratingAtOnceApplyEachMigrationOnce) {
     WorkerQueue queue(config_);
     queue.initialize();
     EXPECT_EQ(queue.get_queue_stats()["total"], 40);
-    EXPECT_EQ(open_store(config_)->schema_version(), 3);
+    EXPECT_EQ(open_store(config_)->schema_version(), 4);
 }
 
 TEST_F(PostgresStore, UnreachableServerIsARetryableStoreErrorWithoutThePassword) {

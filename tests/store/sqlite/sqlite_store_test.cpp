@@ -100,7 +100,7 @@ TEST(SqliteStore, ProcessesMigratingAtOnceApplyEachMigrationOnce) {
     queue.initialize();
     EXPECT_EQ(queue.get_queue_stats()["total"], 40);
     auto store = open_store(config);
-    EXPECT_EQ(store->schema_version(), 3);
+    EXPECT_EQ(store->schema_version(), 4);
 }
 
 TEST(SqliteStore, LockedPastTheBusyTimeoutIsAStoreErrorAndChangesNothing) {
