@@ -12,6 +12,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "store/postgres/pg_completion_groups.hpp"
 #include "store/postgres/pg_connection.hpp"
 #include "store/postgres/pg_listener.hpp"
 #include "store/postgres/pg_migrations.hpp"
@@ -217,7 +218,7 @@ class PostgresStore final : public Store {
                                     p.attempt_delta == 0 && !p.reset_attempts && !p.schedule_now &&
                                     !p.touch_heartbeat && !p.items_delivered;
         if (plain_complete) {
-            if (auto done = complete_in_group(p)) return *done;
+            if (auto done = completions_.complete(p)) return *done;
             // Not completed by its group: run alone, which completes it or says why not.
         }
         return set_state_alone(p);
@@ -622,79 +623,15 @@ class PostgresStore final : public Store {
         c.run("voxq_notify", "SELECT pg_notify($1, '')", {channel_});
     }
 
-    // A completion waiting to be part of a group.
-    struct Completion {
-        const TaskSetStateParams* params;
-        std::optional<TaskStateChange> result;  // set if the group completed it
-        std::exception_ptr error;               // set if the group's statement failed
-        bool done = false;                      // guarded by completions_mutex_
-        std::condition_variable wake;
-    };
-
-    // Group acknowledgement: when more completions arrive than kGroupsInFlight
-    // statements can carry at once, the ones that queue up are completed by ONE
-    // statement, guarded by state and attempt for each task, run by the first
-    // caller in line (the leader) while the others wait. Without contention a
-    // completion runs alone, which is quicker than a group of one. A task
-    // the statement did not complete (wrong state, stale attempt, or the same id
-    // twice in a group) comes back empty, and its caller runs it alone, which
-    // completes it or throws the precise error.
-    std::optional<TaskStateChange> complete_in_group(const TaskSetStateParams& p) {
-        Completion me;
-        me.params = &p;
-        std::unique_lock lock(completions_mutex_);
-        if (completions_.empty() && groups_in_flight_ + solo_in_flight_ < kGroupsInFlight) {
-            // No contention: the single-task statement is quicker than a group of one.
-            ++solo_in_flight_;
-            lock.unlock();
-            struct Done {
-                PostgresStore* self;
-                ~Done() {
-                    std::lock_guard relock(self->completions_mutex_);
-                    --self->solo_in_flight_;
-                    if (!self->completions_.empty()) self->completions_.front()->wake.notify_one();
-                }
-            } done{this};
-            return set_state_alone(p);
-        }
-        completions_.push_back(&me);
-        // Up to kGroupsInFlight groups run at once: with few callers each runs
-        // at once (PostgreSQL merges their commits' WAL flushes anyway); with
-        // many, the ones queued behind busy groups form the next group.
-        auto can_lead = [&] {
-            return !completions_.empty() && completions_.front() == &me &&
-                   groups_in_flight_ + solo_in_flight_ < kGroupsInFlight;
-        };
-        me.wake.wait(lock, [&] { return me.done || can_lead(); });
-        if (!me.done) {
-            const std::size_t n = std::min<std::size_t>(completions_.size(), 1000);
-            std::vector<Completion*> group(completions_.begin(),
-                                           completions_.begin() + static_cast<long>(n));
-            completions_.erase(completions_.begin(), completions_.begin() + static_cast<long>(n));
-            ++groups_in_flight_;
-            if (!completions_.empty()) completions_.front()->wake.notify_one();
-            lock.unlock();
-            run_completions(group);
-            lock.lock();
-            --groups_in_flight_;
-            for (Completion* c : group) {
-                c->done = true;
-                if (c != &me) c->wake.notify_one();
-            }
-            if (!completions_.empty()) completions_.front()->wake.notify_one();
-        }
-        lock.unlock();
-        if (me.error) std::rethrow_exception(me.error);
-        return me.result;
-    }
-
-    void run_completions(const std::vector<Completion*>& group) {
+    // The statement of a completion group (see CompletionGroups): every task
+    // guarded by its state and attempt; a task it did not complete gets no result.
+    void run_completions(const std::vector<CompletionGroups::Completion*>& group) {
         // Ids and attempts as PostgreSQL array literals. Task ids are validated
         // to [A-Za-z0-9_.:-], so quoting them needs no escapes.
         std::string ids = "{", attempts = "{";
         std::set<std::string> seen;
         std::int64_t now_us = 0;
-        for (const Completion* c : group) {
+        for (const CompletionGroups::Completion* c : group) {
             const TaskSetStateParams& p = *c->params;
             now_us = std::max(now_us, p.now_us);
             if (!seen.insert(p.id).second) continue;  // a repeat runs alone
@@ -729,7 +666,7 @@ class PostgresStore final : public Store {
                     completed.emplace(std::string(r.text(i, 0)),
                                       TaskStateChange{std::string(r.text(i, 1)), r.int64(i, 2)});
                 }
-                for (Completion* c : group) {
+                for (CompletionGroups::Completion* c : group) {
                     auto it = completed.find(c->params->id);
                     if (it == completed.end()) continue;
                     c->result = it->second;
@@ -737,7 +674,7 @@ class PostgresStore final : public Store {
                 }
             });
         } catch (const StoreError& e) {
-            for (Completion* c : group) {
+            for (CompletionGroups::Completion* c : group) {
                 c->error =
                     std::make_exception_ptr(StoreError(e.what(), e.retryable(), e.in_doubt()));
             }
@@ -788,10 +725,12 @@ class PostgresStore final : public Store {
     const std::string schema_;
     const std::string channel_;  // NOTIFY channel of this schema
 
-    std::mutex completions_mutex_;
-    std::deque<Completion*> completions_;  // guarded by completions_mutex_
-    int groups_in_flight_ = 0;             // guarded by completions_mutex_
-    int solo_in_flight_ = 0;               // guarded by completions_mutex_
+    // Plain completions under contention share one statement (run_completions).
+    CompletionGroups completions_{
+        kGroupsInFlight, [this](const TaskSetStateParams& p) { return set_state_alone(p); },
+        [this](const std::vector<CompletionGroups::Completion*>& group) {
+            run_completions(group);
+        }};
 
     PgPool pool_;
     std::mutex listener_mutex_;
