@@ -130,6 +130,8 @@ struct BucketLevel {
 // characters per minute) is let through once the bucket is full, leaving a
 // debt paid off before the next grant. Levels read from a file that was
 // tampered with (NaN, above the burst) are brought back into range.
+inline constexpr std::int64_t kRateStampSlackUs = 60'000'000;
+
 struct RatePlan {
     std::int64_t wait_us = 0;
     std::vector<BucketLevel> after;
@@ -151,6 +153,13 @@ inline RatePlan plan_rate_take(const RateTakeParams& p,
                          ? b.burst
                          : std::clamp(level.tokens + elapsed * b.rate, -1e15, b.burst);
             at = std::max(level.updated_us, p.now_us);
+            // Stamped more than a minute ahead (an edit, a badly wrong clock): it
+            // would refill nothing until then, so it restarts full at our time.
+            // Small skews between workers keep the later stamp, as above.
+            if (level.updated_us > p.now_us + kRateStampSlackUs) {
+                tokens = b.burst;
+                at = p.now_us;
+            }
         }
         const double need = std::min(b.cost, b.burst);
         if (tokens < need) {

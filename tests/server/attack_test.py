@@ -432,6 +432,17 @@ def test_a_post_without_a_length_is_answered_at_once(server):
     assert answers[0][0] in (400, 404)
 
 
+def ask_until(server, probe, status, seconds=5):
+    """Sends `probe` on fresh connections until the first answer is `status` or
+    `seconds` pass; returns the last answers (for the assertion's message)."""
+    deadline = time.monotonic() + seconds
+    answers = raw(server, probe)
+    while not (answers and answers[0][0] == status) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        answers = raw(server, probe)
+    return answers
+
+
 def test_too_many_connections_from_one_client_are_refused(voxq):
     for kind in ("serve",):
         s = Server(kind, voxq, env={"VOXQ_API_MAX_CONNECTIONS_PER_CLIENT": "8"})
@@ -442,20 +453,12 @@ def test_too_many_connections_from_one_client_are_refused(voxq):
             # ninth is refused, for less than the 10 s the held ones may stay silent.
             probe = (f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\n"
                      "Connection: close\r\n\r\n").encode()
-            deadline = time.monotonic() + 5
-            answers = raw(s, probe)
-            while not (answers and answers[0][0] == 503) and time.monotonic() < deadline:
-                time.sleep(0.1)
-                answers = raw(s, probe)
+            answers = ask_until(s, probe, 503)
             assert answers and answers[0][0] == 503, answers
             for h in held:
                 h.close()
             # Freed once the server has read their EOF: again, ask for a while.
-            deadline = time.monotonic() + 5
-            answers = raw(s, probe)
-            while not (answers and answers[0][0] == 200) and time.monotonic() < deadline:
-                time.sleep(0.1)
-                answers = raw(s, probe)
+            answers = ask_until(s, probe, 200)
             assert answers and answers[0][0] == 200, answers
         finally:
             s.close()

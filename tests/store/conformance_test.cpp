@@ -868,6 +868,30 @@ TEST_P(StoreConformance, RateLimitsGrantTheBurstThenTheRateAndTakeAllOrNothing) 
     EXPECT_EQ(queue_->take_capacity("engine:e", RateLimit{}, 1000), 0);
 }
 
+// A bucket row written by someone else (a crashed or hostile process, an edit):
+// tokens far above the burst grant no more than the burst, and a time far in
+// the future refills nothing rather than going negative or overflowing.
+TEST_P(StoreConformance, ATamperedRateBucketGrantsNoMoreThanTheBurst) {
+    if (!GetParam().tamper) GTEST_SKIP() << "this store cannot be changed from outside";
+    const RateLimit limit{120, 0};                              // burst 5
+    EXPECT_EQ(queue_->take_capacity("engine:t", limit, 0), 0);  // creates the row
+    GetParam().tamper(config_, "UPDATE rate_buckets SET tokens = 1e300");
+    int granted = 0;
+    for (int i = 0; i < 10; ++i) granted += queue_->take_capacity("engine:t", limit, 0) == 0;
+    EXPECT_EQ(granted, 5);
+    // Stamped far in the future: it restarts full at our time (one burst), then
+    // the rate applies, never stuck until the stamp.
+    GetParam().tamper(config_,
+                      "UPDATE rate_buckets SET tokens = 0, updated_at = 9000000000000000000");
+    granted = 0;
+    for (int i = 0; i < 10; ++i) granted += queue_->take_capacity("engine:t", limit, 0) == 0;
+    EXPECT_EQ(granted, 5);
+    EXPECT_NEAR(queue_->take_capacity("engine:t", limit, 0), 0.5, 1e-6);
+    clock_->advance_seconds(0.5);
+    EXPECT_EQ(queue_->take_capacity("engine:t", limit, 0), 0)
+        << "the bucket stayed stuck at the future time";
+}
+
 TEST_P(StoreConformance, RateLimitInputsOutOfRangeAreRefusedByName) {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     for (const RateLimit& bad : {RateLimit{-1, 0}, RateLimit{nan, 0}, RateLimit{0, 1e13},
