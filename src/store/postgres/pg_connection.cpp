@@ -185,9 +185,10 @@ void PgConnection::exec(const char* sql) {
     await_result(PQsendQuery(conn_.get(), sql), sql);
 }
 
-PgResult PgConnection::run(const char* name, const char* sql, const std::vector<Param>& params) {
+PgResult PgConnection::run(const Query& query, const std::vector<Param>& params) {
+    const char* name = query.name;
     if (!prepared_.contains(name)) {
-        await_result(PQsendPrepare(conn_.get(), name, sql, 0, nullptr),
+        await_result(PQsendPrepare(conn_.get(), name, query.sql, 0, nullptr),
                      std::string("prepare ") + name);
         prepared_.insert(name);
     }

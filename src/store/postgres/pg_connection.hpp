@@ -102,6 +102,12 @@ struct PgTarget {
     int timeout_ms = 60'000;
 };
 
+// A prepared statement: its name on the connection and its text (pg_queries.hpp).
+struct Query {
+    const char* name;
+    const char* sql;
+};
+
 class PgConnection {
   public:
     // Connects and sets search_path to the schema. Throws StoreError. Every
@@ -112,9 +118,9 @@ class PgConnection {
 
     // Runs `sql` (no parameters; may hold several statements).
     void exec(const char* sql);
-    // Runs the statement named `name` with text `sql`, preparing it on first use
-    // on this connection. Throws StoreError (or the error the SQLSTATE maps to).
-    PgResult run(const char* name, const char* sql, const std::vector<Param>& params);
+    // Runs the statement, preparing it on first use on this connection. Throws
+    // StoreError (or the error the SQLSTATE maps to).
+    PgResult run(const Query& query, const std::vector<Param>& params);
     // Runs `sql` once with parameters, without preparing it.
     PgResult run_once(const std::string& sql, const std::vector<Param>& params);
 

@@ -17,7 +17,7 @@
 #include "store/postgres/pg_listener.hpp"
 #include "store/postgres/pg_migrations.hpp"
 #include "store/postgres/pg_pool.hpp"
-#include "store/sql_states.hpp"
+#include "store/postgres/pg_queries.hpp"
 #include "store/store_check.hpp"
 #include "store/store_rules.hpp"
 #include "store/task_row.hpp"
@@ -33,19 +33,6 @@ constexpr int kGroupsInFlight = 4;  // completion groups running at once per pro
 Param flag(bool b) {
     return std::string(b ? "true" : "false");
 }
-
-#define VOXQ_PG_COLUMNS                                                                         \
-    "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
-    "dedup_key, created_at, updated_at, heartbeat_at, items_delivered"
-#define VOXQ_PG_COLUMNS_T                                                                     \
-    "t.id, t.queue, t.state, t.priority, t.schedule_at, t.items, t.attempt_count, "           \
-    "t.max_attempts, t.last_error, t.dedup_key, t.created_at, t.updated_at, t.heartbeat_at, " \
-    "t.items_delivered"
-// Adds the rows of `source` (queue, state, delta) to this connection's shard.
-#define VOXQ_PG_COUNT(source, shard_param)                                               \
-    "INSERT INTO task_counts (queue, state, shard, n) SELECT queue, state, " shard_param \
-    ", d FROM " source                                                                   \
-    " ON CONFLICT (queue, state, shard) DO UPDATE SET n = task_counts.n + excluded.n"
 
 Task read_task(const PgResult& r, int row) {
     Task t;
@@ -84,18 +71,15 @@ class PostgresStore final : public Store {
         with_conn([&](PgConnection& c, int) {
             Transaction txn(c);
             // One migrator per schema at a time, across processes and machines.
-            c.run_once("SELECT pg_advisory_xact_lock(hashtext($1))", {"voxq migrate " + schema_});
+            c.run_once(sql::kMigrateLock, {"voxq migrate " + schema_});
             c.exec(("CREATE SCHEMA IF NOT EXISTS " + c.quote_identifier(schema_)).c_str());
             c.use_schema(schema_);  // the schema may be new: resolve names again
-            c.exec(
-                "CREATE TABLE IF NOT EXISTS voxq_schema (version INTEGER PRIMARY KEY, "
-                "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
-            const std::int64_t current =
-                c.run_once("SELECT COALESCE(MAX(version), 0) FROM voxq_schema", {}).int64(0, 0);
+            c.exec(sql::kCreateSchemaTable);
+            const std::int64_t current = c.run_once(sql::kSchemaVersion, {}).int64(0, 0);
             for (const Migration& m : kMigrations) {
                 if (m.version <= current) continue;
                 c.exec(m.sql);
-                c.run_once("INSERT INTO voxq_schema (version) VALUES ($1)", {param(m.version)});
+                c.run_once(sql::kRecordMigration, {param(m.version)});
             }
             txn.commit();
         });
@@ -103,10 +87,8 @@ class PostgresStore final : public Store {
 
     std::int64_t schema_version() override {
         return with_conn([&](PgConnection& c, int) -> std::int64_t {
-            if (c.run_once("SELECT to_regclass('voxq_schema') IS NOT NULL", {}).text(0, 0) != "t") {
-                return 0;
-            }
-            return c.run_once("SELECT COALESCE(MAX(version), 0) FROM voxq_schema", {}).int64(0, 0);
+            if (c.run_once(sql::kSchemaTableExists, {}).text(0, 0) != "t") return 0;
+            return c.run_once(sql::kSchemaVersion, {}).int64(0, 0);
         });
     }
 
@@ -136,24 +118,7 @@ class PostgresStore final : public Store {
             try {
                 // One statement for the whole batch: the rows travel as one JSON
                 // parameter; new rows are counted in the same statement.
-                const PgResult r = c.run(
-                    "voxq_insert",
-                    "WITH input AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(ord INT, id "
-                    "TEXT, queue TEXT, priority BIGINT, schedule_at BIGINT, items TEXT, "
-                    "max_attempts BIGINT, dedup_key TEXT, created_at BIGINT, updated_at BIGINT)), "
-                    "ins AS (INSERT INTO tasks (id, queue, state, priority, schedule_at, items, "
-                    "max_attempts, dedup_key, created_at, updated_at) SELECT id, queue, 0, "
-                    "priority, schedule_at, items, max_attempts, dedup_key, created_at, updated_at "
-                    "FROM input ORDER BY ord ON CONFLICT (queue, dedup_key) WHERE dedup_key IS NOT "
-                    "NULL DO NOTHING RETURNING id, queue), "
-                    "counted AS (" VOXQ_PG_COUNT(
-                        "(SELECT queue, 0::smallint AS state, count(*) AS d FROM ins GROUP BY "
-                        "queue) AS n",
-                        "$2::smallint") "), "
-                    // Delivered at commit to every process LISTENing on the channel.
-                    "notified AS (SELECT pg_notify($3, '') WHERE EXISTS (SELECT 1 FROM ins)) "
-                    "SELECT id FROM ins, (SELECT count(*) FROM notified) AS n",
-                    {rows.dump(), param(shard), channel_});
+                const PgResult r = c.run(sql::kInsertTasks, {rows.dump(), param(shard), channel_});
                 for (int i = 0; i < r.rows(); ++i) inserted_ids.emplace_back(r.text(i, 0));
             } catch (const PgStatementError& e) {
                 if (e.sqlstate() == "23505" && e.constraint() == "tasks_pkey") {
@@ -172,9 +137,7 @@ class PostgresStore final : public Store {
                         std::binary_search(inserted_ids.begin(), inserted_ids.end(), t.id)) {
                         continue;
                     }
-                    const PgResult r = c.run(
-                        "voxq_dedup_id", "SELECT id FROM tasks WHERE queue = $1 AND dedup_key = $2",
-                        {t.queue, t.dedup_key});
+                    const PgResult r = c.run(sql::kFindByDedupKey, {t.queue, t.dedup_key});
                     if (r.rows() == 1) result.deduplicated.emplace_back(i, r.text(0, 0));
                 }
             }
@@ -185,25 +148,11 @@ class PostgresStore final : public Store {
 
     std::vector<Task> task_claim(const TaskClaimParams& p) override {
         return with_conn([&](PgConnection& c, int shard) {
-        // One statement: pick due rows in claim order, skipping rows another
-        // worker holds, move them to PROCESSING and count the move.
-#define VOXQ_PG_CLAIM(filter)                                                                    \
-    "WITH picked AS (SELECT id FROM tasks WHERE state = " VOXQ_SQL_PENDING                       \
-    " AND schedule_at <= $1::bigint " filter                                                     \
-    " ORDER BY priority DESC, schedule_at, id LIMIT $2::bigint FOR UPDATE SKIP LOCKED), "        \
-    "moved AS (UPDATE tasks t SET state = " VOXQ_SQL_PROCESSING                                  \
-    ", attempt_count = t.attempt_count + 1, "                                                    \
-    "heartbeat_at = $1::bigint, updated_at = $1::bigint FROM picked WHERE t.id = picked.id "     \
-    "RETURNING " VOXQ_PG_COLUMNS_T "), counted AS (" VOXQ_PG_COUNT(                              \
-        "(SELECT queue, s.state, s.sign * count(*) AS d FROM moved, (VALUES (0::smallint, -1), " \
-        "(1::smallint, 1)) AS s(state, sign) GROUP BY queue, s.state, s.sign) AS n",             \
-        "$3::smallint") ") SELECT * FROM moved"
             const PgResult r =
-                p.queue.empty() ? c.run("voxq_claim", VOXQ_PG_CLAIM(""),
-                                        {param(p.now_us), param(p.limit), param(shard)})
-                                : c.run("voxq_claim_queue", VOXQ_PG_CLAIM("AND queue = $4"),
-                                        {param(p.now_us), param(p.limit), param(shard), p.queue});
-#undef VOXQ_PG_CLAIM
+                p.queue.empty()
+                    ? c.run(sql::kClaimAny, {param(p.now_us), param(p.limit), param(shard)})
+                    : c.run(sql::kClaimFromQueue,
+                            {param(p.now_us), param(p.limit), param(shard), p.queue});
             std::vector<Task> claimed;
             claimed.reserve(static_cast<std::size_t>(r.rows()));
             for (int i = 0; i < r.rows(); ++i) claimed.push_back(read_task(r, i));
@@ -228,39 +177,16 @@ class PostgresStore final : public Store {
     // records the error).
     TaskStateChange set_state_alone(const TaskSetStateParams& p) {
         return with_conn([&](PgConnection& c, int shard) {
-            const PgResult r = c.run(
-                "voxq_set_state",
-                "WITH moved AS (UPDATE tasks SET state = $2::smallint, updated_at = $3::bigint, "
-                "attempt_count = CASE WHEN $4::boolean THEN 0 ELSE attempt_count + $5::bigint END, "
-                "stalls = CASE WHEN $4::boolean THEN 0 ELSE stalls END, "
-                "schedule_at = CASE WHEN $6::boolean THEN $3::bigint ELSE schedule_at END, "
-                "heartbeat_at = CASE WHEN $7::boolean THEN $3::bigint ELSE heartbeat_at END, "
-                "last_error = COALESCE($8::text, last_error), "
-                "not_before = COALESCE($9::bigint, 0), "
-                "items_delivered = GREATEST(items_delivered, COALESCE($14::bigint, 0)) "
-                "WHERE id = $1::text AND state = $10::smallint AND "
-                "($11::bigint IS NULL OR attempt_count = $11::bigint) "
-                "RETURNING queue, attempt_count), "
-                "counted AS (" VOXQ_PG_COUNT(
-                    "(SELECT queue, s.state, s.d FROM moved, (VALUES ($10::smallint, -1), "
-                    "($2::smallint, 1)) AS s(state, d) WHERE $10::smallint <> $2::smallint) AS n",
-                    "$12::smallint") "), "
-                "logged AS (INSERT INTO task_errors (task_id, seq, attempt, at, message) "
-                "SELECT $1::text, COALESCE((SELECT max(seq) FROM task_errors WHERE task_id = "
-                "$1::text), 0) + 1, attempt_count, $3::bigint, $8::text FROM moved WHERE $8::text "
-                "IS NOT NULL), "
-                "trimmed AS (DELETE FROM task_errors WHERE $8::text IS NOT NULL AND EXISTS "
-                "(SELECT 1 FROM moved) AND task_id = $1::text AND seq <= (SELECT max(seq) FROM "
-                "task_errors WHERE task_id = $1::text) + 1 - $13::bigint) "
-                "SELECT queue, attempt_count FROM moved",
-                {p.id, param(static_cast<std::int64_t>(p.to)), param(p.now_us),
-                 flag(p.reset_attempts), param(p.attempt_delta), flag(p.schedule_now),
-                 flag(p.touch_heartbeat), p.error ? Param(*p.error) : null_param(),
-                 p.not_before_us ? param(*p.not_before_us) : null_param(),
-                 param(static_cast<std::int64_t>(p.from)),
-                 p.attempt ? param(*p.attempt) : null_param(), param(shard),
-                 param(p.error_history_limit),
-                 p.items_delivered ? param(*p.items_delivered) : null_param()});
+            const PgResult r =
+                c.run(sql::kSetState,
+                      {p.id, param(static_cast<std::int64_t>(p.to)), param(p.now_us),
+                       flag(p.reset_attempts), param(p.attempt_delta), flag(p.schedule_now),
+                       flag(p.touch_heartbeat), p.error ? Param(*p.error) : null_param(),
+                       p.not_before_us ? param(*p.not_before_us) : null_param(),
+                       param(static_cast<std::int64_t>(p.from)),
+                       p.attempt ? param(*p.attempt) : null_param(), param(shard),
+                       param(p.error_history_limit),
+                       p.items_delivered ? param(*p.items_delivered) : null_param()});
             if (r.rows() == 0) explain_refusal(c, p);
             if (p.to == TaskState::PENDING) notify(c);
             return TaskStateChange{std::string(r.text(0, 0)), r.int64(0, 1)};
@@ -277,25 +203,14 @@ class PostgresStore final : public Store {
             };
             std::vector<Candidate> candidates;
             {
-                const PgResult r = c.run("voxq_rescue_retryable",
-                                         "SELECT " VOXQ_PG_COLUMNS
-                                         ", not_before, stalls FROM tasks WHERE "
-                                         "state = " VOXQ_SQL_RETRYABLE
-                                         " ORDER BY updated_at LIMIT $1::bigint FOR "
-                                         "UPDATE SKIP LOCKED",
-                                         {param(p.limit)});
+                const PgResult r = c.run(sql::kRetryableOldestFirst, {param(p.limit)});
                 for (int i = 0; i < r.rows(); ++i)
                     candidates.push_back({read_task(r, i), r.int64(i, 14), r.int64(i, 15)});
             }
             const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
             if (remaining > 0) {
                 const PgResult r =
-                    c.run("voxq_rescue_expired",
-                          "SELECT " VOXQ_PG_COLUMNS
-                          ", not_before, stalls FROM tasks WHERE "
-                          "state = " VOXQ_SQL_PROCESSING
-                          " AND heartbeat_at <= $1::bigint ORDER BY "
-                          "heartbeat_at LIMIT $2::bigint FOR UPDATE SKIP LOCKED",
+                    c.run(sql::kExpiredLeases,
                           {param(p.now_us - p.visibility_timeout_us), param(remaining)});
                 for (int i = 0; i < r.rows(); ++i)
                     candidates.push_back({read_task(r, i), r.int64(i, 14), r.int64(i, 15)});
@@ -305,21 +220,12 @@ class PostgresStore final : public Store {
             for (auto& [task, not_before, stalls] : candidates) {
                 const detail::RescueMove move = detail::plan_rescue(task, not_before, stalls, p);
                 // The rows are locked by this transaction: the guard always holds.
-                c.run("voxq_rescue_move",
-                      "UPDATE tasks SET state = $2::smallint, schedule_at = $3::bigint, last_error "
-                      "= $4::text, updated_at = $5::bigint, not_before = 0, stalls = $6::bigint "
-                      "WHERE id = $1::text",
+                c.run(sql::kRescueMove,
                       {task.id, param(static_cast<std::int64_t>(task.state)),
                        param(move.schedule_us), task.last_error, param(p.now_us), param(stalls)});
                 if (move.lease_expired) {
-                    c.run("voxq_rescue_log",
-                          "WITH logged AS (INSERT INTO task_errors (task_id, seq, attempt, at, "
-                          "message) SELECT $1::text, COALESCE(max(seq), 0) + 1, $2::bigint, "
-                          "$3::bigint, $4::text FROM task_errors WHERE task_id = $1::text) "
-                          "DELETE FROM task_errors WHERE task_id = $1::text AND seq <= (SELECT "
-                          "max(seq) FROM task_errors WHERE task_id = $1::text) + 1 - $5::bigint",
-                          {task.id, param(task.attempt_count), param(p.now_us), task.last_error,
-                           param(p.error_history_limit)});
+                    c.run(sql::kLogError, {task.id, param(task.attempt_count), param(p.now_us),
+                                           task.last_error, param(p.error_history_limit)});
                 }
                 deltas[{task.queue, static_cast<int>(move.from)}] -= 1;
                 deltas[{task.queue, static_cast<int>(task.state)}] += 1;
@@ -335,14 +241,10 @@ class PostgresStore final : public Store {
     std::optional<Task> task_get(const std::string& id) override {
         return with_conn([&](PgConnection& c, int) -> std::optional<Task> {
             Transaction txn(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-            const PgResult r =
-                c.run("voxq_get", "SELECT " VOXQ_PG_COLUMNS " FROM tasks WHERE id = $1", {id});
+            const PgResult r = c.run(sql::kGetTask, {id});
             if (r.rows() == 0) return std::nullopt;
             Task t = read_task(r, 0);
-            const PgResult e = c.run("voxq_get_errors",
-                                     "SELECT attempt, at, message FROM task_errors WHERE task_id = "
-                                     "$1 ORDER BY seq",
-                                     {id});
+            const PgResult e = c.run(sql::kErrorsOf, {id});
             for (int i = 0; i < e.rows(); ++i) {
                 t.error_history.push_back(TaskError{e.int64(i, 0),
                                                     detail::us_to_seconds(e.int64(i, 1)),
@@ -357,36 +259,12 @@ class PostgresStore final : public Store {
         return with_conn([&](PgConnection& c, int) {
             const std::vector<Param> args{detail::list_start(p.cursor), p.queue,
                                           param(p.limit + 1)};
-            // The state is a literal so the planner can use the state's partial index.
-#define VOXQ_PG_LIST(state)                                      \
-    "SELECT " VOXQ_PG_COLUMNS " FROM tasks WHERE state = " state \
-    " AND id < $1 AND ($2 = '' OR "                              \
-    "queue = $2) ORDER BY id DESC LIMIT $3::bigint"
             const PgResult r = [&] {
-                if (!p.state) {
-                    return c.run("voxq_list",
-                                 "SELECT " VOXQ_PG_COLUMNS
-                                 " FROM tasks WHERE id < $1 AND ($2 = '' "
-                                 "OR queue = $2) ORDER BY id DESC LIMIT $3::bigint",
-                                 args);
-                }
-                switch (*p.state) {
-                    case TaskState::PENDING:
-                        return c.run("voxq_list_0", VOXQ_PG_LIST(VOXQ_SQL_PENDING), args);
-                    case TaskState::PROCESSING:
-                        return c.run("voxq_list_1", VOXQ_PG_LIST(VOXQ_SQL_PROCESSING), args);
-                    case TaskState::COMPLETED:
-                        return c.run("voxq_list_2", VOXQ_PG_LIST(VOXQ_SQL_COMPLETED), args);
-                    case TaskState::RETRYABLE:
-                        return c.run("voxq_list_3", VOXQ_PG_LIST(VOXQ_SQL_RETRYABLE), args);
-                    case TaskState::CANCELLED:
-                        return c.run("voxq_list_4", VOXQ_PG_LIST(VOXQ_SQL_CANCELLED), args);
-                    case TaskState::DISCARDED:
-                        return c.run("voxq_list_5", VOXQ_PG_LIST(VOXQ_SQL_DISCARDED), args);
-                }
-                throw StoreError("list: unknown state", false);
+                if (!p.state) return c.run(sql::kListAnyState, args);
+                const auto i = static_cast<std::size_t>(*p.state);
+                if (i >= sql::kListInState.size()) throw StoreError("list: unknown state", false);
+                return c.run(sql::kListInState[i], args);
             }();
-#undef VOXQ_PG_LIST
             std::vector<Task> fetched;
             fetched.reserve(static_cast<std::size_t>(r.rows()));
             for (int i = 0; i < r.rows(); ++i) fetched.push_back(read_task(r, i));
@@ -400,39 +278,18 @@ class PostgresStore final : public Store {
             return with_conn([&](PgConnection& c, int shard) {
                 const std::vector<Param> args{param(p.updated_before_us), param(p.chunk),
                                               param(shard)};
-#define VOXQ_PG_PURGE(state)                                                                     \
-    "WITH gone AS (DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state = " state     \
-    " AND updated_at <= $1::bigint ORDER BY id LIMIT $2::bigint FOR UPDATE SKIP LOCKED) "        \
-    "RETURNING id, queue), errors AS (DELETE FROM task_errors WHERE task_id IN (SELECT id FROM " \
-    "gone)), counted AS (" VOXQ_PG_COUNT(                                                        \
-        "(SELECT queue, " state                                                                  \
-        "::smallint AS state, -count(*) AS d FROM gone GROUP BY queue) AS n",                    \
-        "$3::smallint") ") SELECT count(*) FROM gone"
-                switch (state) {
-                    case TaskState::COMPLETED:
-                        return c.run("voxq_purge_2", VOXQ_PG_PURGE(VOXQ_SQL_COMPLETED), args)
-                            .int64(0, 0);
-                    case TaskState::CANCELLED:
-                        return c.run("voxq_purge_4", VOXQ_PG_PURGE(VOXQ_SQL_CANCELLED), args)
-                            .int64(0, 0);
-                    case TaskState::DISCARDED:
-                        return c.run("voxq_purge_5", VOXQ_PG_PURGE(VOXQ_SQL_DISCARDED), args)
-                            .int64(0, 0);
-                    default:
-                        break;
+                const auto i = static_cast<std::size_t>(state);
+                if (i >= sql::kPurgeInState.size() || sql::kPurgeInState[i].name == nullptr) {
+                    throw StoreError("purge: only finished states can be purged", false);
                 }
-#undef VOXQ_PG_PURGE
-                throw StoreError("purge: only finished states can be purged", false);
+                return c.run(sql::kPurgeInState[i], args).int64(0, 0);
             });
         });
     }
 
     StateCounts task_count(const TaskCountParams& p) override {
         return with_conn([&](PgConnection& c, int) {
-            const PgResult r = c.run("voxq_count",
-                                     "SELECT state, sum(n) FROM task_counts WHERE ($1 = '' OR "
-                                     "queue = $1) GROUP BY state",
-                                     {p.queue});
+            const PgResult r = c.run(sql::kCount, {p.queue});
             StateCounts counts{};
             for (int i = 0; i < r.rows(); ++i) {
                 const auto state = static_cast<std::size_t>(r.int64(i, 0));
@@ -445,23 +302,14 @@ class PostgresStore final : public Store {
     std::vector<QueueOverviewRow> task_overview(std::int64_t now_us) override {
         return with_conn([&](PgConnection& c, int) {
             std::vector<QueueOverviewRow> out;
-            const PgResult counts =
-                c.run("voxq_overview_counts",
-                      "SELECT queue, state, sum(n) FROM task_counts GROUP BY queue, state "
-                      "HAVING sum(n) > 0 ORDER BY queue",
-                      {});
+            const PgResult counts = c.run(sql::kCountsByQueue, {});
             for (int i = 0; i < counts.rows(); ++i) {
                 const std::string queue(counts.text(i, 0));
                 if (out.empty() || out.back().queue != queue) out.push_back({queue, {}, {}});
                 const auto state = static_cast<std::size_t>(counts.int64(i, 1));
                 if (state < out.back().counts.size()) out.back().counts[state] = counts.int64(i, 2);
             }
-            const PgResult due =
-                c.run("voxq_overview_due",
-                      "SELECT queue, min(schedule_at) FROM tasks WHERE state = " VOXQ_SQL_PENDING
-                      " "
-                      "AND schedule_at <= $1::bigint GROUP BY queue",
-                      {param(now_us)});
+            const PgResult due = c.run(sql::kOldestDueByQueue, {param(now_us)});
             for (int i = 0; i < due.rows(); ++i) {
                 const std::string queue(due.text(i, 0));
                 for (QueueOverviewRow& q : out) {
@@ -483,31 +331,22 @@ class PostgresStore final : public Store {
             });
             std::vector<std::optional<detail::BucketLevel>> stored(p.buckets.size());
             auto lock_row = [&](std::size_t i) {
-                const PgResult r = c.run(
-                    "voxq_rate_read",
-                    "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1::text FOR UPDATE",
-                    {p.buckets[i].name});
+                const PgResult r = c.run(sql::kLockBucket, {p.buckets[i].name});
                 if (r.rows() == 1) stored[i] = detail::BucketLevel{r.real(0, 0), r.int64(0, 1)};
                 return r.rows() == 1;
             };
             for (const std::size_t i : order) {
                 if (lock_row(i)) continue;
-                // First use: a full bucket, inserted by whichever taker comes first,
-                // so two first takers cannot both spend one fresh burst.
-                c.run("voxq_rate_create",
-                      "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES ($1::text, "
-                      "$2::float8, $3::bigint) ON CONFLICT (name) DO NOTHING",
+                // First use: so two first takers cannot both spend one fresh burst.
+                c.run(sql::kCreateBucket,
                       {p.buckets[i].name, real_param(p.buckets[i].burst), param(p.now_us)});
                 lock_row(i);
             }
             const detail::RatePlan plan = detail::plan_rate_take(p, stored);
             for (const std::size_t i : order) {
                 if (plan.after.empty()) break;
-                c.run("voxq_rate_write",
-                      "UPDATE rate_buckets SET tokens = $2::float8, updated_at = $3::bigint "
-                      "WHERE name = $1::text",
-                      {p.buckets[i].name, real_param(plan.after[i].tokens),
-                       param(plan.after[i].updated_us)});
+                c.run(sql::kWriteBucket, {p.buckets[i].name, real_param(plan.after[i].tokens),
+                                          param(plan.after[i].updated_us)});
             }
             txn.commit();
             return plan.wait_us;
@@ -544,10 +383,8 @@ class PostgresStore final : public Store {
             };
             std::int64_t version = 0;
             guarded("the schema version", [&] {
-                if (c.run_once("SELECT to_regclass('voxq_schema') IS NOT NULL", {}).text(0, 0) ==
-                    "t") {
-                    version = c.run_once("SELECT COALESCE(MAX(version), 0) FROM voxq_schema", {})
-                                  .int64(0, 0);
+                if (c.run_once(sql::kSchemaTableExists, {}).text(0, 0) == "t") {
+                    version = c.run_once(sql::kSchemaVersion, {}).int64(0, 0);
                 }
             });
             const auto latest = static_cast<std::int64_t>(kMigrations.back().version);
@@ -556,16 +393,8 @@ class PostgresStore final : public Store {
             // PostgreSQL keeps its own pages consistent (WAL, checksums if enabled);
             // its indexes are verified when the amcheck extension is installed.
             guarded("the indexes (amcheck)", [&] {
-                if (c.run_once("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'", {})
-                        .int64(0, 0) == 0) {
-                    return;
-                }
-                c.run_once(
-                    "SELECT bt_index_check(i.indexrelid) FROM pg_index i JOIN pg_class r ON "
-                    "r.oid = i.indexrelid JOIN pg_am a ON a.oid = r.relam WHERE a.amname = "
-                    "'btree' AND i.indrelid IN ('tasks'::regclass, 'task_errors'::regclass, "
-                    "'task_counts'::regclass)",
-                    {});
+                if (c.run_once(sql::kAmcheckInstalled, {}).int64(0, 0) == 0) return;
+                c.run_once(sql::kCheckIndexes, {});
             });
             guarded("the counters", [&] {
                 detail::CountsByQueueState rows;
@@ -594,9 +423,7 @@ class PostgresStore final : public Store {
                 });
             };
             for (const detail::StateRule& r : detail::kStateRules) rule(r.broken, r.sql);
-            rule("items_delivered past the last item",
-                 "SELECT count(*), min(id) FROM tasks WHERE items_delivered > "
-                 "json_array_length(items::json)");
+            rule("items_delivered past the last item", sql::kProgressPastLastItem);
             guarded("the error history", [&] {
                 const PgResult r = c.run_once(detail::kOrphanErrorsSql, {});
                 if (r.int64(0, 0) > 0) {
@@ -619,9 +446,7 @@ class PostgresStore final : public Store {
     }
 
   private:
-    void notify(PgConnection& c) {
-        c.run("voxq_notify", "SELECT pg_notify($1, '')", {channel_});
-    }
+    void notify(PgConnection& c) { c.run(sql::kNotify, {channel_}); }
 
     // The statement of a completion group (see CompletionGroups): every task
     // guarded by its state and attempt; a task it did not complete gets no result.
@@ -646,21 +471,8 @@ class PostgresStore final : public Store {
         attempts += '}';
         try {
             with_conn([&](PgConnection& conn, int shard) {
-                // id = ANY(array) is an index scan on the key whatever the group size.
-                const PgResult r = conn.run(
-                    "voxq_complete_group",
-                    "WITH moved AS (UPDATE tasks t SET state = " VOXQ_SQL_COMPLETED
-                    ", updated_at = $3::bigint, "
-                    "not_before = 0 WHERE t.id = ANY($1::text[]) AND t.state = " VOXQ_SQL_PROCESSING
-                    " AND "
-                    "t.attempt_count = COALESCE(($2::bigint[])[array_position($1::text[], t.id)], "
-                    "t.attempt_count) RETURNING t.id, t.queue, t.attempt_count), "
-                    "counted AS (" VOXQ_PG_COUNT(
-                        "(SELECT queue, s.state, s.sign * count(*) AS d FROM moved, (VALUES "
-                        "(1::smallint, -1), (2::smallint, 1)) AS s(state, sign) GROUP BY queue, "
-                        "s.state, s.sign) AS n",
-                        "$4::smallint") ") SELECT id, queue, attempt_count FROM moved",
-                    {ids, attempts, param(now_us), param(shard)});
+                const PgResult r =
+                    conn.run(sql::kCompleteGroup, {ids, attempts, param(now_us), param(shard)});
                 std::map<std::string, TaskStateChange, std::less<>> completed;
                 for (int i = 0; i < r.rows(); ++i) {
                     completed.emplace(std::string(r.text(i, 0)),
@@ -691,18 +503,13 @@ class PostgresStore final : public Store {
                            const std::map<std::pair<std::string, int>, std::int64_t>& deltas) {
         for (const auto& [key, n] : deltas) {
             if (n == 0) continue;
-            c.run(
-                "voxq_count_add",
-                "INSERT INTO task_counts (queue, state, shard, n) VALUES ($1, $2::smallint, "
-                "$3::smallint, $4::bigint) ON CONFLICT (queue, state, shard) DO UPDATE SET n = "
-                "task_counts.n + excluded.n",
-                {key.first, param(static_cast<std::int64_t>(key.second)), param(shard), param(n)});
+            c.run(sql::kAddCount, {key.first, param(static_cast<std::int64_t>(key.second)),
+                                   param(shard), param(n)});
         }
     }
 
     [[noreturn]] static void explain_refusal(PgConnection& c, const TaskSetStateParams& p) {
-        const PgResult r =
-            c.run("voxq_explain", "SELECT state, attempt_count FROM tasks WHERE id = $1", {p.id});
+        const PgResult r = c.run(sql::kStateOf, {p.id});
         std::optional<detail::CurrentTask> current;
         if (r.rows() > 0)
             current = detail::CurrentTask{static_cast<TaskState>(r.int64(0, 0)), r.int64(0, 1)};
@@ -713,10 +520,7 @@ class PostgresStore final : public Store {
     static std::string first_existing_id(PgConnection& c, const std::vector<Task>& tasks) {
         nlohmann::json ids = nlohmann::json::array();
         for (const Task& t : tasks) ids.push_back(t.id);
-        const PgResult r = c.run("voxq_existing",
-                                 "SELECT id FROM tasks WHERE id IN (SELECT "
-                                 "jsonb_array_elements_text($1::jsonb)) LIMIT 1",
-                                 {ids.dump()});
+        const PgResult r = c.run(sql::kFirstExisting, {ids.dump()});
         return r.rows() > 0 ? std::string(r.text(0, 0)) : std::string("(unknown)");
     }
 

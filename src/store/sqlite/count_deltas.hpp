@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "store/sqlite/connection.hpp"
+#include "store/sqlite/sqlite_queries.hpp"
 #include "voxq/task.hpp"
 
 namespace voxq::sqlite {
@@ -35,9 +36,7 @@ class CountDeltas {
     void flush(Connection& conn) {
         for (const auto& [key, n] : deltas_) {
             if (n == 0) continue;
-            conn.prepare(
-                    "INSERT INTO task_counts (queue, state, n) VALUES (?1, ?2, ?3) "
-                    "ON CONFLICT (queue, state) DO UPDATE SET n = n + excluded.n")
+            conn.prepare(sql::kAddCount)
                 .bind(1, key.first)
                 .bind(2, static_cast<std::int64_t>(key.second))
                 .bind(3, n)

@@ -13,11 +13,11 @@
 #include <set>
 #include <thread>
 
-#include "store/sql_states.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/count_deltas.hpp"
 #include "store/sqlite/group_commit.hpp"
 #include "store/sqlite/migrations.hpp"
+#include "store/sqlite/sqlite_queries.hpp"
 #include "store/store_check.hpp"
 #include "store/store_rules.hpp"
 #include "store/task_row.hpp"
@@ -37,17 +37,9 @@ constexpr auto kOpenCheckBudget = std::chrono::milliseconds(300);
 
 // SQLite-only rules: items must be a JSON array, progress within it.
 constexpr detail::StateRule kSqliteRules[] = {
-    {"items that are not a JSON array",
-     "SELECT count(*), min(id) FROM tasks WHERE NOT json_valid(items) OR "
-     "json_type(items) <> 'array'"},
-    {"items_delivered past the last item",
-     "SELECT count(*), min(id) FROM tasks WHERE json_valid(items) AND json_type(items) = "
-     "'array' AND items_delivered > json_array_length(items)"},
+    {"items that are not a JSON array", sql::kItemsNotAnArray},
+    {"items_delivered past the last item", sql::kProgressPastLastItem},
 };
-
-#define VOXQ_TASK_COLUMNS                                                                       \
-    "id, queue, state, priority, schedule_at, items, attempt_count, max_attempts, last_error, " \
-    "dedup_key, created_at, updated_at, heartbeat_at, items_delivered"
 
 Task read_task(const Statement& s) {
     Task t;
@@ -71,20 +63,8 @@ Task read_task(const Statement& s) {
 // Appends one error to the task's history and trims it to `limit` entries.
 void record_error(Connection& conn, const std::string& id, std::int64_t attempt, std::int64_t at,
                   const std::string& message, std::int64_t limit) {
-    conn.prepare(
-            "INSERT INTO task_errors (task_id, seq, attempt, at, message) VALUES (?1, "
-            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM task_errors WHERE task_id = ?1), ?2, ?3, ?4)")
-        .bind(1, id)
-        .bind(2, attempt)
-        .bind(3, at)
-        .bind(4, message)
-        .run();
-    conn.prepare(
-            "DELETE FROM task_errors WHERE task_id = ?1 AND seq <= "
-            "(SELECT MAX(seq) FROM task_errors WHERE task_id = ?1) - ?2")
-        .bind(1, id)
-        .bind(2, limit)
-        .run();
+    conn.prepare(sql::kAppendError).bind(1, id).bind(2, attempt).bind(3, at).bind(4, message).run();
+    conn.prepare(sql::kTrimErrors).bind(1, id).bind(2, limit).run();
 }
 
 class SqliteStore final : public Store {
@@ -132,20 +112,16 @@ class SqliteStore final : public Store {
             return;
         }
         write([](Connection& c, CountDeltas&) {
-            c.exec(
-                "CREATE TABLE IF NOT EXISTS voxq_schema (version INTEGER PRIMARY KEY, "
-                "applied_at INTEGER NOT NULL)");
+            c.exec(sql::kCreateSchemaTable);
             std::int64_t current = 0;
             {
-                Statement& s = c.prepare("SELECT COALESCE(MAX(version), 0) FROM voxq_schema");
+                Statement& s = c.prepare(sql::kSchemaVersion);
                 if (s.step()) current = s.int64(0);
             }
             for (const Migration& m : kMigrations) {
                 if (m.version <= current) continue;
                 c.exec(m.sql);
-                c.prepare(
-                     "INSERT INTO voxq_schema (version, applied_at) "
-                     "VALUES (?1, CAST(strftime('%s', 'now') AS INTEGER))")
+                c.prepare(sql::kRecordMigration)
                     .bind(1, static_cast<std::int64_t>(m.version))
                     .run();
             }
@@ -181,7 +157,7 @@ class SqliteStore final : public Store {
     std::vector<StoreFinding> check_on(Connection& c) const {
         std::vector<StoreFinding> out;
         try {
-            Statement& s = c.prepare("PRAGMA integrity_check(100)");
+            Statement& s = c.prepare(sql::kIntegrityCheck);
             while (s.step()) {
                 // One finding per line; SQLite may put several in one row.
                 std::string_view rest = s.text_view(0);
@@ -209,10 +185,9 @@ class SqliteStore final : public Store {
         };
         std::int64_t version = 0;
         guarded("the schema version", [&] {
-            Statement& exists = c.prepare(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'voxq_schema'");
+            Statement& exists = c.prepare(sql::kSchemaTableExists);
             if (!exists.step()) return;
-            Statement& v = c.prepare("SELECT COALESCE(MAX(version), 0) FROM voxq_schema");
+            Statement& v = c.prepare(sql::kSchemaVersion);
             if (v.step()) version = v.int64(0);
         });
         detail::check_schema_version(version, static_cast<std::int64_t>(kMigrations.back().version),
@@ -254,10 +229,9 @@ class SqliteStore final : public Store {
 
     std::int64_t schema_version() override {
         return read([](Connection& c) -> std::int64_t {
-            Statement& exists = c.prepare(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'voxq_schema'");
+            Statement& exists = c.prepare(sql::kSchemaTableExists);
             if (!exists.step()) return 0;
-            Statement& s = c.prepare("SELECT COALESCE(MAX(version), 0) FROM voxq_schema");
+            Statement& s = c.prepare(sql::kSchemaVersion);
             return s.step() ? s.int64(0) : 0;
         });
     }
@@ -269,18 +243,14 @@ class SqliteStore final : public Store {
             for (std::size_t i = 0; i < params.tasks->size(); ++i) {
                 const Task& t = (*params.tasks)[i];
                 if (!t.dedup_key.empty()) {
-                    Statement& q =
-                        c.prepare("SELECT id FROM tasks WHERE queue = ?1 AND dedup_key = ?2");
+                    Statement& q = c.prepare(sql::kFindByDedupKey);
                     q.bind(1, t.queue).bind(2, t.dedup_key);
                     if (q.step()) {
                         result.deduplicated.emplace_back(i, q.text(0));
                         continue;
                     }
                 }
-                Statement& ins = c.prepare(
-                    "INSERT INTO tasks (id, queue, state, priority, schedule_at, items, "
-                    "attempt_count, max_attempts, last_error, dedup_key, created_at, updated_at) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, '', ?8, ?9, ?10)");
+                Statement& ins = c.prepare(sql::kInsertTask);
                 ins.bind(1, t.id)
                     .bind(2, t.queue)
                     .bind(3, static_cast<std::int64_t>(t.state))
@@ -337,16 +307,7 @@ class SqliteStore final : public Store {
     TaskStateChange task_set_state(const TaskSetStateParams& p) override {
         TaskStateChange result;
         write([&](Connection& c, CountDeltas& counts) {
-            Statement& s = c.prepare(
-                "UPDATE tasks SET state = ?2, updated_at = ?3, "
-                "attempt_count = CASE WHEN ?4 THEN 0 ELSE attempt_count + ?5 END, "
-                "stalls = CASE WHEN ?4 THEN 0 ELSE stalls END, "
-                "schedule_at = CASE WHEN ?6 THEN ?3 ELSE schedule_at END, "
-                "heartbeat_at = CASE WHEN ?7 THEN ?3 ELSE heartbeat_at END, "
-                "last_error = COALESCE(?8, last_error), not_before = COALESCE(?9, 0), "
-                "items_delivered = MAX(items_delivered, COALESCE(?12, 0)) "
-                "WHERE id = ?1 AND state = ?10 AND (?11 IS NULL OR attempt_count = ?11) "
-                "RETURNING queue, attempt_count");
+            Statement& s = c.prepare(sql::kSetState);
             s.bind(1, p.id)
                 .bind(2, static_cast<std::int64_t>(p.to))
                 .bind(3, p.now_us)
@@ -385,32 +346,19 @@ class SqliteStore final : public Store {
             };
             std::vector<Candidate> candidates;
             {
-                Statement& s =
-                    c.prepare("SELECT " VOXQ_TASK_COLUMNS
-                              ", not_before, stalls FROM tasks "
-                              "INDEXED BY tasks_retryable WHERE state = " VOXQ_SQL_RETRYABLE
-                              " "
-                              "ORDER BY updated_at LIMIT ?1");
+                Statement& s = c.prepare(sql::kRetryableOldestFirst);
                 s.bind(1, p.limit);
                 while (s.step()) candidates.push_back({read_task(s), s.int64(14), s.int64(15)});
             }
             const auto remaining = p.limit - static_cast<std::int64_t>(candidates.size());
             if (remaining > 0) {
-                Statement& s =
-                    c.prepare("SELECT " VOXQ_TASK_COLUMNS
-                              ", not_before, stalls FROM tasks "
-                              "INDEXED BY tasks_leased WHERE state = " VOXQ_SQL_PROCESSING
-                              " AND heartbeat_at <= ?1 "
-                              "ORDER BY heartbeat_at LIMIT ?2");
+                Statement& s = c.prepare(sql::kExpiredLeases);
                 s.bind(1, p.now_us - p.visibility_timeout_us).bind(2, remaining);
                 while (s.step()) candidates.push_back({read_task(s), s.int64(14), s.int64(15)});
             }
             for (auto& [task, not_before, stalls] : candidates) {
                 const detail::RescueMove move = detail::plan_rescue(task, not_before, stalls, p);
-                c.prepare(
-                     "UPDATE tasks SET state = ?2, schedule_at = ?3, last_error = ?4, "
-                     "updated_at = ?5, not_before = 0, stalls = ?8 WHERE id = ?1 AND state = ?6 "
-                     "AND attempt_count = ?7")
+                c.prepare(sql::kRescueMove)
                     .bind(1, task.id)
                     .bind(2, static_cast<std::int64_t>(task.state))
                     .bind(3, move.schedule_us)
@@ -437,12 +385,11 @@ class SqliteStore final : public Store {
 
     std::optional<Task> task_get(const std::string& id) override {
         return read([&](Connection& c) -> std::optional<Task> {
-            Statement& s = c.prepare("SELECT " VOXQ_TASK_COLUMNS " FROM tasks WHERE id = ?1");
+            Statement& s = c.prepare(sql::kGetTask);
             s.bind(1, id);
             if (!s.step()) return std::nullopt;
             Task t = read_task(s);
-            Statement& e = c.prepare(
-                "SELECT attempt, at, message FROM task_errors WHERE task_id = ?1 ORDER BY seq");
+            Statement& e = c.prepare(sql::kErrorsOf);
             e.bind(1, id);
             while (e.step()) {
                 t.error_history.push_back(
@@ -476,7 +423,7 @@ class SqliteStore final : public Store {
                     counts.add(s.text(1), state, -1);
                 }
                 for (const std::string& id : ids) {
-                    c.prepare("DELETE FROM task_errors WHERE task_id = ?1").bind(1, id).run();
+                    c.prepare(sql::kDeleteErrorsOf).bind(1, id).run();
                 }
                 deleted = static_cast<std::int64_t>(ids.size());
             });
@@ -487,11 +434,7 @@ class SqliteStore final : public Store {
     StateCounts task_count(const TaskCountParams& p) override {
         return read([&](Connection& c) {
             StateCounts counts{};
-            Statement& s = p.queue.empty()
-                               ? c.prepare("SELECT state, SUM(n) FROM task_counts GROUP BY state")
-                               : c.prepare(
-                                     "SELECT state, SUM(n) FROM task_counts WHERE queue = ?1 "
-                                     "GROUP BY state");
+            Statement& s = c.prepare(p.queue.empty() ? sql::kCountAll : sql::kCountQueue);
             if (!p.queue.empty()) s.bind(1, p.queue);
             while (s.step()) {
                 const auto state = static_cast<std::size_t>(s.int64(0));
@@ -504,9 +447,7 @@ class SqliteStore final : public Store {
     std::vector<QueueOverviewRow> task_overview(std::int64_t now_us) override {
         return read([&](Connection& c) {
             std::vector<QueueOverviewRow> out;
-            Statement& s = c.prepare(
-                "SELECT queue, state, SUM(n) FROM task_counts GROUP BY queue, state "
-                "HAVING SUM(n) > 0 ORDER BY queue");
+            Statement& s = c.prepare(sql::kCountsByQueue);
             while (s.step()) {
                 const std::string queue = s.text(0);
                 if (out.empty() || out.back().queue != queue) out.push_back({queue, {}, {}});
@@ -515,10 +456,7 @@ class SqliteStore final : public Store {
             }
             for (QueueOverviewRow& q : out) {
                 if (q.counts[static_cast<std::size_t>(TaskState::PENDING)] == 0) continue;
-                // Walks this queue's due entries only (the partial index holds PENDING rows).
-                Statement& due = c.prepare(
-                    "SELECT MIN(schedule_at) FROM tasks INDEXED BY tasks_due "
-                    "WHERE queue = ?1 AND state = " VOXQ_SQL_PENDING " AND schedule_at <= ?2");
+                Statement& due = c.prepare(sql::kOldestDue);
                 due.bind(1, q.queue).bind(2, now_us);
                 if (due.step() && !due.is_null(0)) q.oldest_due_us = due.int64(0);
             }
@@ -531,8 +469,7 @@ class SqliteStore final : public Store {
         write([&](Connection& c, CountDeltas&) {
             std::vector<std::optional<detail::BucketLevel>> stored;
             for (const RateBucket& b : p.buckets) {
-                Statement& s =
-                    c.prepare("SELECT tokens, updated_at FROM rate_buckets WHERE name = ?1");
+                Statement& s = c.prepare(sql::kReadBucket);
                 s.bind(1, b.name);
                 stored.push_back(s.step()
                                      ? std::optional<detail::BucketLevel>({s.real(0), s.int64(1)})
@@ -542,10 +479,7 @@ class SqliteStore final : public Store {
             const detail::RatePlan plan = detail::plan_rate_take(p, stored);
             wait_us = plan.wait_us;
             for (std::size_t i = 0; i < plan.after.size(); ++i) {
-                c.prepare(
-                     "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES (?1, ?2, ?3) "
-                     "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, "
-                     "updated_at = excluded.updated_at")
+                c.prepare(sql::kWriteBucket)
                     .bind(1, p.buckets[i].name)
                     .bind(2, plan.after[i].tokens)
                     .bind(3, plan.after[i].updated_us)
@@ -567,8 +501,7 @@ class SqliteStore final : public Store {
     // those that gained some earlier in this transaction.
     static std::vector<std::string> queues_with_pending(Connection& c, const CountDeltas& counts) {
         std::set<std::string> queues;
-        Statement& s =
-            c.prepare("SELECT queue FROM task_counts WHERE state = " VOXQ_SQL_PENDING " AND n > 0");
+        Statement& s = c.prepare(sql::kQueuesWithPending);
         while (s.step()) queues.insert(s.text(0));
         counts.add_queues_gaining(TaskState::PENDING, queues);
         return {queues.begin(), queues.end()};
@@ -578,13 +511,7 @@ class SqliteStore final : public Store {
     // partial index, moved to PROCESSING.
     static void claim_from_one_queue(Connection& c, const std::string& queue,
                                      const TaskClaimParams& p, std::vector<Task>& claimed) {
-        Statement& s = c.prepare(
-            "UPDATE tasks SET state = " VOXQ_SQL_PROCESSING
-            ", attempt_count = attempt_count + 1, heartbeat_at = ?1, "
-            "updated_at = ?1 WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_due WHERE "
-            "state = " VOXQ_SQL_PENDING
-            " AND queue = ?3 AND schedule_at <= ?1 ORDER BY priority DESC, "
-            "schedule_at, id LIMIT ?2) RETURNING " VOXQ_TASK_COLUMNS);
+        Statement& s = c.prepare(sql::kClaimFromQueue);
         s.bind(1, p.now_us).bind(2, p.limit).bind(3, queue);
         while (s.step()) claimed.push_back(read_task(s));
     }
@@ -602,12 +529,7 @@ class SqliteStore final : public Store {
         };
         std::vector<Candidate> candidates;
         for (const std::string& queue : queues) {
-            Statement& s = c.prepare(
-                "SELECT priority, schedule_at, id FROM tasks INDEXED BY tasks_due WHERE state "
-                "= " VOXQ_SQL_PENDING
-                " "
-                "AND queue = ?1 AND schedule_at <= ?2 ORDER BY priority DESC, schedule_at, id "
-                "LIMIT ?3");
+            Statement& s = c.prepare(sql::kDueInQueue);
             s.bind(1, queue).bind(2, p.now_us).bind(3, p.limit);
             while (s.step()) candidates.push_back({s.int64(0), s.int64(1), s.text(2)});
         }
@@ -621,69 +543,32 @@ class SqliteStore final : public Store {
                               return a.id < b.id;
                           });
         for (std::size_t i = 0; i < take; ++i) {
-            Statement& s = c.prepare("UPDATE tasks SET state = " VOXQ_SQL_PROCESSING
-                                     ", attempt_count = attempt_count + 1, heartbeat_at = ?1, "
-                                     "updated_at = ?1 WHERE id = ?2 AND state = " VOXQ_SQL_PENDING
-                                     " RETURNING " VOXQ_TASK_COLUMNS);
+            Statement& s = c.prepare(sql::kClaimOne);
             s.bind(1, p.now_us).bind(2, candidates[i].id);
             if (s.step()) claimed.push_back(read_task(s));
         }
     }
 
-    // The listing query for one state, each through the index that holds just
-    // that state's rows (finished tasks, the bulk, go through the primary key).
+    // The listing query for one state (see sql::kListInState).
     static Statement& list_statement(Connection& c, std::optional<TaskState> state) {
-        // The state is a literal: SQLite uses a partial index only when the query
-        // itself implies the index's WHERE clause.
-#define VOXQ_LIST(index_clause, state)                                              \
-    "SELECT " VOXQ_TASK_COLUMNS " FROM tasks " index_clause " WHERE state = " state \
-    " AND id < ?2 AND (?3 = '' OR queue = ?3) ORDER BY id DESC LIMIT ?4"
-        if (!state) {
-            return c.prepare("SELECT " VOXQ_TASK_COLUMNS
-                             " FROM tasks WHERE id < ?2 AND "
-                             "(?3 = '' OR queue = ?3) ORDER BY id DESC LIMIT ?4");
-        }
-        switch (*state) {
-            case TaskState::PENDING:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_due", VOXQ_SQL_PENDING));
-            case TaskState::PROCESSING:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_leased", VOXQ_SQL_PROCESSING));
-            case TaskState::COMPLETED:
-                return c.prepare(VOXQ_LIST("", VOXQ_SQL_COMPLETED));
-            case TaskState::RETRYABLE:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_retryable", VOXQ_SQL_RETRYABLE));
-            case TaskState::CANCELLED:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_cancelled", VOXQ_SQL_CANCELLED));
-            case TaskState::DISCARDED:
-                return c.prepare(VOXQ_LIST("INDEXED BY tasks_discarded", VOXQ_SQL_DISCARDED));
-        }
-#undef VOXQ_LIST
-        throw StoreError("list: unknown state", false);
+        if (!state) return c.prepare(sql::kListAnyState);
+        const auto i = static_cast<std::size_t>(*state);
+        if (i >= sql::kListInState.size()) throw StoreError("list: unknown state", false);
+        return c.prepare(sql::kListInState[i]);
     }
 
-    // Deletes up to ?2 tasks of `state` updated at or before ?1, oldest id first,
-    // through the state's own index (COMPLETED: the primary key).
+    // Deletes up to ?2 tasks of `state` updated at or before ?1 (see sql::kPurgeInState).
     static Statement& purge_statement(Connection& c, TaskState state) {
-#define VOXQ_PURGE(index_clause, state)                                                         \
-    "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks " index_clause " WHERE state = " state \
-    " AND updated_at <= ?1 ORDER BY id LIMIT ?2) RETURNING id, queue"
-        switch (state) {
-            case TaskState::COMPLETED:
-                return c.prepare(VOXQ_PURGE("", VOXQ_SQL_COMPLETED));
-            case TaskState::CANCELLED:
-                return c.prepare(VOXQ_PURGE("INDEXED BY tasks_cancelled", VOXQ_SQL_CANCELLED));
-            case TaskState::DISCARDED:
-                return c.prepare(VOXQ_PURGE("INDEXED BY tasks_discarded", VOXQ_SQL_DISCARDED));
-            default:
-                break;
+        const auto i = static_cast<std::size_t>(state);
+        if (i >= sql::kPurgeInState.size() || sql::kPurgeInState[i] == nullptr) {
+            throw StoreError("purge: only finished states can be purged", false);
         }
-#undef VOXQ_PURGE
-        throw StoreError("purge: only finished states can be purged", false);
+        return c.prepare(sql::kPurgeInState[i]);
     }
 
     // Throws the error that explains why a guarded transition matched no row.
     [[noreturn]] static void explain_refusal(Connection& c, const TaskSetStateParams& p) {
-        Statement& s = c.prepare("SELECT state, attempt_count FROM tasks WHERE id = ?1");
+        Statement& s = c.prepare(sql::kStateOf);
         s.bind(1, p.id);
         std::optional<detail::CurrentTask> current;
         if (s.step()) current = detail::CurrentTask{static_cast<TaskState>(s.int64(0)), s.int64(1)};
@@ -732,7 +617,7 @@ class SqliteStore final : public Store {
                                  const_cast<std::chrono::steady_clock::time_point*>(&deadline));
         std::string found;
         try {
-            Statement& s = c.prepare("PRAGMA quick_check(1)");
+            Statement& s = c.prepare(sql::kQuickCheck);
             if (s.step() && s.text(0) != "ok") found = "quick_check: " + s.text(0);
             s.reset();
         } catch (const DatabaseDamaged& e) {
