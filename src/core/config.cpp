@@ -16,13 +16,6 @@ namespace voxq {
 
 namespace {
 
-std::string format_number(double v) {
-    std::string s = std::to_string(v);
-    s.erase(s.find_last_not_of('0') + 1);
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s;
-}
-
 // One setting: its field, environment variable, how to read and show it, and
 // its range. The same table serves from_env() (errors name the variable) and
 // validate() (errors name the field).

@@ -3,25 +3,12 @@
 #include <charconv>
 #include <cmath>
 
+#include "util/text.hpp"
 #include "voxq/errors.hpp"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration): POSIX, not in a header
 
 namespace voxq::env {
-
-namespace {
-
-std::string format_number(double v) {
-    if (std::abs(v) < 9.0e15 && v == std::floor(v)) {
-        return std::to_string(static_cast<std::int64_t>(v));
-    }
-    std::string s = std::to_string(v);
-    s.erase(s.find_last_not_of('0') + 1);
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s;
-}
-
-}  // namespace
 
 std::string quoted(std::string_view value) {
     std::string out = "'";

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 
@@ -204,6 +205,15 @@ std::string media_type(std::string_view content_type) {
     std::transform(out.begin(), out.end(), out.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return out;
+}
+
+std::string format_number(double v) {
+    // Room for any finite double in fixed notation's shortest round trip.
+    std::array<char, 400> buffer{};
+    const auto [end, ec] =
+        std::to_chars(buffer.data(), buffer.data() + buffer.size(), v, std::chars_format::fixed);
+    if (ec != std::errc()) return std::to_string(v);
+    return {buffer.data(), end};
 }
 
 }  // namespace voxq

@@ -27,5 +27,8 @@ namespace voxq {
 // The media type of a Content-Type value, lower-cased, without parameters:
 // "Audio/PCM; rate=24000" -> "audio/pcm".
 [[nodiscard]] std::string media_type(std::string_view content_type);
+// A number for people and messages: the shortest decimal that reads back as
+// `v`, never in exponent form ("30", "0.25", "1000000").
+[[nodiscard]] std::string format_number(double v);
 
 }  // namespace voxq

@@ -151,13 +151,7 @@ TEST_F(Api, ADamagedStoreFailsHealthzAndMetricsSaySo) {
     }
     server_.reset();
     queue_.reset();
-    const std::string path = testing::sqlite_path(config_);
-    {
-        std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-        f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) / 2));
-        const std::string garbage(32 * 1024, '\x5a');
-        f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
-    }
+    testing::write_garbage_mid_file(testing::sqlite_path(config_), 32 * 1024);
     open();
     expect_error(call("GET", "/healthz"), 503, "store_damaged", "voxq check");
     const Reply metrics = call("GET", "/metrics");

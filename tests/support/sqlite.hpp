@@ -4,6 +4,9 @@
 
 #include <sqlite3.h>
 
+#include <filesystem>
+#include <fstream>
+#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -32,6 +35,17 @@ inline void sqlite_exec(const QueueConfig& config, const std::string& sql) {
         throw std::runtime_error("sqlite_exec: " +
                                  (message.empty() ? std::string("open") : message));
     }
+}
+
+// Overwrites `size` bytes in the middle of `path` with random bytes, as a bad
+// disk or a stray write would.
+inline void write_garbage_mid_file(const std::string& path, std::size_t size) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) / 2));
+    std::mt19937 random(7);
+    std::string garbage(size, '\0');
+    for (char& c : garbage) c = static_cast<char>(random());
+    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
 }
 
 }  // namespace voxq::testing

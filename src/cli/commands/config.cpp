@@ -38,9 +38,7 @@ struct Setting {
 };
 
 std::string text(double value) {
-    char out[64];
-    std::snprintf(out, sizeof out, "%g", value);
-    return out;
+    return format_number(value);
 }
 std::string text(std::size_t value) {
     return std::to_string(value);

@@ -21,6 +21,7 @@ namespace {
 
 using testing::make_tasks;
 using testing::TempDir;
+using testing::write_garbage_mid_file;
 
 std::string pragma(const std::string& path, const std::string& name) {
     sqlite3* db = nullptr;
@@ -285,17 +286,6 @@ std::string filled_queue(QueueConfig& config, const TempDir& dir) {
     }
     queue.close();
     return testing::sqlite_path(config);
-}
-
-// Overwrites `size` bytes in the middle of `path` with random bytes, as a bad
-// disk or a stray write would.
-void write_garbage_mid_file(const std::string& path, std::size_t size) {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(path) / 2));
-    std::mt19937 random(7);
-    std::string garbage(size, '\0');
-    for (char& c : garbage) c = static_cast<char>(random());
-    f.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
 }
 
 TEST(SqliteDamage, GarbageMidFileIsFoundAtOpenAndEveryWriteIsRefusedNamingTheFile) {
