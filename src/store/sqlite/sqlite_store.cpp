@@ -17,6 +17,7 @@
 #include "store/sqlite/count_deltas.hpp"
 #include "store/sqlite/group_commit.hpp"
 #include "store/sqlite/migrations.hpp"
+#include "store/sqlite/reader_pool.hpp"
 #include "store/sqlite/sqlite_queries.hpp"
 #include "store/store_check.hpp"
 #include "store/store_rules.hpp"
@@ -490,10 +491,8 @@ class SqliteStore final : public Store {
     }
 
     void close() override {
-        closed_ = true;    // no new reads from here on
+        readers_.close();  // no new reads from here on
         writes_->close();  // lets the writes already queued finish
-        std::lock_guard readers(readers_mutex_);
-        idle_readers_.clear();
     }
 
   private:
@@ -648,26 +647,7 @@ class SqliteStore final : public Store {
             write([&](Connection& c, CountDeltas&) { out.emplace(fn(c)); });
             return std::move(*out);
         }
-        std::unique_ptr<Connection> conn;
-        {
-            std::lock_guard lock(readers_mutex_);
-            if (closed_) throw QueueError("the store is closed");
-            if (!idle_readers_.empty()) {
-                conn = std::move(idle_readers_.back());
-                idle_readers_.pop_back();
-            }
-        }
-        if (!conn) conn = open_connection();
-        struct Return {
-            SqliteStore* self;
-            std::unique_ptr<Connection>& conn;
-            ~Return() {
-                std::lock_guard lock(self->readers_mutex_);
-                if (!self->closed_ && self->idle_readers_.size() < kMaxIdleReaders) {
-                    self->idle_readers_.push_back(std::move(conn));
-                }
-            }
-        } give_back{this, conn};
+        const ReaderPool::Lease conn = readers_.borrow();
         try {
             Transaction txn(*conn, Transaction::Kind::Deferred);  // one snapshot for the read
             Result out = fn(*conn);
@@ -690,10 +670,7 @@ class SqliteStore final : public Store {
     std::atomic<bool> damaged_ = false;  // set after damage_, once
 
     std::unique_ptr<GroupCommit> writes_;
-    std::atomic<bool> closed_ = false;
-
-    std::mutex readers_mutex_;
-    std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by readers_mutex_
+    ReaderPool readers_{[this] { return open_connection(); }, kMaxIdleReaders};
 };
 
 }  // namespace
