@@ -16,7 +16,7 @@ packages=(
   chromium python3-websocket wrk curl
   pybind11-dev python3-dev python3-pytest
   libboost-dev python3-jsonschema clang libclang-rt-14-dev
-  python3-soundfile python3-venv
+  python3-soundfile python3-numpy python3-venv
 )
 [ "${1:-}" = --package ] && packages+=(debootstrap lintian)
 # Node.js and npm run the test-only interop receivers (tests/interop); a machine
