@@ -17,8 +17,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <latch>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "support/receiver.hpp"
@@ -530,6 +532,68 @@ TEST(WebhookSink, SavesWhatItVerifies) {
     EXPECT_EQ(event["data"]["task_id"], "tsk_1");
     EXPECT_EQ(event["data"]["item_index"], 0);
     EXPECT_EQ(event["data"]["bytes"], 18);
+}
+
+// Many senders at once: distinct deliveries are each saved once, with one log
+// line each, while the commits are shared; the same webhook-id sent by every
+// sender at the same moment is written once, and every sender hears 2xx.
+TEST(WebhookSink, ConcurrentDeliveriesAreEachSavedOnceAndADuplicateRaceWritesOnce) {
+    testing::TempDir dir;
+    const std::string secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    WebhookSink sink(SinkConfig{"127.0.0.1", 0, dir.path(), {secret}, 300});
+    sink.start();
+    const std::string url = "http://127.0.0.1:" + std::to_string(sink.port()) + "/";
+    constexpr int kSenders = 8;
+    constexpr int kEach = 25;
+    std::latch start(kSenders);
+    std::atomic<int> refused = 0;
+    auto request = [&](const std::string& task, const std::string& body) {
+        WebhookRequest r = audio_request(url);
+        r.message_id = task + ".0";
+        r.headers["voxq-task-id"] = task;
+        r.body = "RIFF....WAVEdata" + body;
+        return r;
+    };
+    std::vector<std::thread> senders;
+    for (int s = 0; s < kSenders; ++s) {
+        senders.emplace_back([&, s] {
+            WebhookConfig config = loopback_allowed();
+            config.secrets = {secret};
+            const WebhookSender sender(config);
+            start.arrive_and_wait();
+            for (int i = 0; i < kEach; ++i) {
+                const std::string task = "tsk_" + std::to_string(s) + "_" + std::to_string(i);
+                for (const WebhookRequest& r :
+                     {request(task, task), request("tsk_dup", "same for all")}) {
+                    const WebhookOutcome out = sender.send(r, unix_now());
+                    if (out.kind != WebhookOutcome::Kind::Delivered) ++refused;
+                }
+            }
+        });
+    }
+    for (std::thread& t : senders) t.join();
+    EXPECT_EQ(refused.load(), 0);
+    EXPECT_EQ(sink.received(), static_cast<std::size_t>(kSenders * kEach + 1));
+    std::ifstream index(dir.path() / "deliveries.jsonl");
+    std::set<std::string> logged;
+    std::size_t lines = 0;
+    for (std::string line; std::getline(index, line); ++lines) {
+        logged.insert(nlohmann::json::parse(line).at("webhook_id").get<std::string>());
+    }
+    EXPECT_EQ(lines, static_cast<std::size_t>(kSenders * kEach + 1));
+    EXPECT_EQ(logged.size(), lines);  // one line per delivery, no repeat
+    EXPECT_EQ(logged.count("tsk_dup.0"), 1U);
+    for (int s = 0; s < kSenders; ++s) {
+        for (int i = 0; i < kEach; ++i) {
+            const std::string task = "tsk_" + std::to_string(s) + "_" + std::to_string(i);
+            EXPECT_EQ(slurp(dir.path() / (task + ".0.wav")), "RIFF....WAVEdata" + task);
+            EXPECT_TRUE(std::filesystem::exists(dir.path() / (task + ".0.json"))) << task;
+        }
+    }
+    EXPECT_EQ(slurp(dir.path() / "tsk_dup.0.wav"), "RIFF....WAVEdatasame for all");
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+        EXPECT_NE(entry.path().extension(), ".partial") << entry.path();
+    }
 }
 
 TEST(WebhookSink, RefusesBadAndStaleSignatures) {

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""What `voxq sink` costs per delivery (issue 16): N signed JSON deliveries of a
+WAV-sized item (the bytes the speech benchmark's worker sends), posted by C
+client threads on keep-alive connections; prints the sink's CPU per delivery
+and deliveries per second. Requests are built and signed before the clock
+starts, so the clients spend little CPU while it runs.
+
+Usage: bench_sink.py [--n N] [--clients C] [--bytes B] [--voxq PATH]
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(i, audio):
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    data = {"task_id": f"bench{i:06d}", "item_index": 0, "item_count": 1, "attempt": 1,
+            "voice_id": "espeak.en-us", "format": "wav", "content_type": "audio/wav",
+            "bytes": len(audio), "sha256": hashlib.sha256(audio).hexdigest(),
+            "audio_base64": base64.b64encode(audio).decode()}
+    body = json.dumps({"type": "speech.item.completed", "timestamp": "2026-12-01T00:00:00Z",
+                       "data": data}).encode()
+    msg_id, ts = f"msg_bench{i:06d}", str(int(time.time()))
+    sig = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + body,
+                                    hashlib.sha256).digest()).decode()
+    return body, {"content-type": "application/json", "webhook-id": msg_id,
+                  "webhook-timestamp": ts, "webhook-signature": f"v1,{sig}"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--bytes", type=int, default=440_000)  # a 30-word espeak item as WAV
+    ap.add_argument("--voxq", default=os.path.join(ROOT, "build", "bin", "voxq"))
+    args = ap.parse_args()
+    audio = os.urandom(args.bytes)
+    requests = [request(i, audio) for i in range(args.n)]
+    with tempfile.TemporaryDirectory(prefix="voxq-sink-bench-") as work:
+        port = free_port()
+        sink = subprocess.Popen([args.voxq, "sink", "--port", str(port), "--dir",
+                                 os.path.join(work, "sink"), "--secret", SECRET],
+                                stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        failures = []
+
+        def client(k):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for body, headers in requests[k::args.clients]:
+                conn.request("POST", "/", body=body, headers=headers)
+                r = conn.getresponse()
+                r.read()
+                if r.status != 200:
+                    failures.append(r.status)
+
+        cpu_before = cpu_seconds(sink.pid)
+        start = time.monotonic()
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - start
+        cpu = cpu_seconds(sink.pid) - cpu_before
+        sink.terminate()
+        sink.wait()
+        saved = sum(1 for _ in open(os.path.join(work, "sink", "deliveries.jsonl")))
+    if failures or saved != args.n:
+        sys.exit(f"sink bench: {len(failures)} failed answers, {saved} of {args.n} saved")
+    result = {"deliveries": args.n, "clients": args.clients, "bytes": args.bytes,
+              "seconds": wall, "per_s": args.n / wall, "cpu_ms_per_delivery": 1000 * cpu / args.n}
+    print(f"sink: {args.n} deliveries of {args.bytes} bytes, {args.clients} clients: "
+          f"{result['per_s']:.0f}/s, {result['cpu_ms_per_delivery']:.2f} ms CPU per delivery",
+          file=sys.stderr)
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
