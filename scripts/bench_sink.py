@@ -43,8 +43,9 @@ def request(i, audio):
             "voice_id": "espeak.en-us", "format": "wav", "content_type": "audio/wav",
             "bytes": len(audio), "sha256": hashlib.sha256(audio).hexdigest(),
             "audio_base64": base64.b64encode(audio).decode()}
-    body = json.dumps({"type": "speech.item.completed", "timestamp": "2026-12-01T00:00:00Z",
-                       "data": data}).encode()
+    # Compact, the audio last: as voxq's worker sends it.
+    body = json.dumps({"type": "speech.item.ready", "timestamp": "2026-12-01T00:00:00Z",
+                       "data": data}, separators=(",", ":")).encode()
     msg_id, ts = f"msg_bench{i:06d}", str(int(time.time()))
     sig = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + body,
                                     hashlib.sha256).digest()).decode()

@@ -1,6 +1,7 @@
 // What a delivery carries (SPEC §7), built by the worker and unwrapped by
 // receivers (voxq sink, the dashboard's /inbox): the Standard Webhooks event or
 // the raw audio with voxq-* headers, and the webhook-id both are sent under.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -80,24 +81,75 @@ const json& field(const json& data, const char* name, json::value_t type) {
 // Raised inside the parser callback to stop at once.
 struct BeyondBounds {};
 
+bool is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// The audio where voxq's sender puts it: `,"audio_base64":"<base64>"}}` at the
+// very end of the body. Cut out before parsing, so the parser does not copy
+// half a megabyte character by character (most of a receiver's CPU went
+// there). Taken only where the result is the one a whole parse gives: the
+// quote after the comma can only open a key, the value holds no quote or
+// escape, and the two braces close its object and the root, so it is the last
+// key of an object directly under the root, which is where the parser's
+// callback looks. `{,"audio_base64"...` is not JSON but `{}}` would be: such a
+// body takes the whole parse.
+struct TrailingAudio {
+    std::size_t cut_from;  // the comma
+    std::size_t cut_to;    // past the closing quote
+    std::string_view base64;
+};
+
+std::optional<TrailingAudio> trailing_audio(std::string_view body) {
+    constexpr std::string_view kKey = R"(,"audio_base64":")";
+    std::size_t end = body.size();
+    while (end > 0 && is_json_space(body[end - 1])) --end;
+    if (end < 3 || body.substr(end - 3, 3) != R"("}})") return std::nullopt;
+    const std::size_t close = end - 3;
+    const std::size_t key = body.rfind(kKey, close);
+    if (key == std::string_view::npos || key + kKey.size() > close) return std::nullopt;
+    const std::string_view base64 = body.substr(key + kKey.size(), close - key - kKey.size());
+    const bool plain = std::all_of(base64.begin(), base64.end(), [](char c) {
+        return webhook::in_base64_alphabet(c) || c == '=';
+    });
+    if (!plain) return std::nullopt;
+    std::size_t before = key;
+    while (before > 0 && is_json_space(body[before - 1])) --before;
+    if (before == 0 || body[before - 1] == '{') return std::nullopt;
+    return TrailingAudio{key, close + 1, base64};
+}
+
 std::optional<ReceivedDelivery> unwrap_event(const std::string& body) {
     // One pass: nesting and value counts are bounded as the parser goes (nothing
     // legitimate nests or repeats; only the audio is large), and data's
-    // audio_base64 is moved out as it is read instead of kept in the tree.
+    // audio_base64 (the last, if repeated) is moved out as it is read instead
+    // of kept in the tree. An audio_base64 anywhere else is just a field.
     constexpr int kMaxDepth = 8;
     constexpr std::size_t kMaxEvents = 512;
     std::size_t events = 0;
     bool audio_next = false;
-    std::optional<std::string> audio_base64;
+    std::string root_key;                      // the root's member being read
+    std::optional<std::string> taken;          // data's audio the callback moved out
+    std::optional<std::string_view> trailing;  // the audio cut out first
+    std::string rest;                          // the body without it
+    std::string_view text = body;
+    if (const std::optional<TrailingAudio> cut = trailing_audio(body)) {
+        rest.reserve(body.size() - (cut->cut_to - cut->cut_from));
+        rest.append(body, 0, cut->cut_from).append(body, cut->cut_to);
+        text = rest;
+        trailing = cut->base64;
+        events += 2;  // its key and value, as the whole parse counts them
+    }
     const json::parser_callback_t take_audio = [&](int depth, json::parse_event_t event,
                                                    json& parsed) {
         if (depth > kMaxDepth || ++events > kMaxEvents) throw BeyondBounds{};
         if (event == json::parse_event_t::key) {
-            audio_next = depth == 2 && parsed == "audio_base64";
+            if (depth == 1) root_key = parsed.get<std::string>();
+            audio_next = depth == 2 && root_key == "data" && parsed == "audio_base64";
         } else if (event == json::parse_event_t::value && audio_next && depth == 2) {
             audio_next = false;
             if (parsed.is_string()) {
-                audio_base64 = std::move(parsed.get_ref<std::string&>());
+                taken = std::move(parsed.get_ref<std::string&>());
                 return false;  // not kept in the tree
             }
         }
@@ -105,11 +157,18 @@ std::optional<ReceivedDelivery> unwrap_event(const std::string& body) {
     };
     json event;
     try {
-        event = json::parse(body, take_audio, false);
+        event = json::parse(text, take_audio, false);
     } catch (const BeyondBounds&) {
         return std::nullopt;  // JSON that no voxq event is
     }
     if (!event.is_object() || event.value("type", json()) != kEventType) return std::nullopt;
+    // The trailing audio was in the root's last member: data's audio (and the
+    // last of it) if that member is data, else a field of that member.
+    if (trailing && root_key != "data") {
+        json& owner = event[root_key];
+        if (owner.is_object()) owner["audio_base64"] = std::string(*trailing);
+        trailing.reset();
+    }
     const auto data_it = event.find("data");
     if (data_it == event.end() || !data_it->is_object()) invalid("the event has no data object");
     json& data = *data_it;
@@ -121,11 +180,11 @@ std::optional<ReceivedDelivery> unwrap_event(const std::string& body) {
         invalid("data.item_index is out of range");
     d.item_index = static_cast<std::int64_t>(item);
     d.content_type = field(data, "content_type", json::value_t::string).get<std::string>();
-    if (data.contains("audio_base64") && !audio_base64)
-        invalid("data.audio_base64 is not a string");
+    if (taken && !trailing) trailing = *taken;
+    if (data.contains("audio_base64") && !trailing) invalid("data.audio_base64 is not a string");
     data.erase("audio_base64");  // what the callback left of it, if anything
-    if (audio_base64) {
-        std::optional<std::string> bytes = webhook::base64_decode(*audio_base64);
+    if (trailing) {
+        std::optional<std::string> bytes = webhook::base64_decode(*trailing);
         if (!bytes) invalid("data.audio_base64 is not base64");
         const std::uint64_t size =
             field(data, "bytes", json::value_t::number_unsigned).get<std::uint64_t>();

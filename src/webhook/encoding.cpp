@@ -37,11 +37,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
     std::size_t padding = 0;
     if (!text.empty() && text.back() == '=')
         padding = text.size() >= 2 && text[text.size() - 2] == '=' ? 2 : 1;
-    const auto in_alphabet = [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-               c == '+' || c == '/';
-    };
-    if (!std::all_of(text.begin(), text.end() - static_cast<std::ptrdiff_t>(padding), in_alphabet))
+    if (!std::all_of(text.begin(), text.end() - static_cast<std::ptrdiff_t>(padding),
+                     in_base64_alphabet))
         return std::nullopt;
     std::string out(text.size() / 4 * 3, '\0');
     constexpr std::size_t kSlice = std::size_t{4} << 20;  // whole quads

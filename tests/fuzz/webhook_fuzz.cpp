@@ -44,5 +44,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         } catch (const voxq::ValidationError&) {
         }
     }
+    // A body ending in "}}" may take the receiver's fast path (the trailing audio
+    // cut out before parsing); "} }" is the same JSON parsed whole. Both must
+    // unwrap to the same delivery, or be refused alike.
+    const auto outcome = [](std::string body) -> std::string {
+        try {
+            const auto d = voxq::unwrap_delivery(
+                [](const std::string& name) -> std::string {
+                    return name == "content-type" ? "application/json" : "";
+                },
+                body);
+            if (!d) return "none";
+            return d->task_id + '\n' + std::to_string(d->item_index) + '\n' + d->content_type +
+                   '\n' + d->audio + '\n' + d->audio_url + '\n' + d->event;
+        } catch (const voxq::ValidationError& e) {
+            return std::string("refused ") + e.what();
+        }
+    };
+    std::string body(input);
+    const std::size_t end = body.find_last_not_of(" \t\n\r");
+    if (end != std::string::npos && end >= 1 && body.compare(end - 1, 2, "}}") == 0) {
+        std::string whole = body;
+        whole.insert(end, " ");
+        if (outcome(body) != outcome(whole)) __builtin_trap();
+    }
     return 0;
 }

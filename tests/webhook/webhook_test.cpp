@@ -196,6 +196,63 @@ TEST(WebhookDelivery, RawIsTheAudioWithVoxqHeaders) {
     EXPECT_EQ(event["data"]["task_id"], "123") << "a task id stays text";
 }
 
+// A receiver cuts a trailing audio_base64 out before parsing (the fast path).
+// "} }" at the end is the same JSON but takes the whole parse: for bodies
+// shaped to fool the cut, both must give the same delivery or the same error.
+TEST(WebhookDelivery, TheAudioCutOutBeforeParsingGivesWhatAWholeParseGives) {
+    const ItemAudio audio = some_audio();
+    const std::string body =
+        delivery_request(two_item_task("t1"), 0, audio, WebhookPayload::Json, 1).body;
+    ASSERT_EQ(body.substr(body.size() - 3), "\"}}");
+    const std::string b64 = nlohmann::json::parse(body)["data"]["audio_base64"];
+    const std::string head = body.substr(0, body.find(R"(,"audio_base64")"));  // data still open
+    auto outcome = [](std::string b) -> std::string {
+        try {
+            const auto d = unwrap_delivery(
+                [](const std::string& name) {
+                    return name == "content-type" ? std::string("application/json") : std::string();
+                },
+                b);
+            if (!d) return "not a delivery";
+            return "delivery " + d->task_id + " " + std::to_string(d->item_index) + " " +
+                   d->content_type + " " + std::to_string(d->audio.size()) + " " + d->event;
+        } catch (const ValidationError& e) {
+            return std::string("refused: ") + e.what();
+        }
+    };
+    const std::string other = "AAAA";
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"as sent", body},
+        {"trailing whitespace", body + " \n\t"},
+        {"an earlier audio_base64 in data loses",
+         head + R"(,"audio_base64":")" + other + R"(","note":1,"audio_base64":")" + b64 + "\"}}"},
+        {"the audio in another child of the root",
+         head + R"(},"extra":{"x":1,"audio_base64":")" + b64 + "\"}}"},
+        {"a quoted look-alike before it",
+         head + R"(,"note":"x\",\"audio_base64\":\"AAAA","audio_base64":")" + b64 + "\"}}"},
+        {"an escape inside the base64",
+         head + R"(,"audio_base64":"\u0041)" + b64.substr(1) + "\"}}"},
+        {"not JSON: a comma after a brace",
+         R"({"type":"speech.item.ready","data":{,"audio_base64":")" + b64 + "\"}}"},
+        {"not JSON: two commas", head + R"(,,"audio_base64":")" + b64 + "\"}}"},
+        {"a non-string audio_base64 before it",
+         head + R"(,"audio_base64":5,"audio_base64":")" + b64 + "\"}}"},
+        {"nested one deeper", head + R"(,"deep":{"audio_base64":")" + b64 + "\"}}}"},
+        {"not base64 after all", head + R"(,"audio_base64":"AA=A")" + "\"}}"},
+    };
+    int fast = 0;
+    for (const auto& [what, b] : cases) {
+        std::string whole = b;
+        const std::size_t end = whole.find_last_not_of(" \n\t");
+        if (whole.compare(end - 1, 2, "}}") != 0) continue;
+        whole.insert(end, " ");  // "} }": the same JSON, parsed whole
+        EXPECT_EQ(outcome(b), outcome(whole)) << what;
+        ++fast;
+    }
+    EXPECT_EQ(fast, static_cast<int>(cases.size()));
+    EXPECT_EQ(outcome(body).rfind("delivery t1 0 audio/wav 1004 ", 0), 0U) << outcome(body);
+}
+
 TEST(WebhookDelivery, AReceiverRefusesWhatDoesNotAddUp) {
     const WebhookRequest r =
         delivery_request(two_item_task("t1"), 0, some_audio(), WebhookPayload::Json, 1);
