@@ -106,6 +106,11 @@ rm -f "$OUT"/w1.db* "$OUT"/stats.db*
 echo
 python3 scripts/bench_speech.py
 
+# What voxq sink costs per delivery (issue 16): 1,000 signed JSON deliveries of a
+# 440 KB WAV item, as the worker sends them, from 4 clients.
+echo
+python3 scripts/bench_sink.py | sed -n 's/^RESULT //p'
+
 # The HTTP API under wrk (issue 5): with the worker pool on, then API only, each
 # before (cpp-httplib) and after (Boost.Beast) the bounded server (issue 10).
 echo
