@@ -21,20 +21,9 @@ import tempfile
 import threading
 import time
 
+from bench_speech import SECRET, cpu_seconds, free_port  # the speech run's receiver setup
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def request(i, audio):
