@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -196,19 +197,26 @@ struct WebhookSink::Impl {
         Commit commit;
         commit.id = id;
         commit.log_line = log_line;
-        for (const auto& [name, bytes] : files) {
-            commit.targets.push_back(config.dir / name);
-            if (std::string error = write_partial(commit.targets.back(), bytes); !error.empty()) {
-                commit.targets.pop_back();
-                commit.error = std::move(error);
-                break;
-            }
-        }
-        if (!commit.error.empty()) {
+        // Not handed to the committer (a failed write, or a throw): the id is free
+        // again, and no partial file is left.
+        const auto give_up = [&] {
             for (const auto& target : commit.targets) remove_partial(target);
             std::lock_guard lock(files_mutex);
             writing.erase(id);
             files_changed.notify_all();
+        };
+        try {
+            for (const auto& [name, bytes] : files) {
+                commit.targets.push_back(config.dir / name);
+                commit.error = write_partial(commit.targets.back(), bytes);
+                if (!commit.error.empty()) break;
+            }
+        } catch (...) {
+            give_up();
+            throw;
+        }
+        if (!commit.error.empty()) {
+            give_up();
             return text(507, "not saved: " + commit.error);
         }
         put_in_place(commit);
@@ -228,7 +236,13 @@ struct WebhookSink::Impl {
         std::vector<Commit*> group;
         group.swap(waiting);
         lock.unlock();
-        commit_group(group);
+        try {
+            commit_group(group);
+        } catch (const std::exception& e) {  // out of memory, say: no delivery is left waiting
+            for (Commit* c : group) {
+                if (c->error.empty()) c->error = std::string("commit: ") + e.what();
+            }
+        }
         lock.lock();
         for (Commit* c : group) {
             writing.erase(c->id);
@@ -280,7 +294,7 @@ struct WebhookSink::Impl {
     [[nodiscard]] static std::string write_partial(const std::filesystem::path& target,
                                                    const std::string& body) {
         const std::filesystem::path temp = target.string() + ".partial";
-        std::filesystem::remove(temp);  // a leftover of a crash (removes a symlink itself)
+        remove_partial(target);  // a leftover of a crash (removes a symlink itself)
         Fd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
         const auto failed = [&](const char* step) {
             std::string why = std::string(step) + ": " + std::strerror(errno);

@@ -653,6 +653,29 @@ TEST(WebhookSink, ConcurrentDeliveriesAreEachSavedOnceAndADuplicateRaceWritesOnc
     }
 }
 
+// A delivery whose file cannot be written is answered 507 and leaves nothing
+// behind: no partial file, and its webhook-id free for the sender's retry.
+TEST(WebhookSink, AFailedWriteIs507AndTheRetryOfTheSameIdIsSaved) {
+    testing::TempDir dir;
+    WebhookSink sink(SinkConfig{"127.0.0.1", 0, dir.path(), {}, 300});
+    sink.start();
+    const std::string url = "http://127.0.0.1:" + std::to_string(sink.port()) + "/";
+    // A non-empty folder where the audio's temporary file goes: it cannot be made.
+    const std::filesystem::path blocker = dir.path() / "tsk_1.0.wav.partial";
+    std::filesystem::create_directories(blocker / "inside");
+    const WebhookSender sender(loopback_allowed());
+    WebhookOutcome out = sender.send(audio_request(url), unix_now());
+    EXPECT_EQ(out.http_status, 507) << out.message;
+    EXPECT_EQ(sink.received(), 0U);
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "tsk_1.0.json.partial"));
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "tsk_1.0.wav"));
+    std::filesystem::remove_all(blocker);
+    out = sender.send(audio_request(url), unix_now());  // the retry: not blocked by the first
+    EXPECT_EQ(out.kind, WebhookOutcome::Kind::Delivered) << out.message;
+    EXPECT_EQ(sink.received(), 1U);
+    EXPECT_EQ(slurp(dir.path() / "tsk_1.0.wav"), audio_request(url).body);
+}
+
 TEST(WebhookSink, RefusesBadAndStaleSignatures) {
     testing::TempDir dir;
     WebhookSink sink(
