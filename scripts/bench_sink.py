@@ -14,14 +14,12 @@ import hmac
 import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from bench_speech import SECRET, cpu_seconds, free_port  # the speech run's receiver setup
+from bench_speech import SECRET, cpu_seconds, free_port, start_sink  # the speech run's receiver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -53,15 +51,7 @@ def main():
     requests = [request(i, audio) for i in range(args.n)]
     with tempfile.TemporaryDirectory(prefix="voxq-sink-bench-") as work:
         port = free_port()
-        sink = subprocess.Popen([args.voxq, "sink", "--port", str(port), "--dir",
-                                 os.path.join(work, "sink"), "--secret", SECRET],
-                                stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        sink = start_sink(args.voxq, port, os.path.join(work, "sink"))
         failures = []
 
         def client(k):

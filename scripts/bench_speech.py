@@ -46,6 +46,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def start_sink(voxq, port, sink_dir, env=None):
+    """`voxq sink` on loopback with the benchmark's secret, once it accepts."""
+    sink = subprocess.Popen([voxq, "sink", "--port", str(port), "--dir", sink_dir, "--secret",
+                             SECRET], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return sink
+        except OSError:
+            time.sleep(0.05)
+    sink.kill()
+    sys.exit(f"voxq sink did not start on port {port}")
+
+
 def cpu_seconds(pid):
     """User + system CPU time of a process so far (all its threads)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -104,10 +119,7 @@ def run_workers(processes, lines, work, payload, s3_port=None, cache=False, labe
                    VOXQ_S3_ENDPOINT=f"http://127.0.0.1:{s3_port}")
     port = free_port()
     sink_dir = os.path.join(work, f"sink-{name}")
-    sink = subprocess.Popen([os.path.join(BIN, "voxq"), "sink", "--port", str(port), "--dir",
-                             sink_dir, "--secret", SECRET], env=env,
-                            stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
+    sink = start_sink(os.path.join(BIN, "voxq"), port, sink_dir, env)
     jsonl = os.path.join(work, f"tasks-{name}.jsonl")
     with open(jsonl, "w") as f:
         for t in lines:
