@@ -181,30 +181,38 @@ struct WebhookSink::Impl {
         const std::string log_line =
             line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 
+        // A replay (or a retry whose answer was lost): nothing is written again,
+        // and the sender hears that the item is there.
         const std::string& last = files.back().first;
+        const auto already = [&] {
+            return text(200, "already saved " + last + " (not written again)");
+        };
         {
             // One request per webhook-id at a time: a duplicate waits for the
             // first to finish, then finds it saved (or, if it failed, tries).
             std::unique_lock lock(files_mutex);
             files_changed.wait(lock, [&] { return writing.count(id) == 0; });
-            if (saved.count(id) > 0 || std::filesystem::is_regular_file(config.dir / last)) {
-                // A replay (or a retry whose answer was lost): nothing is written
-                // again, and the sender hears that the item is there.
-                return text(200, "already saved " + last + " (not written again)");
-            }
+            if (saved.count(id) > 0) return already();
             writing.insert(id);
         }
         Commit commit;
         commit.id = id;
         commit.log_line = log_line;
-        // Not handed to the committer (a failed write, or a throw): the id is free
-        // again, and no partial file is left.
+        // Not handed to the committer (saved by an earlier run, a failed write,
+        // or a throw): the id is free again, and no partial file is left.
         const auto give_up = [&] {
             for (const auto& target : commit.targets) remove_partial(target);
             std::lock_guard lock(files_mutex);
             writing.erase(id);
             files_changed.notify_all();
         };
+        // Saved before this run started: the id is ours, so the file system is
+        // asked outside the lock every request shares.
+        std::error_code ignored;
+        if (std::filesystem::is_regular_file(config.dir / last, ignored)) {
+            give_up();
+            return already();
+        }
         try {
             for (const auto& [name, bytes] : files) {
                 commit.targets.push_back(config.dir / name);

@@ -676,6 +676,29 @@ TEST(WebhookSink, AFailedWriteIs507AndTheRetryOfTheSameIdIsSaved) {
     EXPECT_EQ(slurp(dir.path() / "tsk_1.0.wav"), audio_request(url).body);
 }
 
+// A delivery replayed to a sink started again on the same folder (its memory of
+// saved ids is gone): the file on disk says it is saved; nothing is rewritten.
+TEST(WebhookSink, AReplayAfterARestartIsAnsweredSavedAndNotWrittenAgain) {
+    testing::TempDir dir;
+    const WebhookSender sender(loopback_allowed());
+    for (int run = 0; run < 2; ++run) {
+        WebhookSink sink(SinkConfig{"127.0.0.1", 0, dir.path(), {}, 300});
+        sink.start();
+        const std::string url = "http://127.0.0.1:" + std::to_string(sink.port()) + "/";
+        WebhookRequest r = audio_request(url);
+        if (run == 1)
+            r.body = "RIFF....WAVEdata-changed";  // a replay may differ: kept as first saved
+        const WebhookOutcome out = sender.send(r, unix_now());
+        EXPECT_EQ(out.kind, WebhookOutcome::Kind::Delivered) << out.message;
+        EXPECT_EQ(sink.received(), run == 0 ? 1U : 0U);
+    }
+    EXPECT_EQ(slurp(dir.path() / "tsk_1.0.wav"), audio_request("").body);
+    std::ifstream index(dir.path() / "deliveries.jsonl");
+    std::size_t lines = 0;
+    for (std::string line; std::getline(index, line);) ++lines;
+    EXPECT_EQ(lines, 1U);
+}
+
 TEST(WebhookSink, RefusesBadAndStaleSignatures) {
     testing::TempDir dir;
     WebhookSink sink(
