@@ -193,9 +193,14 @@ struct WebhookOutcome {
 [[nodiscard]] std::string storage_key(const StorageConfig& config, const Task& task,
                                       std::size_t item, std::string_view extension);
 
+class CurlPool;  // kept-alive connections (src/util/curl.hpp)
+
 class ObjectStorage {
   public:
     explicit ObjectStorage(StorageConfig config);
+    ~ObjectStorage();
+    ObjectStorage(const ObjectStorage&) = delete;
+    ObjectStorage& operator=(const ObjectStorage&) = delete;
     // Uploads `bytes` under `key`: Delivered when stored; Transient for
     // connection errors, timeouts, 408, 429, 5xx; Permanent for a refusal (403,
     // 404 bucket, ...) with the store's own code and message.
@@ -207,6 +212,7 @@ class ObjectStorage {
 
   private:
     StorageConfig config_;
+    std::unique_ptr<CurlPool> connections_;
 };
 
 class WebhookSender {
@@ -228,6 +234,7 @@ class WebhookSender {
   private:
     WebhookConfig config_;
     std::unique_ptr<ObjectStorage> storage_;  // when config_.storage is set
+    std::unique_ptr<CurlPool> connections_;
 };
 
 }  // namespace voxq

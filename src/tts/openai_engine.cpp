@@ -66,10 +66,12 @@ struct OpenAiSpeechEngine::Impl {
     std::vector<std::string> voices;  // guarded by mutex
     std::chrono::steady_clock::time_point voices_at;
     bool voices_known = false;
+    mutable CurlPool connections;  // kept-alive connections to the speech server
 
     Response call(const std::string& path, const std::string* json_body) const {
-        CurlHandle curl(curl_easy_init());
-        if (!curl) throw SpeechError(settings.name + ": curl_easy_init failed", false);
+        const CurlPool::Lease curl = connections.take();
+        if (curl.get() == nullptr)
+            throw SpeechError(settings.name + ": curl_easy_init failed", false);
         CURL* c = curl.get();
         curl_slist* raw = nullptr;
         raw = curl_slist_append(raw, "Content-Type: application/json");

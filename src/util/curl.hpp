@@ -8,6 +8,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace voxq {
 
@@ -25,6 +27,60 @@ inline void curl_init_once() {
     static std::once_flag once;
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
+
+// Easy handles kept for the next transfer. A handle keeps its open connections
+// (and its DNS cache) across curl_easy_reset, so transfers to one receiver,
+// store or speech server go over a kept-alive connection instead of a TCP
+// handshake, a socketpair and a teardown each. curl reuses a connection only
+// for the same scheme, host and port, and checks that it is still alive; a new
+// connection still goes through CURLOPT_OPENSOCKETFUNCTION (the address policy).
+class CurlPool {
+  public:
+    // A handle on loan, reset to curl's defaults; given back when destroyed.
+    class Lease {
+      public:
+        Lease(CurlPool& pool, CurlHandle handle) : pool_(&pool), handle_(std::move(handle)) {}
+        ~Lease() {
+            if (handle_) pool_->give_back(std::move(handle_));
+        }
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        Lease(Lease&& other) noexcept = default;
+        Lease& operator=(Lease&&) = delete;
+        // nullptr when curl_easy_init failed.
+        [[nodiscard]] CURL* get() const { return handle_.get(); }
+
+      private:
+        CurlPool* pool_;
+        CurlHandle handle_;
+    };
+
+    explicit CurlPool(std::size_t max_idle = 16) : max_idle_(max_idle) {}
+
+    [[nodiscard]] Lease take() {
+        {
+            std::lock_guard lock(mutex_);
+            if (!idle_.empty()) {
+                CurlHandle handle = std::move(idle_.back());
+                idle_.pop_back();
+                curl_easy_reset(handle.get());
+                return {*this, std::move(handle)};
+            }
+        }
+        curl_init_once();
+        return {*this, CurlHandle(curl_easy_init())};
+    }
+
+  private:
+    void give_back(CurlHandle handle) {
+        std::lock_guard lock(mutex_);
+        if (idle_.size() < max_idle_) idle_.push_back(std::move(handle));
+    }
+
+    std::size_t max_idle_;
+    std::mutex mutex_;
+    std::vector<CurlHandle> idle_;  // guarded by mutex_
+};
 
 // What every delivery transfer (webhook POST, storage PUT) sets: `url`, http(s)
 // only, no redirects, no proxy from the environment, no signals, the timeouts in

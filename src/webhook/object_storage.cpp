@@ -157,15 +157,18 @@ std::string storage_key(const StorageConfig& config, const Task& task, std::size
     return key;
 }
 
-ObjectStorage::ObjectStorage(StorageConfig config) : config_(std::move(config)) {
+ObjectStorage::ObjectStorage(StorageConfig config)
+    : config_(std::move(config)), connections_(std::make_unique<CurlPool>()) {
     curl_init_once();
 }
+
+ObjectStorage::~ObjectStorage() = default;
 
 WebhookOutcome ObjectStorage::put(const std::string& key, const std::string& bytes,
                                   const std::string& content_type) const {
     WebhookOutcome out;
-    CurlHandle curl(curl_easy_init());
-    if (!curl) {
+    const CurlPool::Lease curl = connections_->take();
+    if (curl.get() == nullptr) {
         out.message = "storage: curl_easy_init failed";
         return out;
     }

@@ -119,7 +119,8 @@ WebhookOutcome classify(CURLcode rc, long status, const Transfer& t, bool reques
 
 }  // namespace
 
-WebhookSender::WebhookSender(WebhookConfig config) : config_(std::move(config)) {
+WebhookSender::WebhookSender(WebhookConfig config)
+    : config_(std::move(config)), connections_(std::make_unique<CurlPool>()) {
     curl_init_once();
     if (config_.storage) storage_ = std::make_unique<ObjectStorage>(*config_.storage);
 }
@@ -127,8 +128,9 @@ WebhookSender::WebhookSender(WebhookConfig config) : config_(std::move(config)) 
 WebhookSender::~WebhookSender() = default;
 
 WebhookOutcome WebhookSender::send(const WebhookRequest& request, std::int64_t timestamp) const {
-    CurlHandle curl(curl_easy_init());
-    if (!curl) return classify(CURLE_FAILED_INIT, 0, {}, false, "curl_easy_init failed");
+    const CurlPool::Lease curl = connections_->take();
+    if (curl.get() == nullptr)
+        return classify(CURLE_FAILED_INIT, 0, {}, false, "curl_easy_init failed");
     CURL* c = curl.get();
     Transfer transfer;
     transfer.allow_nets = &config_.allow_nets;

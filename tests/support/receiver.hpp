@@ -13,6 +13,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -25,12 +26,18 @@ class Receiver {
     // status for the nth (1-based) delivery of one item ("<task id>#<item>")
     using Script = std::function<int(const std::string& item, int nth)>;
 
-    Receiver() {
+    Receiver() : Receiver(Port{0}) {}
+    // On a given port (0: any free one), e.g. to stand in for a receiver that restarted.
+    struct Port {
+        int number;
+    };
+    explicit Receiver(Port port) {
         server_.Post(".*", [this](const httplib::Request& req, httplib::Response& res) {
             std::chrono::milliseconds delay;
             {
                 std::lock_guard lock(mutex_);
                 ++hits_;
+                connections_.insert(req.remote_port);  // one client port per connection
                 const std::string id = req.get_header_value("webhook-id");
                 ++hits_by_id_[id];
                 const std::string item = item_key(req);
@@ -44,7 +51,14 @@ class Receiver {
             }
             std::this_thread::sleep_for(delay);
         });
-        port_ = server_.bind_to_any_port("127.0.0.1");
+        // Senders keep connections alive; an idle one ends within a second, so
+        // stopping the server does not wait out httplib's default 5 s.
+        server_.set_keep_alive_timeout(1);
+        if (port.number == 0) {
+            port_ = server_.bind_to_any_port("127.0.0.1");
+        } else if (server_.bind_to_port("127.0.0.1", port.number)) {
+            port_ = port.number;
+        }
         thread_ = std::thread([this] { server_.listen_after_bind(); });
         while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -75,6 +89,12 @@ class Receiver {
     int hits() {
         std::lock_guard lock(mutex_);
         return hits_;
+    }
+    [[nodiscard]] int port() const { return port_; }
+    // How many connections the requests so far came in on.
+    std::size_t connections() {
+        std::lock_guard lock(mutex_);
+        return connections_.size();
     }
     int hits_for(const std::string& webhook_id) {
         std::lock_guard lock(mutex_);
@@ -139,6 +159,7 @@ class Receiver {
     std::chrono::milliseconds delay_{0};
     std::map<std::string, std::string> reply_headers_;
     int hits_ = 0;
+    std::set<int> connections_;
     std::map<std::string, int> hits_by_id_;
     std::map<std::string, int> hits_by_item_;
     std::string last_body_;

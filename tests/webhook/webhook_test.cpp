@@ -462,6 +462,28 @@ TEST(WebhookSender, HonoursRetryAfter) {
     EXPECT_DOUBLE_EQ(*out.retry_after, 0);
 }
 
+TEST(WebhookSender, DeliveriesToOneReceiverShareAConnectionAndOneDroppedIsReplaced) {
+    const WebhookSender sender(loopback_allowed());
+    int port = 0;
+    {
+        Receiver r;
+        port = r.port();
+        for (int i = 0; i < 4; ++i) {
+            const WebhookOutcome out = sender.send(audio_request(r.url()), 1);
+            ASSERT_EQ(out.kind, WebhookOutcome::Kind::Delivered) << out.message;
+        }
+        EXPECT_EQ(r.hits(), 4);
+        EXPECT_EQ(r.connections(), 1U) << "each delivery opened a connection of its own";
+    }
+    // The receiver restarted on the same port: the kept connection is dead, and
+    // the next delivery goes out on a new one instead of failing.
+    Receiver again(Receiver::Port{port});
+    ASSERT_EQ(again.port(), port) << "the port was taken meanwhile";
+    const WebhookOutcome out = sender.send(audio_request(again.url()), 1);
+    EXPECT_EQ(out.kind, WebhookOutcome::Kind::Delivered) << out.message;
+    EXPECT_EQ(again.hits(), 1);
+}
+
 TEST(WebhookSender, RefusesLoopbackByDefaultAndSendsNothing) {
     Receiver r;
     WebhookConfig config;  // no allow list
