@@ -342,7 +342,12 @@ TEST_F(WorkerTest, AKilledEspeakProcessRetriesTheTaskAndTheWorkerCarriesOn) {
     const std::string id = batch[0].id;
     auto espeak = std::dynamic_pointer_cast<EspeakEngine>(espeak_->engine("espeak"));
     ASSERT_TRUE(espeak);
-    Worker worker(*queue_, WorkerOptions{}, espeak_, loopback_sender());
+    // About 10 minutes of speech, ~25 MB as WAV: under TSan on a loaded machine
+    // its delivery took longer than the usual 5 s test deadline (failed once).
+    WebhookConfig slow_enough;
+    slow_enough.allow_nets.push_back(IpNetwork::parse("127.0.0.0/8"));
+    slow_enough.total_timeout = 120;
+    Worker worker(*queue_, WorkerOptions{}, espeak_, std::make_shared<WebhookSender>(slow_enough));
     const Task claimed = claim();
     std::thread processing([&] { worker.process(claimed); });
     int pid = 0;
