@@ -22,6 +22,8 @@ namespace voxq {
 
 namespace {
 
+constexpr int kPipeBytes = 1 << 20;  // Linux's default pipe-max-size
+
 // One voxq-espeak process, used by one request at a time (it is single-threaded).
 struct Helper {
     std::string helper;
@@ -40,6 +42,10 @@ struct Helper {
             ::close(in[1]);
             throw SpeechError("espeak: pipe failed", false);
         }
+        // Room for a whole item's PCM (~440 KB for 30 words) in the pipe, so the
+        // helper writes it at once instead of in 64 KiB turns, each a wakeup of
+        // both processes. Refused (a lower pipe-max-size) only costs those turns.
+        (void)fcntl(out[0], F_SETPIPE_SZ, kPipeBytes);
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
         posix_spawn_file_actions_adddup2(&actions, in[0], 0);
