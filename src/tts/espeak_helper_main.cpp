@@ -71,7 +71,14 @@ bool select_voice(const std::map<std::string, std::string>& ids, const std::stri
     const std::string name = it == ids.end()             ? voice
                              : plus == std::string::npos ? it->second
                                                          : it->second + voice.substr(plus);
-    return espeak_SetVoiceByName(name.c_str()) == EE_OK;
+    // Selecting a voice reads its files and its language's dictionary again
+    // (en_dict is 160 KB), each time: skipped when the voice is the one in use.
+    static std::string in_use;
+    if (name == in_use) return true;
+    in_use.clear();  // a failed switch may leave a voice half loaded
+    if (espeak_SetVoiceByName(name.c_str()) != EE_OK) return false;
+    in_use = name;
+    return true;
 }
 
 }  // namespace

@@ -107,6 +107,30 @@ TEST(EspeakEngine, EveryListedVoiceSynthesizes) {
     EXPECT_GT(engine.synthesize(request("one two", "espeak.fr-fr+f3")).seconds(), 0.1);
 }
 
+TEST(EspeakEngine, AVoiceUsedAgainSpeaksAsBeforeWhateverCameBetween) {
+    // One helper, so every request goes to the one that keeps its voice loaded.
+    // espeak's output varies by a few samples from call to call, so voices are
+    // told apart by how long they take to read out a number in their language.
+    EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH, 1);
+    const auto seconds = [&](const char* voice) {
+        return engine.synthesize(request("1234567 and 891", voice)).seconds();
+    };
+    const double english = seconds("espeak.en-us");
+    const double french = seconds("espeak.fr");
+    const double german = seconds("espeak.de");
+    ASSERT_GT(std::abs(french - english), 0.1 * english);
+    ASSERT_GT(std::abs(german - english), 0.1 * english);
+    ASSERT_GT(std::abs(german - french), 0.1 * english);
+    const double same = 0.01 * english;
+    EXPECT_NEAR(seconds("espeak.en-us"), english, same) << "the same voice twice";
+    EXPECT_NEAR(seconds("espeak.fr"), french, same) << "after English";
+    EXPECT_NEAR(seconds("espeak.en-us"), english, same) << "after French";
+    EXPECT_NEAR(seconds("espeak.de"), german, same) << "after English";
+    EXPECT_THROW((void)seconds("espeak.no-such-voice"), SpeechError);
+    EXPECT_NEAR(seconds("espeak.de"), german, same) << "after a voice that failed to load";
+    EXPECT_NEAR(seconds("espeak.en-us"), english, same) << "after German";
+}
+
 TEST(EspeakEngine, AKilledHelperFailsTheRequestInFlightAndIsRestarted) {
     EspeakEngine engine(VOXQ_ESPEAK_HELPER_PATH);
     (void)engine.synthesize(request("warm up"));
