@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "store/sqlite/checkpointer.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/count_deltas.hpp"
 #include "store/sqlite/group_commit.hpp"
@@ -93,6 +94,13 @@ class SqliteStore final : public Store {
         }
         if (!in_memory_) damage_ = quick_check(*writer);
         damaged_ = !damage_.empty();
+        if (!in_memory_ && !read_only_) {
+            try {
+                checkpointer_ = std::make_unique<Checkpointer>(open_connection(), *writer);
+            } catch (const StoreError&) {
+                // No second connection: SQLite's auto-checkpoint stays in place.
+            }
+        }
         writes_ = std::make_unique<GroupCommit>(std::move(writer));
     }
 
@@ -491,8 +499,9 @@ class SqliteStore final : public Store {
     }
 
     void close() override {
-        readers_.close();  // no new reads from here on
-        writes_->close();  // lets the writes already queued finish
+        readers_.close();       // no new reads from here on
+        writes_->close();       // lets the writes already queued finish
+        checkpointer_.reset();  // the writer, whose commits wake it, is closed
     }
 
   private:
@@ -669,6 +678,7 @@ class SqliteStore final : public Store {
     std::string damage_;                 // guarded by damage_mutex_; never cleared once set
     std::atomic<bool> damaged_ = false;  // set after damage_, once
 
+    std::unique_ptr<Checkpointer> checkpointer_;  // before writes_: outlives the writer
     std::unique_ptr<GroupCommit> writes_;
     ReaderPool readers_{[this] { return open_connection(); }, kMaxIdleReaders};
 };

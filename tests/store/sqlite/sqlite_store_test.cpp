@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "support/processes.hpp"
 #include "support/sqlite.hpp"
@@ -80,6 +81,36 @@ TEST(SqliteStore, EverythingSurvivesReopening) {
     EXPECT_EQ(stats["pending"], 29);
     EXPECT_EQ(stats["total"], 50);
     EXPECT_EQ(queue.get_task(tasks[0].id).state, TaskState::COMPLETED);
+    EXPECT_EQ(pragma(dir.file("queue.db"), "integrity_check"), "ok");
+}
+
+TEST(SqliteStore, TheLogIsMovedIntoTheDatabaseWhileTheQueueRuns) {
+    TempDir dir;
+    QueueConfig config;
+    config.database_url = dir.sqlite_url();
+    WorkerQueue queue(config);
+    queue.initialize();
+    const auto size = [&](const char* suffix) {
+        std::error_code ec;
+        const auto n = std::filesystem::file_size(dir.file(std::string("queue.db") + suffix), ec);
+        return ec ? std::uintmax_t{0} : n;
+    };
+    const std::uintmax_t empty = size("");
+    std::uintmax_t largest_log = 0;
+    for (int i = 0; i < 200; ++i) {
+        std::vector<Task> batch = make_tasks(100);
+        queue.enqueue(batch);
+        largest_log = std::max(largest_log, size("-wal"));
+    }
+    // Checkpoints run on a thread of their own, woken by the commits: wait
+    // (bounded) for the one the last commits asked for.
+    constexpr std::uintmax_t kMoved = std::uintmax_t{2} << 20;
+    for (int i = 0; i < 1000 && size("") < empty + kMoved; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_GE(size(""), empty + kMoved) << "the tasks are still only in the log";
+    // Woken past 1,000 pages (4 MB), the writer's own fallback past 8,000.
+    EXPECT_LT(largest_log, std::uintmax_t{40} << 20);
+    EXPECT_EQ(queue.get_queue_stats()["pending"], 20000);
     EXPECT_EQ(pragma(dir.file("queue.db"), "integrity_check"), "ok");
 }
 
