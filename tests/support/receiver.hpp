@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -59,6 +60,10 @@ class Receiver {
         } else if (server_.bind_to_port("127.0.0.1", port.number)) {
             port_ = port.number;
         }
+        // Unbound, the server would never run and the wait below never end.
+        if (port_ <= 0)
+            throw std::runtime_error("test receiver: cannot bind 127.0.0.1:" +
+                                     std::to_string(port.number));
         thread_ = std::thread([this] { server_.listen_after_bind(); });
         while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }

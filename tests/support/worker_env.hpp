@@ -13,11 +13,12 @@
 
 namespace voxq::test {
 
-inline std::shared_ptr<WebhookSender> loopback_sender(std::vector<std::string> secrets = {}) {
+inline std::shared_ptr<WebhookSender> loopback_sender(std::vector<std::string> secrets = {},
+                                                      double total_timeout = 5) {
     WebhookConfig c;
     c.allow_nets.push_back(IpNetwork::parse("127.0.0.0/8"));
     c.secrets = std::move(secrets);
-    c.total_timeout = 5;
+    c.total_timeout = total_timeout;
     return std::make_shared<WebhookSender>(c);
 }
 
