@@ -110,7 +110,6 @@ struct OpenAiSpeechEngine::Impl {
 };
 
 OpenAiSpeechEngine::OpenAiSpeechEngine(EngineSettings settings) : impl_(std::make_unique<Impl>()) {
-    curl_init_once();
     impl_->settings = std::move(settings);
 }
 

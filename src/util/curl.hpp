@@ -55,20 +55,20 @@ class CurlPool {
         CurlHandle handle_;
     };
 
-    explicit CurlPool(std::size_t max_idle = 16) : max_idle_(max_idle) {}
+    explicit CurlPool(std::size_t max_idle = 16) : max_idle_(max_idle) { curl_init_once(); }
 
     [[nodiscard]] Lease take() {
+        CurlHandle handle;
         {
             std::lock_guard lock(mutex_);
             if (!idle_.empty()) {
-                CurlHandle handle = std::move(idle_.back());
+                handle = std::move(idle_.back());
                 idle_.pop_back();
-                curl_easy_reset(handle.get());
-                return {*this, std::move(handle)};
             }
         }
-        curl_init_once();
-        return {*this, CurlHandle(curl_easy_init())};
+        if (!handle) return {*this, CurlHandle(curl_easy_init())};
+        curl_easy_reset(handle.get());
+        return {*this, std::move(handle)};
     }
 
   private:

@@ -158,9 +158,7 @@ std::string storage_key(const StorageConfig& config, const Task& task, std::size
 }
 
 ObjectStorage::ObjectStorage(StorageConfig config)
-    : config_(std::move(config)), connections_(std::make_unique<CurlPool>()) {
-    curl_init_once();
-}
+    : config_(std::move(config)), connections_(std::make_unique<CurlPool>()) {}
 
 ObjectStorage::~ObjectStorage() = default;
 

@@ -121,7 +121,6 @@ WebhookOutcome classify(CURLcode rc, long status, const Transfer& t, bool reques
 
 WebhookSender::WebhookSender(WebhookConfig config)
     : config_(std::move(config)), connections_(std::make_unique<CurlPool>()) {
-    curl_init_once();
     if (config_.storage) storage_ = std::make_unique<ObjectStorage>(*config_.storage);
 }
 
