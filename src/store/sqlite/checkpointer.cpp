@@ -2,8 +2,9 @@
 
 namespace voxq::sqlite {
 
-Checkpointer::Checkpointer(std::unique_ptr<Connection> own, Connection& writer)
-    : own_(std::move(own)) {
+Checkpointer::Checkpointer(std::unique_ptr<Connection> own, Connection& writer,
+                           CheckpointThresholds thresholds)
+    : own_(std::move(own)), thresholds_(thresholds) {
     // Replaces SQLite's auto-checkpoint, which is itself a wal_hook.
     sqlite3_wal_hook(writer.handle(), &Checkpointer::on_commit, this);
     thread_ = std::thread([this] { run(); });
@@ -21,10 +22,10 @@ Checkpointer::~Checkpointer() {
 // Called by SQLite after each commit on the writer, the write lock released.
 int Checkpointer::on_commit(void* self, sqlite3* db, const char* schema, int pages) {
     auto* c = static_cast<Checkpointer*>(self);
-    if (pages >= kInlinePages) {
+    if (pages >= c->thresholds_.inline_pages) {
         // Behind: as SQLite's own hook would. A busy log is left for later.
         (void)sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (pages >= kWakePages && !c->due_.exchange(true)) {
+    } else if (pages >= c->thresholds_.wake_pages && !c->due_.exchange(true)) {
         // The lock orders this with the thread's check, so no wake-up is lost.
         { std::lock_guard lock(c->mutex_); }
         c->wake_.notify_one();

@@ -4,7 +4,7 @@
 // perf record on voxq_bench); here that commit only wakes this thread, which
 // checkpoints on its own connection while the writer goes on (WAL allows both).
 // Should it fall behind (a reader holding an old snapshot, a slow disk) until
-// the log passes kInlinePages, the writer checkpoints inline as SQLite would,
+// the log passes `inline_pages`, the writer checkpoints inline as SQLite would,
 // so the log stays bounded either way.
 //
 // Thread-safe. Attach to the writer before its first write; destroy after the
@@ -23,14 +23,18 @@
 
 namespace voxq::sqlite {
 
+// Log sizes, in pages, after a commit on the writer.
+struct CheckpointThresholds {
+    int wake_pages = 1000;    // SQLite's own auto-checkpoint threshold
+    int inline_pages = 8000;  // ~32 MB of log at 4 KiB pages
+};
+
 class Checkpointer {
   public:
-    static constexpr int kWakePages = 1000;    // SQLite's own auto-checkpoint threshold
-    static constexpr int kInlinePages = 8000;  // ~32 MB of log at 4 KiB pages
-
     // Checkpoints on `own` (a connection of its own to the same file) whenever
-    // a commit on `writer` leaves kWakePages or more in the log.
-    Checkpointer(std::unique_ptr<Connection> own, Connection& writer);
+    // a commit on `writer` leaves `wake_pages` or more in the log.
+    Checkpointer(std::unique_ptr<Connection> own, Connection& writer,
+                 CheckpointThresholds thresholds = {});
     Checkpointer(const Checkpointer&) = delete;
     Checkpointer& operator=(const Checkpointer&) = delete;
     ~Checkpointer();
@@ -40,6 +44,7 @@ class Checkpointer {
     void run();
 
     std::unique_ptr<Connection> own_;
+    const CheckpointThresholds thresholds_;
     std::mutex mutex_;
     std::condition_variable wake_;
     bool stopping_ = false;          // guarded by mutex_
