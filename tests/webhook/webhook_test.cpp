@@ -20,6 +20,7 @@
 #include <latch>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -539,6 +540,150 @@ class SilentReceiver {
     std::atomic<bool> stop_ = false;
     std::thread thread_;
 };
+
+// A raw HTTP/1.1 listener on 127.0.0.1 whose answers are bytes written as
+// given: `answer(connection, request)` returns what to write after reading a
+// whole request, or nullopt to close the connection without answering. Each
+// connection is served on a thread of its own, so a kept one does not block
+// a new one. Records the webhook-id of every request read.
+class ScriptedReceiver {
+  public:
+    using Answer = std::function<std::optional<std::string>(int connection, int request)>;
+
+    explicit ScriptedReceiver(Answer answer) : answer_(std::move(answer)) {
+        fd_ = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        listen(fd_, 8);
+        socklen_t len = sizeof addr;
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+        acceptor_ = std::thread([this] {
+            for (int n = 0;; ++n) {
+                const int c = accept(fd_, nullptr, nullptr);
+                if (c < 0) return;
+                std::lock_guard lock(mutex_);
+                open_.push_back(c);
+                served_.emplace_back([this, c, n] { serve(c, n); });
+            }
+        });
+    }
+    ~ScriptedReceiver() {
+        shutdown(fd_, SHUT_RDWR);
+        ::close(fd_);
+        acceptor_.join();
+        std::vector<std::thread> served;
+        {
+            std::lock_guard lock(mutex_);
+            for (const int c : open_) shutdown(c, SHUT_RDWR);
+            served.swap(served_);
+        }
+        for (auto& t : served) t.join();
+        for (const int c : open_) ::close(c);  // only now: no thread reads them
+    }
+    ScriptedReceiver(const ScriptedReceiver&) = delete;
+    ScriptedReceiver& operator=(const ScriptedReceiver&) = delete;
+
+    [[nodiscard]] std::string url() const {
+        return "http://127.0.0.1:" + std::to_string(port_) + "/hook";
+    }
+    std::vector<std::string> ids() {
+        std::lock_guard lock(mutex_);
+        return ids_;
+    }
+
+  private:
+    void serve(int c, int connection) {
+        std::string in;
+        char buf[4096];
+        for (int request = 0;; ++request) {
+            std::size_t end = 0;
+            while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+                const ssize_t n = read(c, buf, sizeof buf);
+                if (n <= 0) return;
+                in.append(buf, static_cast<std::size_t>(n));
+            }
+            const std::string head = in.substr(0, end);
+            std::size_t length = 0;
+            if (const auto at = head.find("Content-Length: "); at != std::string::npos)
+                length = std::stoul(head.substr(at + 16));
+            while (in.size() < end + 4 + length) {
+                const ssize_t n = read(c, buf, sizeof buf);
+                if (n <= 0) return;
+                in.append(buf, static_cast<std::size_t>(n));
+            }
+            in.erase(0, end + 4 + length);
+            {
+                std::lock_guard lock(mutex_);
+                const auto at = head.find("webhook-id: ");
+                ids_.push_back(at == std::string::npos
+                                   ? std::string()
+                                   : head.substr(at + 12, head.find("\r\n", at) - at - 12));
+            }
+            const std::optional<std::string> out = answer_(connection, request);
+            if (!out) return shutdown(c, SHUT_RDWR), void();
+            if (write(c, out->data(), out->size()) < 0) return;
+        }
+    }
+
+    Answer answer_;
+    int fd_ = -1;
+    int port_ = 0;
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::vector<int> open_;            // guarded; closed by the destructor
+    std::vector<std::thread> served_;  // guarded
+    std::vector<std::string> ids_;     // guarded
+};
+
+constexpr const char* kOk = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+constexpr const char* kFailed = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
+
+WebhookRequest request_with_id(const std::string& url, const std::string& id) {
+    WebhookRequest r = audio_request(url);
+    r.message_id = id;
+    return r;
+}
+
+// A receiver that answers one request twice leaves an answer waiting on the
+// kept connection: the next delivery must hear its own answer, never that one.
+TEST(WebhookSender, AnAnswerLeftOnAKeptConnectionIsNeverTakenForTheNextDelivery) {
+    ScriptedReceiver r([](int connection, int request) -> std::optional<std::string> {
+        if (connection == 0 && request == 0) return std::string(kOk) + kOk;
+        return std::string(kFailed);
+    });
+    const WebhookSender sender(loopback_allowed());
+    EXPECT_EQ(sender.send(request_with_id(r.url(), "msg_1"), 1).kind,
+              WebhookOutcome::Kind::Delivered);
+    const WebhookOutcome second = sender.send(request_with_id(r.url(), "msg_2"), 1);
+    EXPECT_EQ(second.kind, WebhookOutcome::Kind::Transient) << second.message;
+    EXPECT_EQ(second.http_status, 500);
+    EXPECT_EQ(r.ids(), (std::vector<std::string>{"msg_1", "msg_2"}));
+}
+
+// A kept connection the receiver drops on reading the next request: the
+// delivery is either sent again on a new connection, under the same
+// webhook-id, or reported transient and in doubt. Never a success unheard.
+TEST(WebhookSender, AKeptConnectionDroppedMidRequestIsResentUnderTheSameIdOrInDoubt) {
+    ScriptedReceiver r([](int connection, int request) -> std::optional<std::string> {
+        if (connection == 0 && request == 1) return std::nullopt;
+        return std::string(kOk);
+    });
+    const WebhookSender sender(loopback_allowed());
+    ASSERT_EQ(sender.send(request_with_id(r.url(), "msg_1"), 1).kind,
+              WebhookOutcome::Kind::Delivered);
+    const WebhookOutcome second = sender.send(request_with_id(r.url(), "msg_2"), 1);
+    const std::vector<std::string> ids = r.ids();
+    if (second.kind == WebhookOutcome::Kind::Delivered) {
+        EXPECT_EQ(ids, (std::vector<std::string>{"msg_1", "msg_2", "msg_2"}));
+    } else {
+        EXPECT_EQ(second.kind, WebhookOutcome::Kind::Transient) << second.message;
+        EXPECT_TRUE(second.in_doubt);
+        EXPECT_EQ(ids, (std::vector<std::string>{"msg_1", "msg_2"}));
+    }
+}
 
 TEST(WebhookSender, AClosedConnectionIsTransientAndInDoubt) {
     SilentReceiver r(/*close_at_once=*/true);
