@@ -498,20 +498,26 @@ TEST(WebhookSender, RefusesLoopbackByDefaultAndSendsNothing) {
     EXPECT_EQ(r.hits(), 0) << "the receiver saw a request";
 }
 
+// A listening TCP socket on 127.0.0.1, on a free port (set in `port`).
+int listen_on_loopback(int& port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(fd, 8);
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+    return fd;
+}
+
 // A raw TCP listener on 127.0.0.1 that reads the request and then either closes
 // the connection or keeps it open without answering.
 class SilentReceiver {
   public:
     explicit SilentReceiver(bool close_at_once) : close_(close_at_once) {
-        fd_ = socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        listen(fd_, 4);
-        socklen_t len = sizeof addr;
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+        fd_ = listen_on_loopback(port_);
         thread_ = std::thread([this] {
             const int c = accept(fd_, nullptr, nullptr);
             if (c < 0) return;
@@ -551,15 +557,7 @@ class ScriptedReceiver {
     using Answer = std::function<std::optional<std::string>(int connection, int request)>;
 
     explicit ScriptedReceiver(Answer answer) : answer_(std::move(answer)) {
-        fd_ = socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        listen(fd_, 8);
-        socklen_t len = sizeof addr;
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-        port_ = ntohs(addr.sin_port);
+        fd_ = listen_on_loopback(port_);
         acceptor_ = std::thread([this] {
             for (int n = 0;; ++n) {
                 const int c = accept(fd_, nullptr, nullptr);
